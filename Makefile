@@ -1,0 +1,35 @@
+# Quick start:  make run   (main job on the offline default study area)
+#               make test  (the test suite)
+# Both create .venv and install the project on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+AREA ?= config/areas/jiangbei.yaml
+
+.PHONY: run test lint bench demo-data clean-processed setup
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,distributed,bench]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo-data: $(STAMP)
+	$(BIN)/accessibility demo-data $(AREA)
+
+run: $(STAMP)
+	$(BIN)/accessibility demo-data $(AREA)
+	$(BIN)/accessibility run $(AREA)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py
