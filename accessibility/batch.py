@@ -1,0 +1,312 @@
+"""Many study areas or scenarios at once, on Dask distributed.
+
+:func:`run_batch` runs one :func:`accessibility.pipeline.run` per task on a Dask cluster (a local
+cluster of worker processes by default, or any running scheduler), retries failed tasks, reports
+every task (``ok`` / ``failed`` / ``skipped``) in one table, and skips tasks whose output folder
+already holds a finished run (a valid ``_COMPLETE`` marker, written last by the pipeline).
+:func:`scenario_tasks` builds the task list for a set of scenarios of one area.
+
+Dask is an optional dependency (``pip install accessibility[distributed]``); it is imported only
+when a batch runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from accessibility._errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["COLUMNS", "is_task_complete", "local_cluster", "run_batch", "scenario_tasks"]
+
+#: columns of the table returned by :func:`run_batch`
+COLUMNS = ["task_id", "status", "output_dir", "error", "attempts", "seconds"]
+COMPLETE_MARKER = "_COMPLETE"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+# ---------------------------------------------------------------------------------------------
+# task functions (run on the workers)
+
+
+def run_pipeline_task(*, config: Any, output_dir: str | Path, scenario: dict | None) -> Any:
+    """Default task function: one pipeline run without maps and without progress bars."""
+    from accessibility import pipeline
+
+    result = pipeline.run(config, output_dir=output_dir, scenario=scenario, progress=False, maps=False)
+    return str(result.output_dir)
+
+
+def _attempt(func: Callable, task: dict) -> dict:
+    """Run one attempt of one task on a worker; never raises (the error travels back as text)."""
+    t0 = time.perf_counter()
+    try:
+        func(config=task["config"], output_dir=task["output_dir"], scenario=task.get("scenario"))
+    except Exception:  # the whole point: report any failure of the task, with its traceback
+        return {"ok": False, "error": traceback.format_exc(), "seconds": time.perf_counter() - t0}
+    return {"ok": True, "error": "", "seconds": time.perf_counter() - t0}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def is_task_complete(task: Mapping, *, check_inputs: bool = True) -> bool:
+    """True when the task's output folder holds a valid ``_COMPLETE`` marker.
+
+    Valid means: the marker is a JSON object with an ``inputs_fingerprint``; with
+    ``check_inputs`` (and :mod:`accessibility.pipeline` available) the fingerprint must also equal
+    the one of the task's current inputs, so a changed input file or configuration re-runs the task.
+    """
+    marker = Path(task["output_dir"]) / COMPLETE_MARKER
+    if not marker.is_file():
+        return False
+    try:
+        meta = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(meta, dict) or not meta.get("inputs_fingerprint"):
+        return False
+    if not check_inputs:
+        return True
+    try:
+        from accessibility import pipeline
+
+        cfg = pipeline._as_config(task["config"], task.get("scenario"), check_files=False)
+        return bool(pipeline.is_complete(task["output_dir"], cfg))
+    except Exception as exc:  # config unreadable now: do not skip; the run will report why
+        log.info("task %s: cannot verify its _COMPLETE marker (%s); running it", task.get("task_id"), exc)
+        return False
+
+
+def _validate_tasks(tasks: Iterable[Mapping]) -> list[dict]:
+    out: list[dict] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, task in enumerate(tasks):
+        if not isinstance(task, Mapping):
+            problems.append(f"task #{i} is a {type(task).__name__}: pass a dict with task_id, config, "
+                            "scenario, output_dir")
+            continue
+        missing = [k for k in ("task_id", "config", "output_dir") if task.get(k) in (None, "")]
+        if missing:
+            problems.append(f"task #{i} ({task.get('task_id', '?')}) lacks {', '.join(missing)}: add them")
+        unknown = set(task) - {"task_id", "config", "scenario", "output_dir"}
+        if unknown:
+            problems.append(f"task #{i} has unknown key(s) {', '.join(sorted(map(str, unknown)))}: "
+                            "allowed are task_id, config, scenario, output_dir")
+        scen = task.get("scenario")
+        if scen is not None and not isinstance(scen, Mapping):
+            problems.append(f"task #{i} ({task.get('task_id')}): scenario must be a dict or None, "
+                            f"got {type(scen).__name__}")
+        tid = str(task.get("task_id"))
+        if tid in seen:
+            problems.append(f"task_id {tid!r} appears twice: task ids must be unique")
+        seen.add(tid)
+        out.append({"task_id": tid, "config": task.get("config"),
+                    "scenario": dict(scen) if isinstance(scen, Mapping) else None,
+                    "output_dir": str(task.get("output_dir"))})
+    if problems:
+        raise ConfigError("batch tasks: " + f"{len(problems)} problem(s):\n"
+                          + "\n".join(f"  - {p}" for p in problems))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# public
+
+
+def local_cluster(*, n_workers: int = 2, threads_per_worker: int = 1):
+    """A ``distributed.LocalCluster`` of worker processes on 127.0.0.1, dashboard off.
+
+    The scheduler's small HTTP server (health/metrics routes, always started by distributed)
+    listens on a free loopback port instead of 8787, so several clusters (parallel test runs,
+    other users) never collide on that port. Close it with ``cluster.close()``.
+    """
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                        host="127.0.0.1", dashboard_address=None,
+                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+
+
+def run_batch(
+    tasks: Iterable[Mapping],
+    *,
+    scheduler: str | Any | None = None,
+    n_workers: int = 2,
+    threads_per_worker: int = 1,
+    retries: int = 2,
+    progress: bool = True,
+    func: Callable | None = None,
+    skip_complete: bool = True,
+) -> pd.DataFrame:
+    """Run many pipeline tasks on Dask distributed.
+
+    Parameters
+    ----------
+    tasks : iterable of dict
+        Each ``{"task_id": str, "config": path, "scenario": dict or None, "output_dir": path}``.
+    scheduler : str or distributed.Client, optional
+        Address of a running scheduler (``"tcp://host:8786"``) or a connected client. Default: a
+        ``LocalCluster`` of ``n_workers`` processes on 127.0.0.1 without dashboard, closed at the end.
+    n_workers, threads_per_worker : int
+        Size of the default local cluster (ignored with ``scheduler``).
+    retries : int, default 2
+        A failing task is tried at most ``1 + retries`` times.
+    progress : bool, default True
+        Show a progress bar.
+    func : callable, optional
+        The task function, called as ``func(config=..., output_dir=..., scenario=...)`` on a worker
+        (must be importable or picklable there). Default :func:`run_pipeline_task`, i.e.
+        ``accessibility.pipeline.run(config, output_dir=, scenario=, progress=False, maps=False)``.
+    skip_complete : bool, default True
+        Skip tasks whose ``output_dir`` already holds a valid ``_COMPLETE`` marker (see
+        :func:`is_task_complete`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per task, in task order: ``task_id``, ``status`` (``ok``/``failed``/``skipped``),
+        ``output_dir``, ``error`` (the traceback of the last failed attempt, ``""`` otherwise),
+        ``attempts`` (0 when skipped), ``seconds`` (worker time summed over attempts).
+
+    Notes
+    -----
+    Retries are driven from the client: a failed attempt is resubmitted as a new Dask task, up to
+    ``retries`` times. Unlike ``client.submit(..., retries=)``, this keeps the exact number of
+    attempts and each error's traceback, and also retries attempts lost with a dead worker.
+    """
+    from tqdm.auto import tqdm
+
+    if int(retries) < 0:
+        raise ConfigError(f"run_batch: retries={retries!r} must be >= 0")
+    task_list = _validate_tasks(tasks)
+    func = run_pipeline_task if func is None else func
+    rows = {t["task_id"]: {"task_id": t["task_id"], "status": "pending", "output_dir": t["output_dir"],
+                           "error": "", "attempts": 0, "seconds": 0.0} for t in task_list}
+    todo = []
+    for t in task_list:
+        if skip_complete and is_task_complete(t, check_inputs=func is run_pipeline_task):
+            rows[t["task_id"]]["status"] = "skipped"
+            log.info("task %s: %s already complete, skipped", t["task_id"], t["output_dir"])
+        else:
+            todo.append(t)
+
+    if todo:
+        from distributed import Client, as_completed
+
+        cluster = None
+        own_client = True
+        if scheduler is None:
+            cluster = local_cluster(n_workers=n_workers, threads_per_worker=threads_per_worker)
+            client = Client(cluster)
+        elif isinstance(scheduler, Client):
+            client, own_client = scheduler, False
+        else:
+            client = Client(scheduler)
+        try:
+            run_tag = uuid.uuid4().hex[:8]  # fresh keys: never collide with an earlier batch's results
+            by_key = {}
+            futures = []
+            for t in todo:
+                fut = client.submit(_attempt, func, t, pure=False, key=f"batch-{run_tag}-{t['task_id']}-1")
+                by_key[fut.key] = t
+                futures.append(fut)
+            bar = tqdm(total=len(todo), desc="batch", unit="task", disable=not progress)
+            pending = as_completed(futures)
+            for fut in pending:
+                t = by_key.pop(fut.key)
+                row = rows[t["task_id"]]
+                row["attempts"] += 1
+                try:
+                    res = fut.result()
+                except Exception:  # lost worker, unpicklable function ...: counts as a failed attempt
+                    res = {"ok": False, "error": traceback.format_exc(), "seconds": 0.0}
+                fut.release()
+                row["seconds"] += float(res["seconds"])
+                if res["ok"]:
+                    row["status"], row["error"] = "ok", ""
+                    bar.update(1)
+                    continue
+                row["error"] = res["error"]
+                if row["attempts"] <= retries:
+                    log.warning("task %s failed (attempt %d of %d), retrying:\n%s", t["task_id"],
+                                row["attempts"], retries + 1, res["error"])
+                    new = client.submit(_attempt, func, t, pure=False,
+                                        key=f"batch-{run_tag}-{t['task_id']}-{row['attempts'] + 1}")
+                    by_key[new.key] = t
+                    pending.add(new)
+                else:
+                    row["status"] = "failed"
+                    log.error("task %s failed after %d attempt(s):\n%s", t["task_id"], row["attempts"],
+                              res["error"])
+                    bar.update(1)
+            bar.close()
+        finally:
+            if own_client:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+
+    table = pd.DataFrame([rows[t["task_id"]] for t in task_list], columns=COLUMNS)
+    table["attempts"] = table["attempts"].astype("int64")
+    table["seconds"] = table["seconds"].astype("float64")
+    n_failed = int((table["status"] == "failed").sum())
+    log.info("batch: %d ok, %d failed, %d skipped", int((table["status"] == "ok").sum()), n_failed,
+             int((table["status"] == "skipped").sum()))
+    return table
+
+
+def scenario_tasks(
+    config_path: str | Path,
+    scenarios: Mapping[str, Mapping | None],
+    out_root: str | Path | None = None,
+) -> list[dict]:
+    """Build one batch task per scenario of one study area.
+
+    Parameters
+    ----------
+    config_path : str or Path
+        The area's YAML file.
+    scenarios : dict
+        Scenario name -> overrides (e.g. ``{"slow_elderly": {"profiles": {"elderly":
+        {"flat_speed_mps": 0.8}}}, "flat": {"terrain": {"model": "flat"}}, "base": None}``).
+        Names become folder names: letters, digits, ``_``, ``-``, ``.``.
+    out_root : str or Path, optional
+        Folder that receives one sub-folder per scenario. Default
+        ``data/processed/<run_id>/scenarios`` of the area (from its configuration).
+
+    Returns
+    -------
+    list of dict
+        Tasks for :func:`run_batch`, ``output_dir = out_root / <name>``.
+    """
+    problems = [f"scenario name {name!r} is not a safe folder name: use letters, digits, _ - ."
+                for name in scenarios if not _SAFE_NAME.match(str(name)) or ".." in str(name)]
+    problems += [f"scenario {name!r}: overrides must be a dict or None, got {type(o).__name__}"
+                 for name, o in scenarios.items() if o is not None and not isinstance(o, Mapping)]
+    if problems:
+        raise ConfigError("scenario_tasks: " + f"{len(problems)} problem(s):\n"
+                          + "\n".join(f"  - {p}" for p in problems))
+    if out_root is None:
+        from accessibility.config import load_area
+
+        out_root = load_area(config_path, check_files=False).output_dir / "scenarios"
+    out_root = Path(out_root)
+    return [
+        {"task_id": str(name), "config": str(config_path),
+         "scenario": dict(o) if o is not None else None, "output_dir": str(out_root / str(name))}
+        for name, o in scenarios.items()
+    ]

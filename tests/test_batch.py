@@ -1,0 +1,161 @@
+"""Batch runs on a real 2-process Dask LocalCluster: same results as serial runs, failures reported
+after retries, completed tasks skipped on re-runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cloudpickle
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from accessibility._errors import ConfigError  # noqa: E402
+from accessibility.batch import (  # noqa: E402
+    COLUMNS,
+    is_task_complete,
+    local_cluster,
+    run_batch,
+    scenario_tasks,
+)  # noqa: E402
+
+# the task functions below travel to the worker processes by value (the workers cannot import
+# this test module)
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def toy_task(*, config, output_dir, scenario):
+    """A small deterministic 'analysis': writes result.json and, last, a _COMPLETE marker."""
+    scenario = scenario or {}
+    if scenario.get("fail"):
+        raise ValueError(f"scenario asks to fail (config {config})")
+    out = Path(output_dir)
+    if scenario.get("flaky"):  # fails on the first attempt only
+        flag = out.parent / f".{out.name}.tried"
+        if not flag.exists():
+            flag.parent.mkdir(parents=True, exist_ok=True)
+            flag.write_text("1")
+            raise RuntimeError("transient failure")
+    k = int(scenario.get("k", 1))
+    value = sum(i * i for i in range(k * 1000)) % 1_000_003
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps({"config": str(config), "k": k, "value": value}))
+    (out / "_COMPLETE").write_text(json.dumps({"inputs_fingerprint": f"toy-{k}"}))
+    return value
+
+
+def _tasks(root: Path, scenarios: dict) -> list[dict]:
+    return [{"task_id": name, "config": "toy.yaml", "scenario": scen, "output_dir": str(root / name)}
+            for name, scen in scenarios.items()]
+
+
+@pytest.fixture(scope="module")
+def scheduler_address():
+    # 2 worker processes on 127.0.0.1, dashboard off (see local_cluster)
+    cluster = local_cluster(n_workers=2, threads_per_worker=1)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def test_batch_equals_serial(tmp_path, scheduler_address):
+    scenarios = {f"s{k}": {"k": k} for k in range(1, 7)}
+    table = run_batch(_tasks(tmp_path / "dask", scenarios), scheduler=scheduler_address,
+                      func=toy_task, progress=False)
+    assert list(table.columns) == COLUMNS
+    assert table["task_id"].tolist() == list(scenarios)  # task order kept
+    assert (table["status"] == "ok").all(), table
+    assert (table["attempts"] == 1).all()
+    assert (table["error"] == "").all()
+    for t in _tasks(tmp_path / "serial", scenarios):
+        toy_task(config=t["config"], output_dir=t["output_dir"], scenario=t["scenario"])
+    for name in scenarios:
+        got = json.loads((tmp_path / "dask" / name / "result.json").read_text())
+        want = json.loads((tmp_path / "serial" / name / "result.json").read_text())
+        assert got == want
+    # hand check of one value: sum of i^2 for i < 1000 = 999*1000*1999/6
+    assert json.loads((tmp_path / "dask" / "s1" / "result.json").read_text())["value"] == 332833500 % 1_000_003
+
+
+def test_failures_reported_after_retries(tmp_path, scheduler_address):
+    scenarios = {"good": {"k": 2}, "bad": {"fail": True}, "flaky": {"flaky": True, "k": 3}}
+    table = run_batch(_tasks(tmp_path, scenarios), scheduler=scheduler_address, func=toy_task,
+                      retries=2, progress=False).set_index("task_id")
+    assert table.loc["good", "status"] == "ok"
+    assert table.loc["good", "attempts"] == 1
+    bad = table.loc["bad"]
+    assert bad["status"] == "failed"
+    assert bad["attempts"] == 3  # 1 + retries
+    assert "ValueError: scenario asks to fail" in bad["error"]
+    assert "Traceback" in bad["error"]
+    assert not (tmp_path / "bad").exists()
+    flaky = table.loc["flaky"]
+    assert flaky["status"] == "ok"
+    assert flaky["attempts"] == 2  # failed once, retried once
+    assert flaky["error"] == ""
+    # no retries: the flaky-style failure is final
+    table0 = run_batch(_tasks(tmp_path / "r0", {"bad": {"fail": True}}), scheduler=scheduler_address,
+                       func=toy_task, retries=0, progress=False)
+    assert table0.loc[0, "status"] == "failed"
+    assert table0.loc[0, "attempts"] == 1
+
+
+def test_rerun_skips_completed(tmp_path, scheduler_address):
+    scenarios = {"a": {"k": 1}, "b": {"k": 2}, "c": {"k": 3}}
+    tasks = _tasks(tmp_path, scenarios)
+    first = run_batch(tasks, scheduler=scheduler_address, func=toy_task, progress=False)
+    assert (first["status"] == "ok").all()
+    assert all(is_task_complete(t, check_inputs=False) for t in tasks)
+    mtime = (tmp_path / "a" / "result.json").stat().st_mtime_ns
+
+    second = run_batch(tasks, scheduler=scheduler_address, func=toy_task, progress=False)
+    assert (second["status"] == "skipped").all()
+    assert (second["attempts"] == 0).all()
+    assert (tmp_path / "a" / "result.json").stat().st_mtime_ns == mtime  # not re-run
+
+    # a missing or broken marker means "not complete": only those tasks run again
+    (tmp_path / "b" / "_COMPLETE").unlink()
+    (tmp_path / "c" / "_COMPLETE").write_text("{not json")
+    third = run_batch(tasks, scheduler=scheduler_address, func=toy_task, progress=False).set_index("task_id")
+    assert third["status"].to_dict() == {"a": "skipped", "b": "ok", "c": "ok"}
+    assert is_task_complete(tasks[2], check_inputs=False)
+
+
+def test_default_local_cluster(tmp_path):
+    table = run_batch(_tasks(tmp_path, {"x": {"k": 4}, "y": {"fail": True}}), func=toy_task,
+                      n_workers=2, retries=1, progress=False)
+    assert table["status"].tolist() == ["ok", "failed"]
+    assert table["attempts"].tolist() == [1, 2]
+
+
+def test_task_validation():
+    with pytest.raises(ConfigError) as err:
+        run_batch([{"task_id": "a", "config": "c.yaml", "output_dir": "o"},
+                   {"task_id": "a", "config": "c.yaml", "output_dir": "o2", "scenaro": {}},
+                   {"task_id": "b", "output_dir": "o3"}], func=toy_task, progress=False)
+    msg = str(err.value)
+    assert "'a' appears twice" in msg
+    assert "scenaro" in msg
+    assert "lacks config" in msg
+
+
+def test_scenario_tasks(tmp_path):
+    scen = {"base": None, "slow_elderly": {"profiles": {"elderly": {"flat_speed_mps": 0.8}}},
+            "flat": {"terrain": {"model": "flat"}}}
+    tasks = scenario_tasks("config/areas/jiangbei.yaml", scen, tmp_path)
+    assert [t["task_id"] for t in tasks] == ["base", "slow_elderly", "flat"]
+    assert tasks[1]["scenario"] == {"profiles": {"elderly": {"flat_speed_mps": 0.8}}}
+    assert tasks[0]["scenario"] is None
+    assert tasks[2]["output_dir"] == str(tmp_path / "flat")
+    with pytest.raises(ConfigError, match="safe folder name"):
+        scenario_tasks("config/areas/jiangbei.yaml", {"../evil": {}}, tmp_path)
+
+
+def test_scenario_tasks_default_root():
+    tasks = scenario_tasks(REPO / "config/areas/jiangbei.yaml", {"flat": {"terrain": {"model": "flat"}}})
+    assert Path(tasks[0]["output_dir"]) == REPO / "data/processed/jiangbei_synthetic_demo/scenarios/flat"
