@@ -1,0 +1,376 @@
+"""Per-cell walking times and per-unit coverage tables.
+
+A cell is covered by a facility iff (DESIGN.md, "The question and the formula")::
+
+    snap_m(cell) / v  +  network_time(cell.node -> facility.node)  +  snap_m(facility) / v  <= threshold
+
+with ``v`` the profile's flat speed; in distance mode the same with metres. A cell is covered for
+a circle when at least ``circle.min_reachable`` facilities of the circle satisfy this.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from accessibility._errors import AccessibilityWarning, CRSMismatchError, DataError
+from accessibility.traveltime import REACH_EPS, multi_source, reach_matrix, snap
+
+__all__ = [
+    "COVERAGE_COLUMNS",
+    "audit_layers",
+    "cell_results",
+    "circle_facilities",
+    "coverage_by_unit",
+    "unit_summary_text",
+    "weighted_quantile",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of coverage_by_unit.csv, in order (DESIGN.md, plus ``t_unit``).
+COVERAGE_COLUMNS = [
+    "unit_code", "unit_name", "unit_name_en", "circle", "circle_label", "mode", "threshold",
+    "population", "covered_population", "coverage_share", "target_share", "meets_target",
+    "uncovered_population", "gap_population", "median_t", "p90_t", "t_unit", "coverage_share_flat",
+    "data_status",
+]
+#: Absolute slack when comparing a time/distance with a threshold (float sums).
+_TOL = 1e-6
+#: ``<circle>_t`` is searched up to this multiple of the threshold; beyond it is ``inf``.
+SEARCH_LIMIT_FACTOR = 3.0
+
+
+def _check_crs(gdf, net, what: str) -> None:
+    from pyproj import CRS
+
+    if gdf.crs is None:
+        raise CRSMismatchError(f"{what} has no CRS: set it with `.set_crs(...)` and reproject to the "
+                               f"network CRS {net.crs} with `.to_crs(...)`")
+    if not CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(net.crs)):
+        raise CRSMismatchError(f"{what} is in {gdf.crs}, the network in {net.crs}: reproject with "
+                               f"`.to_crs({str(net.crs)!r})`")
+
+
+def _xy(gdf) -> tuple[np.ndarray, np.ndarray]:
+    geom = gdf.geometry
+    if len(geom) and not (geom.geom_type == "Point").all():
+        geom = geom.representative_point()
+    return geom.x.to_numpy(dtype=float), geom.y.to_numpy(dtype=float)
+
+
+def _snap_gdf(net, gdf) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _xy(gdf)
+    return snap(net, x, y)
+
+
+def circle_facilities(facilities, circle_id: str) -> np.ndarray:
+    """Boolean mask of the facilities whose ``circles`` (``;``-joined ids) contain ``circle_id``."""
+    if len(facilities) == 0:
+        return np.zeros(0, dtype=bool)
+    ids = facilities["circles"].fillna("").astype(str)
+    return np.array([circle_id in {p.strip() for p in s.split(";")} for s in ids], dtype=bool)
+
+
+def _circle_params(circle, config):
+    prof = config.profiles[circle.profile]
+    if circle.mode == "time":
+        return f"time_s_{prof.name}", float(prof.flat_speed_mps), prof
+    return "length_m", 1.0, prof
+
+
+def cell_results(cells, facilities, net, config, *, circles=None, flat: bool = True,
+                 progress: bool = True) -> pd.DataFrame:
+    """Per-cell time (or distance) to the nearest facility, reachable count and coverage.
+
+    Parameters
+    ----------
+    cells : GeoDataFrame
+        Cells (DESIGN.md "Cells"), in the network CRS.
+    facilities : GeoDataFrame
+        Facilities (DESIGN.md "Facilities"), in the network CRS.
+    net : WalkNetwork
+    config : AreaConfig
+        Circles, profiles and ``max_snap_m``.
+    circles : iterable of str, optional
+        Circle ids to compute; default all of ``config.circles``.
+    flat : bool, default True
+        Also compute ``<circle>_t_flat`` (time-mode circles, flat terrain).
+    progress : bool, default True
+        Progress bar over circles.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``cells``; per circle ``<c>_t`` (s or m, both walks included; ``inf`` when
+        no facility within 3x the threshold), ``<c>_n`` (facilities within the threshold),
+        ``<c>_covered`` (``<c>_n >= min_reachable``), and ``<c>_t_flat`` for time circles.
+    """
+    _check_crs(cells, net, "the cells layer")
+    if len(facilities):
+        _check_crs(facilities, net, "the facilities layer")
+    ids = list(config.circles) if circles is None else list(circles)
+    unknown = [c for c in ids if c not in config.circles]
+    if unknown:
+        raise DataError(f"circle(s) {', '.join(unknown)} are not in {config.config_path}: use one of "
+                        f"{', '.join(config.circles)}")
+    cell_node, cell_snap = _snap_gdf(net, cells)
+    fac_node, fac_snap = (_snap_gdf(net, facilities) if len(facilities)
+                          else (np.empty(0, np.int64), np.empty(0)))
+    cell_far = ~(cell_snap <= config.max_snap_m)
+    if cell_far.any():
+        pop = cells["population"].to_numpy(dtype=float)[cell_far].sum() if "population" in cells else np.nan
+        warnings.warn(f"{int(cell_far.sum())} of {len(cells)} cells (population {pop:,.0f}) are more than "
+                      f"max_snap_m = {config.max_snap_m:g} m from any walkable street: counted as not "
+                      "covered (check the network extract covers them, or raise max_snap_m)",
+                      AccessibilityWarning, stacklevel=2)
+    fac_far = ~(fac_snap <= config.max_snap_m)
+    if fac_far.any():
+        names = facilities["name"].astype(str).to_numpy()[fac_far][:5] if "name" in facilities else []
+        warnings.warn(f"{int(fac_far.sum())} of {len(facilities)} facilities are more than max_snap_m = "
+                      f"{config.max_snap_m:g} m from any walkable street and are left out (e.g. "
+                      f"{', '.join(names)}): check their coordinates (GCJ-02 declared as WGS-84?)",
+                      AccessibilityWarning, stacklevel=2)
+
+    out = pd.DataFrame(index=cells.index)
+    it = ids
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(ids, desc="circles")
+    for cid in it:
+        circle = config.circles[cid]
+        weight, speed, _ = _circle_params(circle, config)
+        thr = float(circle.threshold)
+        sel = circle_facilities(facilities, cid) & ~fac_far
+        if not sel.any():
+            warnings.warn(f"circle {cid}: no facility of categories {', '.join(circle.categories)} is "
+                          "available: every cell is uncovered (check the facility sources and "
+                          "config/categories.yaml)", AccessibilityWarning, stacklevel=2)
+        s_nodes = fac_node[sel]
+        s_off = fac_snap[sel] / speed
+        c_walk = cell_snap / speed
+        weights = [(weight, "_t")]
+        if flat and circle.mode == "time":
+            weights.append((weight + "_flat", "_t_flat"))
+        for w, suffix in weights:
+            times, _ = multi_source(net, w, s_nodes, s_off, limit=SEARCH_LIMIT_FACTOR * thr)
+            t = c_walk + times[cell_node]
+            t[cell_far | ~(t <= SEARCH_LIMIT_FACTOR * thr + _TOL)] = np.inf
+            out[f"{cid}{suffix}"] = t
+            if suffix == "_t":
+                n_reach = _count_within(net, w, s_nodes, s_off, cell_node, c_walk, thr)
+                n_reach[cell_far] = 0
+                out[f"{cid}_n"] = n_reach
+                out[f"{cid}_covered"] = n_reach >= circle.min_reachable
+    # column order: per circle _t, _n, _covered, _t_flat
+    cols = []
+    for cid in ids:
+        cols += [f"{cid}_t", f"{cid}_n", f"{cid}_covered"]
+        if f"{cid}_t_flat" in out:
+            cols.append(f"{cid}_t_flat")
+    return out[cols]
+
+
+def _count_within(net, weight, s_nodes, s_off, cell_node, c_walk, thr) -> np.ndarray:
+    """Facilities with c_walk[i] + offset + d(cell_node[i] -> s) <= thr, per cell (sparse)."""
+    n_cells = cell_node.size
+    if s_nodes.size == 0 or n_cells == 0:
+        return np.zeros(n_cells, dtype=np.int64)
+    r = reach_matrix(net, weight, s_nodes, limit=thr, offsets=s_off).tocsc()
+    m = r[:, cell_node]  # facilities x cells, columns repeated for cells sharing a node
+    m = m.tocsc()
+    col = np.repeat(np.arange(n_cells), np.diff(m.indptr))
+    ok = (m.data - REACH_EPS) + c_walk[col] <= thr + _TOL
+    return np.bincount(col[ok], minlength=n_cells).astype(np.int64)
+
+
+def weighted_quantile(values, weights, q: float) -> float:
+    """Weighted quantile (lower): the smallest value whose cumulative weight reaches ``q``.
+
+    ``inf`` values take part (a unit where most people reach nothing has an infinite median).
+    NaN for zero total weight.
+    """
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    keep = (w > 0) & ~np.isnan(v)
+    v, w = v[keep], w[keep]
+    if v.size == 0 or w.sum() <= 0:
+        return float("nan")
+    order = np.argsort(v, kind="stable")
+    v, w = v[order], w[order]
+    cw = np.cumsum(w)
+    i = int(np.searchsorted(cw, q * cw[-1] - 1e-12 * cw[-1], side="left"))
+    return float(v[min(i, v.size - 1)])
+
+
+def coverage_by_unit(cells, results, units, config, *, circles=None, district_code: str = "500105",
+                     district_name: str = "全区", district_name_en: str = "District") -> pd.DataFrame:
+    """Population-weighted coverage per unit and circle, plus a district row.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        Cells with ``unit_code``, ``population``, ``pop_60plus``.
+    results : DataFrame
+        Output of :func:`cell_results`, indexed like ``cells``.
+    units : DataFrame
+        Units with ``unit_code``, ``unit_name``, ``unit_name_en`` (row order is kept).
+    config : AreaConfig
+    circles : iterable of str, optional
+        Circle ids; default those with a ``<c>_covered`` column in ``results``.
+    district_code, district_name, district_name_en : str
+        Identify the district row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`COVERAGE_COLUMNS`; per circle, one row per unit then the district row.
+        ``threshold``, ``median_t`` and ``p90_t`` are in ``t_unit`` (``min`` in time mode, ``m``
+        in distance mode); ``gap_population = max(0, target_share * population - covered)``;
+        ``meets_target`` is ``gap_population == 0``; ``coverage_share_flat`` is NaN for distance
+        circles and for circles needing more than one facility.
+    """
+    if not results.index.equals(cells.index):
+        raise DataError("results are not indexed like the cells: pass the output of cell_results(cells, ...)")
+    if circles is None:
+        ids = [c for c in config.circles if f"{c}_covered" in results.columns]
+    else:
+        ids = list(circles)
+    missing = [c for c in ids if f"{c}_covered" not in results.columns]
+    if missing:
+        raise DataError(f"results lack circle(s) {', '.join(missing)}: run cell_results with them")
+    codes = cells["unit_code"].astype(str).to_numpy()
+    unit_codes = units["unit_code"].astype(str).to_numpy()
+    stray = sorted(set(codes) - set(unit_codes))
+    if stray:
+        warnings.warn(f"{len(stray)} unit code(s) of cells are not in the units layer ({', '.join(stray[:5])}): "
+                      "their cells count only in the district row", AccessibilityWarning, stacklevel=2)
+    names = units["unit_name"].astype(str).to_numpy() if "unit_name" in units else unit_codes
+    names_en = units["unit_name_en"].astype(str).to_numpy() if "unit_name_en" in units else names
+    groups = [(c, n, e, codes == c) for c, n, e in zip(unit_codes, names, names_en, strict=True)]
+    groups.append((str(district_code), district_name, district_name_en, np.ones(codes.size, dtype=bool)))
+
+    rows = []
+    for cid in ids:
+        circle = config.circles[cid]
+        demand = cells[circle.weight_column].to_numpy(dtype=float)
+        demand = np.nan_to_num(demand, nan=0.0)
+        covered = results[f"{cid}_covered"].to_numpy(dtype=bool)
+        t = results[f"{cid}_t"].to_numpy(dtype=float)
+        scale, t_unit = (60.0, "min") if circle.mode == "time" else (1.0, "m")
+        t_flat = results[f"{cid}_t_flat"].to_numpy(dtype=float) if f"{cid}_t_flat" in results else None
+        for code, name, name_en, m in groups:
+            pop = float(demand[m].sum())
+            cov = float(demand[m & covered].sum())
+            share = cov / pop if pop > 0 else np.nan
+            gap = max(0.0, circle.target_share * pop - cov)
+            if gap < 1e-9 * max(pop, 1.0):
+                gap = 0.0
+            if t_flat is not None and circle.min_reachable == 1 and pop > 0:
+                share_flat = float(demand[m & (t_flat <= circle.threshold + _TOL)].sum()) / pop
+            else:
+                share_flat = np.nan
+            rows.append({
+                "unit_code": code,
+                "unit_name": name,
+                "unit_name_en": name_en,
+                "circle": cid,
+                "circle_label": circle.label_zh,
+                "mode": circle.mode,
+                "threshold": circle.threshold / scale,
+                "population": pop,
+                "covered_population": cov,
+                "coverage_share": share,
+                "target_share": circle.target_share,
+                "meets_target": gap == 0.0,
+                "uncovered_population": pop - cov,
+                "gap_population": gap,
+                "median_t": weighted_quantile(t[m], demand[m], 0.5) / scale,
+                "p90_t": weighted_quantile(t[m], demand[m], 0.9) / scale,
+                "t_unit": t_unit,
+                "coverage_share_flat": share_flat,
+                "data_status": config.data_status,
+            })
+    table = pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
+    for c in ("unit_code", "unit_name", "unit_name_en", "circle", "circle_label", "mode", "t_unit",
+              "data_status"):
+        table[c] = table[c].astype("str")
+    table["meets_target"] = table["meets_target"].astype(bool)
+    return table
+
+
+def audit_layers(net, cells, facilities, config) -> dict:
+    """The three layers of ``analysis_inputs.gpkg``: enough to recompute every share by hand.
+
+    Returns
+    -------
+    dict of str to GeoDataFrame
+        ``edges`` (u, v, length_m, time_s_<profile>, LineString geometry), ``cells`` (cell_id,
+        population, pop_60plus, unit_code, node, walk_s_<profile>, snap_m), ``facilities`` (fac_id,
+        name, category, circles, node, snap_m, walk_s_<profile>). ``node`` is the snapped network
+        node; points with ``snap_m > max_snap_m`` are never covered (the audit must apply this rule).
+        Edge times are ``inf`` where a profile may not walk.
+    """
+    import geopandas as gpd
+    import shapely
+
+    profiles = list(config.profiles)
+    e = net.edges
+    xy = net.nodes[["x", "y"]].to_numpy(dtype=float)
+    u = e["u"].to_numpy()
+    v = e["v"].to_numpy()
+    lines = shapely.linestrings(np.stack([xy[u], xy[v]], axis=1))
+    ecols = ["u", "v", "length_m"] + [f"time_s_{p}" for p in profiles if f"time_s_{p}" in e.columns]
+    edges = gpd.GeoDataFrame(e[ecols].reset_index(drop=True), geometry=lines, crs=net.crs)
+
+    def _points(gdf, cols):
+        node, dist = _snap_gdf(net, gdf) if len(gdf) else (np.empty(0, np.int64), np.empty(0))
+        out = gpd.GeoDataFrame(gdf[[c for c in cols if c in gdf.columns]].copy(),
+                               geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
+        out["node"] = node
+        out["snap_m"] = dist
+        for p, prof in config.profiles.items():
+            out[f"walk_s_{p}"] = dist / prof.flat_speed_mps
+        return out
+
+    _check_crs(cells, net, "the cells layer")
+    cell_layer = _points(cells, ["cell_id", "population", "pop_60plus", "unit_code"])
+    cell_layer = cell_layer[["cell_id", "population", "pop_60plus", "unit_code", "node",
+                             *[f"walk_s_{p}" for p in profiles], "snap_m", "geometry"]
+                            if "cell_id" in cell_layer else list(cell_layer.columns)]
+    if len(facilities):
+        _check_crs(facilities, net, "the facilities layer")
+    fac_layer = _points(facilities, ["fac_id", "name", "category", "circles"])
+    fac_cols = ["fac_id", "name", "category", "circles", "node", "snap_m",
+                *[f"walk_s_{p}" for p in profiles], "geometry"]
+    fac_layer = fac_layer[[c for c in fac_cols if c in fac_layer.columns]]
+    return {"edges": edges, "cells": cell_layer, "facilities": fac_layer}
+
+
+def unit_summary_text(table: pd.DataFrame) -> str:
+    """A readable per-unit table: which units meet each circle and by how many people they miss.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Output of :func:`coverage_by_unit`.
+    """
+    lines = []
+    for cid, part in table.groupby("circle", sort=False):
+        first = part.iloc[0]
+        thr = f"{first['threshold']:g} {first['t_unit']}"
+        lines.append(f"{first['circle_label']} ({cid}, {first['mode']} {thr}, target "
+                     f"{first['target_share']:.0%})")
+        lines.append(f"  {'unit':<24} {'population':>12} {'covered':>8} {'meets':>6} {'short by (people)':>18}")
+        for _, r in part.iterrows():
+            name = f"{r['unit_name']} {r['unit_name_en']}".strip()
+            share = "n/a" if pd.isna(r["coverage_share"]) else f"{r['coverage_share']:.1%}"
+            meets = "yes" if r["meets_target"] else "NO"
+            short = "" if r["meets_target"] else f"{r['gap_population']:,.0f}"
+            lines.append(f"  {name[:24]:<24} {r['population']:>12,.0f} {share:>8} {meets:>6} {short:>18}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

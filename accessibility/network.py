@@ -1,0 +1,391 @@
+"""The directed walking network.
+
+:func:`build_walk_network` turns :class:`~accessibility.osm.OSMData` into a :class:`WalkNetwork`
+(DESIGN.md, "WalkNetwork"): the ways a pedestrian may use, every consecutive node pair of a kept
+way as two directed edges, projected lengths, elevations from a smoothed DEM, and one time column
+per walking profile (terrain-aware and flat). Everything is vectorised: the only Python loop is
+the tag filter over ways.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from accessibility._errors import AccessibilityWarning, DataError
+from accessibility.config import Profile, Terrain
+
+__all__ = [
+    "MIN_LENGTH_M",
+    "WALKABLE_HIGHWAYS",
+    "WalkNetwork",
+    "build_walk_network",
+    "component_report",
+    "is_walkable",
+    "node_components",
+    "to_networkx",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Highway values a pedestrian may always use (unless foot=no / access=private|no).
+WALKABLE_HIGHWAYS = frozenset({
+    "footway", "path", "steps", "pedestrian", "living_street", "residential", "service",
+    "unclassified", "track", "road", "tertiary", "tertiary_link", "secondary", "secondary_link",
+    "primary", "primary_link", "corridor", "crossing", "platform", "bridleway",
+})
+#: Highway values walkable only with a sidewalk or an explicit foot permission.
+CONDITIONAL_HIGHWAYS = frozenset({"trunk", "trunk_link"})
+#: Highway values walkable unless foot=no.
+SHARED_HIGHWAYS = frozenset({"cycleway"})
+#: Highway values kept as an outline when tagged area=yes (a square: one can walk round it).
+AREA_HIGHWAYS = frozenset({"pedestrian", "footway", "platform", "living_street", "path"})
+FOOT_OK = frozenset({"yes", "designated", "permissive", "official"})
+SIDEWALK_OK = frozenset({"yes", "both", "left", "right"})
+NO_ACCESS = frozenset({"no", "private"})
+#: Length given to zero/NaN-length segments (they are reported, never dropped silently).
+MIN_LENGTH_M = 0.01
+
+
+def is_walkable(tags: dict) -> bool:
+    """Whether a way with these OSM tags may be walked.
+
+    Rules: ``foot=no`` never; ``access=no|private`` only with ``foot=yes|designated|permissive``;
+    ``highway`` in :data:`WALKABLE_HIGHWAYS`; ``trunk`` only with a sidewalk or foot permission;
+    ``cycleway`` unless ``foot=no``; motorways, construction and proposed roads never;
+    ``area=yes`` only for squares (pedestrian/footway/...), whose outline is kept.
+    """
+    if not isinstance(tags, dict):
+        return False
+    hw = tags.get("highway")
+    if not hw:
+        return False
+    foot = str(tags.get("foot", "")).lower()
+    if foot == "no":
+        return False
+    foot_ok = foot in FOOT_OK
+    if str(tags.get("access", "")).lower() in NO_ACCESS and not foot_ok:
+        return False
+    if str(tags.get("area", "")).lower() == "yes" and hw not in AREA_HIGHWAYS:
+        return False
+    if hw in WALKABLE_HIGHWAYS or hw in SHARED_HIGHWAYS:
+        return True
+    if hw in CONDITIONAL_HIGHWAYS:
+        sidewalk = {str(tags.get(k, "")).lower() for k in ("sidewalk", "sidewalk:both", "sidewalk:left",
+                                                           "sidewalk:right")}
+        return foot_ok or bool(sidewalk & SIDEWALK_OK)
+    return False
+
+
+@dataclass(eq=False)
+class WalkNetwork:
+    """The directed walking graph (DESIGN.md "WalkNetwork").
+
+    Attributes
+    ----------
+    nodes : geopandas.GeoDataFrame
+        Index 0..n-1; ``osm_id``, ``x``, ``y``, ``elev_m``, ``component``, ``geometry``.
+    edges : pandas.DataFrame
+        One row per directed edge: ``u``, ``v``, ``length_m``, ``highway``, ``is_steps``, ``name``,
+        ``osm_way_id``, ``rise_m``, ``time_s_<profile>``, ``time_s_<profile>_flat``.
+    crs : str
+        The projected CRS of ``x``/``y``.
+    profiles : list of str
+        Profile names that have time columns.
+
+    Treat it as immutable: compiled matrices and KD-trees are cached on it.
+    """
+
+    nodes: Any
+    edges: pd.DataFrame
+    crs: Any
+    profiles: list[str] = field(default_factory=list)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.nodes)
+
+    def matrix(self, weight: str, *, reverse: bool = False):
+        """Compiled sparse matrix of ``weight`` (see :func:`accessibility.traveltime.graph_matrix`)."""
+        from accessibility.traveltime import graph_matrix
+
+        return graph_matrix(self, weight, reverse=reverse)
+
+    def weight_columns(self) -> list[str]:
+        """Edge columns usable as weights."""
+        return ["length_m"] + [c for c in self.edges.columns if c.startswith("time_s_")]
+
+    def __getstate__(self):  # do not ship caches to Dask workers
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        return state
+
+
+def _explode_ways(ways: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Consecutive node pairs of every way: (a, b, way_position), fully vectorised."""
+    refs = [np.asarray(r, dtype=np.int64) for r in ways["refs"]]
+    lens = np.fromiter((r.size for r in refs), dtype=np.int64, count=len(refs))
+    if lens.sum() == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, empty
+    flat = np.concatenate(refs) if refs else np.empty(0, dtype=np.int64)
+    way_pos = np.repeat(np.arange(len(refs)), lens)
+    same_way = way_pos[:-1] == way_pos[1:]
+    a = flat[:-1][same_way]
+    b = flat[1:][same_way]
+    return a, b, way_pos[:-1][same_way]
+
+
+def _tag_column(tags: pd.Series, key: str) -> np.ndarray:
+    return np.array([str(t.get(key, "")) if isinstance(t, dict) and t.get(key) is not None else ""
+                     for t in tags], dtype=object)
+
+
+def build_walk_network(
+    osm,
+    crs,
+    *,
+    profiles: dict[str, Profile],
+    terrain: Terrain | None = None,
+    dem_path=None,
+    progress: bool = False,
+) -> WalkNetwork:
+    """Build the directed walking network from OSM data.
+
+    Parameters
+    ----------
+    osm : OSMData
+        ``nodes`` (index id, lon, lat), ``ways`` (id, refs, tags); see DESIGN.md.
+    crs : anything pyproj accepts
+        The area's projected CRS (metres).
+    profiles : dict of str to Profile
+        Walking profiles; each gets ``time_s_<name>`` and ``time_s_<name>_flat`` columns.
+    terrain : Terrain, optional
+        Time model and step costs; defaults to ``Terrain()`` (Tobler).
+    dem_path : path, optional
+        DEM GeoTIFF; without it elevations are NaN and every rise is 0.
+    progress : bool, default False
+        Show a progress bar over the tag filter.
+
+    Returns
+    -------
+    WalkNetwork
+
+    Raises
+    ------
+    DataError
+        If no way is walkable, or the node table lacks lon/lat.
+    """
+    import geopandas as gpd
+    import shapely
+    from pyproj import Transformer
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from accessibility import terrain as terrain_mod
+
+    terrain = terrain or Terrain()
+    source = getattr(osm, "source", "OSM data")
+    ways = osm.ways
+    nodes_in = osm.nodes
+    missing = [c for c in ("lon", "lat") if c not in nodes_in.columns]
+    missing += [c for c in ("id", "refs", "tags") if c not in ways.columns]
+    if missing:
+        raise DataError(f"{source}: OSM tables lack column(s) {', '.join(missing)}: read the file with "
+                        "accessibility.osm.read_osm")
+
+    tag_iter = ways["tags"]
+    if progress:
+        from tqdm.auto import tqdm
+
+        tag_iter = tqdm(tag_iter, desc="walkable ways", total=len(ways))
+    keep = np.fromiter((is_walkable(t) for t in tag_iter), dtype=bool, count=len(ways))
+    kept = ways.loc[keep].reset_index(drop=True)
+    if kept.empty:
+        raise DataError(f"{source}: none of its {len(ways)} ways is walkable (no highway=footway/"
+                        "residential/... without foot=no): check the extract covers streets")
+    logger.info("%s: %d of %d ways walkable", source, len(kept), len(ways))
+
+    a, b, wpos = _explode_ways(kept)
+    loops = a == b
+    if loops.any():
+        logger.debug("dropped %d repeated consecutive nodes", int(loops.sum()))
+        a, b, wpos = a[~loops], b[~loops], wpos[~loops]
+
+    # node coordinates; segments touching unknown nodes are dropped (clipped extracts)
+    node_ids = nodes_in.index.to_numpy(dtype=np.int64)
+    known_a = np.isin(a, node_ids)
+    known_b = np.isin(b, node_ids)
+    known = known_a & known_b
+    if not known.all():
+        n_bad = int((~known).sum())
+        warnings.warn(f"{source}: {n_bad} way segment(s) refer to nodes missing from the extract and "
+                      "were dropped (extract clipped without complete ways?)", AccessibilityWarning,
+                      stacklevel=2)
+        a, b, wpos = a[known], b[known], wpos[known]
+
+    hw = _tag_column(kept["tags"], "highway")
+    names = _tag_column(kept["tags"], "name")
+    oneway_foot = _tag_column(kept["tags"], "oneway:foot")
+    is_steps_way = hw == "steps"
+
+    # dedupe identical segments (same unordered node pair), preferring non-steps, then way order
+    lo = np.minimum(a, b)
+    hi = np.maximum(a, b)
+    seg = pd.DataFrame({"lo": lo, "hi": hi, "a": a, "b": b, "w": wpos, "st": is_steps_way[wpos]})
+    seg = seg.sort_values(["st", "w"], kind="stable").drop_duplicates(["lo", "hi"], keep="first")
+    seg = seg.sort_values("w", kind="stable")
+    a = seg["a"].to_numpy()
+    b = seg["b"].to_numpy()
+    wpos = seg["w"].to_numpy()
+
+    used, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ua = inv[: a.size].astype(np.int64)
+    ub = inv[a.size:].astype(np.int64)
+    ll = nodes_in.loc[used, ["lon", "lat"]].to_numpy(dtype=float)
+    tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = tr.transform(ll[:, 0], ll[:, 1])
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+
+    length = np.hypot(x[ub] - x[ua], y[ub] - y[ua])
+    bad = ~np.isfinite(length) | (length <= 0)
+    if bad.any():
+        warnings.warn(f"{source}: {int(bad.sum())} walkable segment(s) have zero or unknown length "
+                      f"(duplicate node positions or missing coordinates); given {MIN_LENGTH_M} m",
+                      AccessibilityWarning, stacklevel=2)
+        length = np.where(bad, MIN_LENGTH_M, length)
+
+    # directions: both, unless oneway:foot says otherwise
+    ow = oneway_foot[wpos]
+    fwd = ow != "-1"
+    bwd = ~np.isin(ow, ["yes", "true", "1"])
+    u = np.concatenate([ua[fwd], ub[bwd]])
+    v = np.concatenate([ub[fwd], ua[bwd]])
+    order = np.concatenate([np.flatnonzero(fwd), np.flatnonzero(bwd)])
+    w_e = wpos[order]
+    len_e = length[order]
+
+    n = used.size
+    if dem_path is not None:
+        elev = terrain_mod.sample_dem(dem_path, x, y, crs, smoothing_m=terrain.smoothing_m)
+    else:
+        elev = np.full(n, np.nan)
+    rise = np.nan_to_num(elev[v] - elev[u], nan=0.0)
+
+    edges = pd.DataFrame({
+        "u": u.astype(np.int64),
+        "v": v.astype(np.int64),
+        "length_m": len_e.astype(float),
+        "highway": pd.array(hw[w_e], dtype="str"),
+        "is_steps": is_steps_way[w_e],
+        "name": pd.array(names[w_e], dtype="str"),
+        "osm_way_id": kept["id"].to_numpy(dtype=np.int64)[w_e],
+        "rise_m": rise.astype(float),
+    })
+    flat_terrain = Terrain(model="flat", smoothing_m=terrain.smoothing_m,
+                           max_abs_grade=terrain.max_abs_grade,
+                           naismith_s_per_m_climb=terrain.naismith_s_per_m_climb,
+                           steps_climb_s_per_m=terrain.steps_climb_s_per_m,
+                           steps_descent_s_per_m=terrain.steps_descent_s_per_m)
+    steps = edges["is_steps"].to_numpy()
+    for pname, prof in profiles.items():
+        edges[f"time_s_{pname}"] = terrain_mod.edge_times(len_e, rise, steps, prof, terrain)
+        edges[f"time_s_{pname}_flat"] = terrain_mod.edge_times(len_e, np.zeros_like(rise), steps, prof,
+                                                               flat_terrain)
+
+    # weakly connected components, labelled by size (0 = largest)
+    g = coo_matrix((np.ones(u.size), (u, v)), shape=(n, n)).tocsr()
+    _, labels = connected_components(g, directed=True, connection="weak")
+    sizes = np.bincount(labels)
+    rank = np.empty_like(sizes)
+    rank[np.argsort(-sizes, kind="stable")] = np.arange(sizes.size)
+    comp = rank[labels].astype(np.int64)
+
+    nodes = gpd.GeoDataFrame(
+        {
+            "osm_id": used.astype(np.int64),
+            "x": x,
+            "y": y,
+            "elev_m": elev.astype(float),
+            "component": comp,
+        },
+        geometry=shapely.points(x, y),
+        crs=crs,
+    )
+    nodes.index.name = "node"
+    logger.info("walk network: %d nodes, %d directed edges, %d components (largest %d nodes)",
+                n, len(edges), sizes.size, int(sizes.max()))
+    return WalkNetwork(nodes=nodes, edges=edges, crs=crs, profiles=list(profiles))
+
+
+def node_components(net: WalkNetwork, nodes) -> np.ndarray:
+    """Component label (0 = largest) of positional ``nodes``; -1 where a node is -1."""
+    nodes = np.asarray(nodes, dtype=np.int64)
+    comp = net.nodes["component"].to_numpy()
+    return np.where(nodes >= 0, comp[np.clip(nodes, 0, None)], -1)
+
+
+def component_report(net: WalkNetwork, cells=None, facilities=None, *, weight_col: str = "population"):
+    """Population and facilities per network component (who sits on cut-off fragments).
+
+    Parameters
+    ----------
+    net : WalkNetwork
+    cells : GeoDataFrame, optional
+        Cells (projected, same CRS); snapped to the nearest node.
+    facilities : GeoDataFrame, optional
+        Facilities (projected, same CRS); snapped to the nearest node.
+    weight_col : str, default "population"
+        Demand column of ``cells``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``component``; columns ``n_nodes``, ``population``, ``n_cells``, ``n_facilities``,
+        sorted by component (0 = largest). Rows other than 0 are fragments cut off from the main
+        network: residents there reach only the facilities of their own fragment.
+    """
+    from accessibility.traveltime import snap
+
+    comp = net.nodes["component"].to_numpy()
+    out = pd.DataFrame({"n_nodes": np.bincount(comp)})
+    out.index.name = "component"
+    out["population"] = 0.0
+    out["n_cells"] = 0
+    out["n_facilities"] = 0
+    if cells is not None and len(cells):
+        node, _ = snap(net, cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy())
+        c = comp[node]
+        out["population"] = np.bincount(c, weights=cells[weight_col].to_numpy(dtype=float),
+                                        minlength=len(out))
+        out["n_cells"] = np.bincount(c, minlength=len(out))
+    if facilities is not None and len(facilities):
+        node, _ = snap(net, facilities.geometry.x.to_numpy(), facilities.geometry.y.to_numpy())
+        out["n_facilities"] = np.bincount(comp[node], minlength=len(out))
+    return out
+
+
+def to_networkx(net: WalkNetwork, weight: str):
+    """A ``networkx.DiGraph`` with ``weight`` as edge attribute (minimum over parallel edges).
+
+    Edges with infinite weight (forbidden for the profile) are left out. Meant for tests and
+    oracles, not for production searches.
+    """
+    import networkx as nx
+
+    e = net.edges[["u", "v", weight]]
+    e = e[np.isfinite(e[weight].to_numpy())]
+    e = e.sort_values(weight, kind="stable").drop_duplicates(["u", "v"], keep="first")
+    g = nx.DiGraph()
+    g.add_nodes_from(range(net.n_nodes))
+    g.add_weighted_edges_from(
+        zip(e["u"].tolist(), e["v"].tolist(), e[weight].tolist(), strict=True), weight=weight
+    )
+    return g

@@ -1,0 +1,288 @@
+"""Snapping and compiled shortest paths on the walking network.
+
+All searches run in ``scipy.sparse.csgraph`` on a CSR matrix compiled once per weight column and
+cached on the :class:`~accessibility.network.WalkNetwork` (DESIGN.md, "Travel-time engine").
+
+"Home to facility" times are what count, so searches start at the facilities and run on the
+*transposed* graph: the distance from facility ``s`` to ``v`` there is ``d(v -> s)`` in the walking
+direction.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+__all__ = [
+    "EPS",
+    "REACH_EPS",
+    "graph_matrix",
+    "multi_source",
+    "reach_matrix",
+    "snap",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Weight given to zero-length edges and to super-source links so that csgraph keeps them.
+EPS = 1e-9
+#: Added to every value stored by :func:`reach_matrix` so that exact zeros survive as entries.
+REACH_EPS = 1e-9
+#: Relative slack on search limits (sums of floats must not lose a facility exactly at the limit).
+_LIMIT_SLACK = 1e-9
+
+
+def graph_matrix(net, weight: str, *, reverse: bool = False):
+    """Sparse adjacency matrix of the walking graph for one weight column.
+
+    Parameters
+    ----------
+    net : WalkNetwork
+    weight : str
+        Edge column, e.g. ``"length_m"`` or ``"time_s_adult"``.
+    reverse : bool, default False
+        Return the transposed graph (edge ``v -> u`` for every ``u -> v``).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``n x n``; parallel edges keep their minimum, zero weights become :data:`EPS`, infinite
+        or NaN weights (edges the profile may not use) are left out. Cached on ``net``.
+    """
+    from scipy.sparse import csr_matrix
+
+    key = ("matrix", weight, bool(reverse))
+    cache = net._cache
+    if key in cache:
+        return cache[key]
+    if weight not in net.edges.columns:
+        raise KeyError(f"the network has no edge column {weight!r}; weights: {', '.join(net.weight_columns())}")
+    n = net.n_nodes
+    u = net.edges["u"].to_numpy(dtype=np.int64)
+    v = net.edges["v"].to_numpy(dtype=np.int64)
+    w = net.edges[weight].to_numpy(dtype=float)
+    ok = np.isfinite(w)
+    u, v, w = u[ok], v[ok], np.maximum(w[ok], EPS)
+    if reverse:
+        u, v = v, u
+    order = np.lexsort((w, v, u))  # by u, then v, then weight: first of each (u, v) is the minimum
+    u, v, w = u[order], v[order], w[order]
+    first = np.ones(u.size, dtype=bool)
+    first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
+    u, v, w = u[first], v[first], w[first]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u, minlength=n), out=indptr[1:])
+    mat = csr_matrix((w, v.astype(np.int32 if n < 2**31 else np.int64), indptr), shape=(n, n))
+    cache[key] = mat
+    return mat
+
+
+def _kdtree(net, components):
+    from scipy.spatial import cKDTree
+
+    key = ("kdtree", None if components is None else tuple(sorted(int(c) for c in components)))
+    if key in net._cache:
+        return net._cache[key]
+    xy = net.nodes[["x", "y"]].to_numpy(dtype=float)
+    ids = np.arange(len(xy), dtype=np.int64)
+    if components is not None:
+        keep = np.isin(net.nodes["component"].to_numpy(), list(key[1]))
+        xy, ids = xy[keep], ids[keep]
+    if ids.size == 0:
+        raise ValueError(f"no network node in components {components}")
+    tree = (cKDTree(xy), ids)
+    net._cache[key] = tree
+    return tree
+
+
+def snap(net, x, y, *, components=None) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest network node of each point (straight line, projected metres).
+
+    Parameters
+    ----------
+    net : WalkNetwork
+    x, y : array_like
+        Coordinates in ``net.crs``.
+    components : iterable of int, optional
+        Snap only to nodes of these components (e.g. ``[0]`` for the largest).
+
+    Returns
+    -------
+    node : numpy.ndarray of int64
+        Positional node ids.
+    dist_m : numpy.ndarray of float
+        Straight-line distance to that node, metres.
+    """
+    tree, ids = _kdtree(net, components)
+    pts = np.column_stack([np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()])
+    if pts.shape[0] == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=float)
+    bad = ~np.isfinite(pts).all(axis=1)
+    pts[bad] = 0.0
+    dist, idx = tree.query(pts, k=1)
+    node = ids[idx].astype(np.int64)
+    dist = np.asarray(dist, dtype=float)
+    dist[bad] = np.inf
+    return node, dist
+
+
+def _augmented(net, weight: str, source_nodes: np.ndarray, offsets: np.ndarray):
+    """Transposed graph plus a super-source (index n) linked to each source with its offset."""
+    from scipy.sparse import csr_matrix
+
+    g = graph_matrix(net, weight, reverse=True)
+    n = g.shape[0]
+    # one link per distinct source node: the smallest offset
+    order = np.lexsort((offsets, source_nodes))
+    sn, off = source_nodes[order], offsets[order]
+    first = np.ones(sn.size, dtype=bool)
+    first[1:] = sn[1:] != sn[:-1]
+    sn, off = sn[first], off[first]
+    indptr = np.concatenate([g.indptr.astype(np.int64), [g.nnz + sn.size]])
+    indices = np.concatenate([g.indices.astype(np.int64), sn]).astype(g.indices.dtype)
+    data = np.concatenate([g.data, off + EPS])
+    return csr_matrix((data, indices, indptr), shape=(n + 1, n + 1))
+
+
+def multi_source(net, weight: str, source_nodes, source_offsets=None, *, limit: float = np.inf):
+    """Time (or distance) from every node to its nearest source, in one Dijkstra pass.
+
+    ``times[v] = min_s offsets[s] + d(v -> source_nodes[s])`` on the forward (walking) graph,
+    computed by one ``scipy.sparse.csgraph.dijkstra`` on the transposed graph from a super-source
+    joined to each source node by its offset.
+
+    Parameters
+    ----------
+    net : WalkNetwork
+    weight : str
+        Edge column to minimise.
+    source_nodes : array_like of int
+        Positional node of each source (facility).
+    source_offsets : array_like of float, optional
+        Cost added for each source (walk from the network to the facility); default 0.
+    limit : float, default inf
+        Stop the search beyond this value; farther nodes get ``inf``.
+
+    Returns
+    -------
+    times : numpy.ndarray of float, length n
+        ``inf`` where no source is within ``limit``.
+    origin : numpy.ndarray of int64, length n
+        Index into ``source_nodes`` of the source achieving the minimum, -1 where unreached.
+    """
+    from scipy.sparse.csgraph import dijkstra
+
+    n = net.n_nodes
+    sn = np.asarray(source_nodes, dtype=np.int64).ravel()
+    off = (np.zeros(sn.size) if source_offsets is None
+           else np.asarray(source_offsets, dtype=float).ravel())
+    if off.shape != sn.shape:
+        raise ValueError(f"source_offsets has {off.size} values for {sn.size} source nodes")
+    usable = np.isfinite(off) & (off <= limit) & (sn >= 0) & (sn < n)
+    times = np.full(n, np.inf)
+    origin = np.full(n, -1, dtype=np.int64)
+    if not usable.any():
+        return times, origin
+    src_idx = np.flatnonzero(usable)
+    sn_u, off_u = sn[src_idx], off[src_idx]
+    aug = _augmented(net, weight, sn_u, off_u)
+    lim = limit + EPS + _LIMIT_SLACK * max(1.0, abs(limit)) if np.isfinite(limit) else np.inf
+    dist, pred = dijkstra(aug, directed=True, indices=n, limit=lim, return_predecessors=True)
+    dist = dist[:n] - EPS
+    pred = pred[:n].astype(np.int64)
+    reached = np.isfinite(dist)
+    if np.isfinite(limit):
+        reached &= dist <= limit + _LIMIT_SLACK * max(1.0, abs(limit))
+    times[reached] = np.maximum(dist[reached], 0.0)
+
+    # pointer jumping to the first node after the super-source (the source node used)
+    parent = np.where((pred >= 0) & (pred < n), pred, np.arange(n))
+    while True:
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            break
+        parent = nxt
+    # best source index per source node (smallest offset, first listed on ties)
+    order = np.lexsort((np.arange(sn_u.size), off_u, sn_u))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = sn_u[order][1:] != sn_u[order][:-1]
+    best = np.full(n, -1, dtype=np.int64)
+    best[sn_u[order][first]] = src_idx[order][first]
+    origin[reached] = best[parent[reached]]
+    return times, origin
+
+
+def reach_matrix(
+    net,
+    weight: str,
+    source_nodes,
+    *,
+    limit: float,
+    offsets=None,
+    batch_size: int = 256,
+    max_batch_cells: int = 20_000_000,
+    progress: bool = False,
+):
+    """All (source, node) pairs within ``limit``, as a sparse matrix.
+
+    Parameters
+    ----------
+    net : WalkNetwork
+    weight : str
+        Edge column.
+    source_nodes : array_like of int
+        Positional node of each source (facility or candidate site).
+    limit : float
+        Keep pairs with ``offsets[s] + d(v -> source_nodes[s]) <= limit``.
+    offsets : array_like of float, optional
+        Per-source cost (walk from the network to the facility); default 0.
+    batch_size : int, default 256
+        Sources per bounded Dijkstra call.
+    max_batch_cells : int, default 2e7
+        Cap on ``batch x n`` (the dense block csgraph returns), to bound memory.
+    progress : bool, default False
+        Show a progress bar over batches.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``len(source_nodes) x n``; entry = ``offsets[s] + d(v -> s) + REACH_EPS`` (so exact zeros
+        are kept as entries). Subtract :data:`REACH_EPS` to get the value.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    n = net.n_nodes
+    sn = np.asarray(source_nodes, dtype=np.int64).ravel()
+    off = np.zeros(sn.size) if offsets is None else np.asarray(offsets, dtype=float).ravel()
+    if off.shape != sn.shape:
+        raise ValueError(f"offsets has {off.size} values for {sn.size} source nodes")
+    slack = _LIMIT_SLACK * max(1.0, abs(limit)) if np.isfinite(limit) else 0.0
+    g = graph_matrix(net, weight, reverse=True)
+    usable = np.flatnonzero(np.isfinite(off) & (off <= limit + slack) & (sn >= 0) & (sn < n))
+    bs = max(1, min(int(batch_size), int(max_batch_cells // max(n, 1))))
+    rows_l, cols_l, vals_l = [], [], []
+    batches = range(0, usable.size, bs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc=f"reach {weight}", total=-(-usable.size // bs) if usable.size else 0)
+    for start in batches:
+        idx = usable[start:start + bs]
+        uniq, inv = np.unique(sn[idx], return_inverse=True)
+        lim_b = limit - off[idx].min() + slack if np.isfinite(limit) else np.inf
+        d = dijkstra(g, directed=True, indices=uniq, limit=lim_b)
+        d = d[inv] + off[idx][:, None]
+        r, c = np.nonzero(d <= limit + slack)
+        rows_l.append(idx[r])
+        cols_l.append(c)
+        vals_l.append(d[r, c] + REACH_EPS)
+    if rows_l:
+        rows = np.concatenate(rows_l)
+        cols = np.concatenate(cols_l)
+        vals = np.concatenate(vals_l)
+    else:
+        rows = cols = np.empty(0, dtype=np.int64)
+        vals = np.empty(0)
+    return csr_matrix((vals, (rows, cols)), shape=(sn.size, n))
