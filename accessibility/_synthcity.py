@@ -26,7 +26,7 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["CIRCLES", "PROFILES", "SyntheticCity", "synthetic_city", "synthetic_config"]
+__all__ = ["CIRCLES", "PROFILES", "SyntheticCity", "synthetic_city", "synthetic_config", "synthetic_demand"]
 
 #: flat walking speeds of the synthetic profiles (m/s)
 PROFILES = {"adult": 1.2, "elderly": 0.9}
@@ -85,12 +85,22 @@ def _tobler_times(length_m, rise_m, is_steps, flat_mps) -> np.ndarray:
 
 
 def _edge_times(edges: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Times per profile: ``accessibility.terrain.edge_times`` (Tobler) when available."""
     length = edges["length_m"].to_numpy()
     rise = edges["rise_m"].to_numpy()
     steps = edges["is_steps"].to_numpy()
+    try:
+        from accessibility.config import Profile, Terrain
+        from accessibility.terrain import edge_times
+    except ImportError:
+        edge_times = None
     out = {}
     for name, mps in PROFILES.items():
-        out[f"time_s_{name}"] = _tobler_times(length, rise, steps, mps)
+        if edge_times is not None:
+            out[f"time_s_{name}"] = edge_times(length, rise, steps, Profile(name=name, flat_speed_mps=mps),
+                                               Terrain(model="tobler"))
+        else:
+            out[f"time_s_{name}"] = _tobler_times(length, rise, steps, mps)
         out[f"time_s_{name}_flat"] = length / mps
     return out
 
@@ -194,7 +204,14 @@ def synthetic_city(
     nodes.index.name = "node"
 
     x0, y0 = _ORIGIN[0] - _SPACING_M / 2, _ORIGIN[1] - _SPACING_M / 2
-    x1, y1 = x0 + extent, y0 + extent
+    cells, facilities, units = _demand(x0, y0, extent, extent, n, rng, crs)
+    net = _walk_network(nodes, edges, crs)
+    return SyntheticCity(net, cells, facilities, units)
+
+
+def _demand(x0: float, y0: float, width: float, height: float, n: int, rng: np.random.Generator, crs):
+    """Cells (~n/4 on a regular grid), facilities (~n/500 per circle) and 3 x 3 units over a box."""
+    x1, y1 = x0 + width, y0 + height
 
     # --- units: 3 x 3 boxes
     k = 3
@@ -220,15 +237,14 @@ def synthetic_city(
 
     # --- population cells: a regular grid of ~n/4 centres
     n_cells = max(1, n // 4)
-    cside = max(1, round(math.sqrt(n_cells)))
-    cstep = extent / cside
-    cc = (np.arange(cside) + 0.5) * cstep
-    cx, cy = np.meshgrid(x0 + cc, y0 + cc)
+    cstep = math.sqrt(width * height / n_cells)
+    ncx, ncy = max(1, round(width / cstep)), max(1, round(height / cstep))
+    cx, cy = np.meshgrid(x0 + (np.arange(ncx) + 0.5) * width / ncx, y0 + (np.arange(ncy) + 0.5) * height / ncy)
     cx, cy = cx.ravel(), cy.ravel()
     pop = np.round(rng.lognormal(mean=4.0, sigma=0.8, size=cx.size), 1)
     share60 = np.clip(rng.normal(0.19, 0.04, cx.size), 0.05, 0.45)
-    ucol = np.minimum(((cx - x0) / (extent / k)).astype(np.int64), k - 1)
-    urow = np.minimum(((cy - y0) / (extent / k)).astype(np.int64), k - 1)
+    ucol = np.minimum(((cx - x0) / (width / k)).astype(np.int64), k - 1)
+    urow = np.minimum(((cy - y0) / (height / k)).astype(np.int64), k - 1)
     unit_codes = np.array(codes, dtype=object)[urow * k + ucol]
     cell_cols = {
         "cell_id": np.arange(cx.size, dtype=np.int64),
@@ -268,8 +284,7 @@ def synthetic_city(
         fac.drop(columns=["x", "y"]), geometry=gpd.points_from_xy(fac["x"], fac["y"]), crs=crs
     )
 
-    net = _walk_network(nodes, edges, crs)
-    return SyntheticCity(net, cells, facilities, units)
+    return cells, facilities, units
 
 
 def _walk_network(nodes, edges, crs):
@@ -277,7 +292,24 @@ def _walk_network(nodes, edges, crs):
         from accessibility.network import WalkNetwork
     except ImportError:
         return SimpleNamespace(nodes=nodes, edges=edges, crs=crs)
-    return WalkNetwork(nodes, edges, crs)
+    return WalkNetwork(nodes, edges, crs, profiles=list(PROFILES))
+
+
+def synthetic_demand(net, *, seed: int = 0):
+    """Synthetic cells, facilities and units over the bounding box of a real network's nodes.
+
+    Same rules as :func:`synthetic_city` (``~n/4`` cells, ``max(10, n/500)`` facilities per circle,
+    3 x 3 units), for benchmarking a real graph (e.g. an OSM extract) with made-up demand.
+
+    Returns
+    -------
+    cells, facilities, units : GeoDataFrame
+    """
+    rng = np.random.default_rng(seed)
+    x = net.nodes["x"].to_numpy(dtype=float)
+    y = net.nodes["y"].to_numpy(dtype=float)
+    n = max(len(x), 5_000)
+    return _demand(float(x.min()), float(y.min()), float(np.ptp(x)), float(np.ptp(y)), n, rng, net.crs)
 
 
 def synthetic_config(*, crs: str = "EPSG:32648", base_dir: str | Path = ".", threshold_min: float = 15.0):
