@@ -210,9 +210,8 @@ def sample_dem(path, x, y, crs, *, smoothing_m: float = 60.0) -> np.ndarray:
             px_x, px_y = res_x, res_y
         data = _nan_gaussian(data, (smoothing_m / px_y, smoothing_m / px_x))
     inv = ~transform
-    col, row = inv * (rx, ry)
-    col = np.asarray(col, dtype=float) - 0.5  # pixel centres at integer coordinates
-    row = np.asarray(row, dtype=float) - 0.5
+    col = inv.a * rx + inv.b * ry + inv.c - 0.5  # pixel centres at integer coordinates
+    row = inv.d * rx + inv.e * ry + inv.f - 0.5
     inside = (col >= -0.5) & (col <= width - 0.5) & (row >= -0.5) & (row <= height - 0.5)
     inside &= np.isfinite(col) & np.isfinite(row)
     elev = np.full(xs.shape, np.nan)
