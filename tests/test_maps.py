@@ -1,0 +1,502 @@
+"""Tests of accessibility.maps: content, escaping, lightness, offline assets, headless rendering."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Transformer
+
+from accessibility import maps
+from accessibility._errors import DataError
+from accessibility.config import load_area
+
+ROOT = Path(__file__).resolve().parents[1]
+CRS = "EPSG:32648"
+HOSTILE = '<script>alert(1)</script>&"x"'
+CIRCLES = ["culture_15min", "eldercare_15min", "kindergarten_300m"]
+X0, Y0 = Transformer.from_crs(4326, CRS, always_xy=True).transform(106.55, 29.58)
+X0, Y0 = round(X0, -3), round(Y0, -3)  # a round origin keeps the 100 m grid exact
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_area(ROOT / "config/areas/jiangbei.yaml", check_files=False)
+
+
+def make_inputs(*, cells_per_side: int = 10, n_units: int = 3):
+    """Three 1 km square units side by side, a 100 m cell grid, facilities, results, coverage."""
+    side = cells_per_side * 100.0
+    codes = [f"5001050{i:02d}" for i in range(1, n_units + 1)]
+    units = gpd.GeoDataFrame(
+        {
+            "unit_code": codes,
+            "unit_name": [HOSTILE] + [f"测试街道{i}" for i in range(2, n_units + 1)],
+            "unit_name_en": [f"Test Subdistrict {i}" for i in range(1, n_units + 1)],
+            "unit_kind": "街道",
+        },
+        geometry=[
+            shapely.box(X0 + i * side, Y0, X0 + (i + 1) * side, Y0 + side) for i in range(n_units)
+        ],
+        crs=CRS,
+    )
+    xs, ys, uc = [], [], []
+    for i, code in enumerate(codes):
+        gx, gy = np.meshgrid(np.arange(cells_per_side), np.arange(cells_per_side))
+        xs.append(X0 + i * side + 50 + 100 * gx.ravel())
+        ys.append(Y0 + 50 + 100 * gy.ravel())
+        uc += [code] * gx.size
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    n = len(x)
+    cells = gpd.GeoDataFrame(
+        {
+            "cell_id": np.arange(n, dtype=np.int64),
+            "population": 100.0,
+            "pop_60plus": 20.0,
+            "unit_code": uc,
+        },
+        geometry=gpd.points_from_xy(x, y),
+        crs=CRS,
+    )
+    # one culture facility at the origin corner; time grows with distance at 1.2 m/s
+    fac_xy = np.array([[X0 + 100.0, Y0 + 100.0], [X0 + 1500.0, Y0 + 500.0], [X0 + 2500, Y0 + 900]])
+    facilities = gpd.GeoDataFrame(
+        {
+            "fac_id": ["osm:n1", "inv:eldercare:1", "osm:n3"],
+            "name": [HOSTILE, "观音桥养老服务站", None],
+            "category": ["library", "elderly_service_station", "kindergarten"],
+            "circles": ["culture_15min", "eldercare_15min", "kindergarten_300m"],
+            "source": ["evil<b>.pbf", "inventory.csv", "x.pbf"],
+            "status": "synthetic",
+            "classified_by": [
+                "tag amenity=library",
+                "inventory column 类别",
+                "tag amenity=kindergarten",
+            ],
+            "capacity": [np.nan, 30.0, np.nan],
+        },
+        geometry=gpd.points_from_xy(fac_xy[:, 0], fac_xy[:, 1]),
+        crs=CRS,
+    )
+    d0 = np.hypot(x - fac_xy[0, 0], y - fac_xy[0, 1])
+    d1 = np.hypot(x - fac_xy[1, 0], y - fac_xy[1, 1])
+    d2 = np.hypot(x - fac_xy[2, 0], y - fac_xy[2, 1])
+    results = pd.DataFrame(index=cells.index)
+    for cid, d, speed, thr in (
+        ("culture_15min", d0, 1.2, 900.0),
+        ("eldercare_15min", d1, 0.9, 900.0),
+        ("kindergarten_300m", d2, 1.0, 300.0),
+    ):
+        t = d / speed
+        t[t > 2 * thr] = np.inf
+        results[f"{cid}_t"] = t
+        results[f"{cid}_n"] = (t <= thr).astype(np.int64)
+        results[f"{cid}_covered"] = t <= thr
+    coverage = coverage_table(units, cells, results)
+    return units, cells, facilities, results, coverage
+
+
+def coverage_table(units, cells, results):
+    rows = []
+    for cid in CIRCLES:
+        w = cells["pop_60plus"] if cid == "eldercare_15min" else cells["population"]
+        cov = results[f"{cid}_covered"]
+        groups = [
+            (u.unit_code, u.unit_name, u.unit_name_en, cells.unit_code == u.unit_code)
+            for u in units.itertuples()
+        ]
+        groups.append(("500105", "全区", "whole district", np.ones(len(cells), bool)))
+        for code, name, name_en, sel in groups:
+            pop = float(w[sel].sum())
+            covered = float(w[sel & cov].sum())
+            share = covered / pop
+            rows.append(
+                {
+                    "unit_code": code, "unit_name": name, "unit_name_en": name_en, "circle": cid,
+                    "circle_label": cid, "mode": "distance" if cid.endswith("m") else "time",
+                    "threshold": 300.0 if cid.endswith("m") else 900.0, "population": pop,
+                    "covered_population": covered, "coverage_share": share, "target_share": 1.0,
+                    "meets_target": share >= 1.0, "uncovered_population": pop - covered,
+                    "gap_population": max(0.0, pop - covered), "median_t": 400.0, "p90_t": 800.0,
+                    "coverage_share_flat": share, "data_status": "synthetic demo",
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def make_net(cells):
+    """A 100 m street grid through the cell centres; times from the culture facility corner."""
+    x = np.unique(cells.geometry.x.to_numpy())
+    y = np.unique(cells.geometry.y.to_numpy())
+    gx, gy = np.meshgrid(x, y)
+    nodes = gpd.GeoDataFrame(
+        {"x": gx.ravel(), "y": gy.ravel()},
+        geometry=gpd.points_from_xy(gx.ravel(), gy.ravel()),
+        crs=CRS,
+    )
+    ny, nx = gx.shape
+    idx = np.arange(nx * ny).reshape(ny, nx)
+    pairs = np.concatenate(
+        [
+            np.column_stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()]),
+            np.column_stack([idx[:-1].ravel(), idx[1:].ravel()]),
+        ]
+    )
+    u = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    v = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    edges = pd.DataFrame({"u": u, "v": v, "length_m": 100.0})
+    # manhattan distance from node (0, 0) at 1.2 m/s
+    t = (np.abs(gx - x[0]) + np.abs(gy - y[0])).ravel() / 1.2
+    return SimpleNamespace(nodes=nodes, edges=edges, crs=CRS), {"culture_15min": t}
+
+
+def test_overview_layers_tooltips_and_legend(config, tmp_path):
+    units, cells, fac, results, coverage = make_inputs()
+    m = maps.overview_map(units, coverage, fac, config, circles=CIRCLES, basemap="none")
+    out = maps.save_map(m, tmp_path / "overview.html")
+    text = out.read_text(encoding="utf-8")
+    # one feature group per circle, only the first shown
+    groups = [c for c in m._children.values() if c.__class__.__name__ == "FeatureGroup"]
+    assert [g.layer_name for g in groups] == [
+        maps._circle_label(config.circles[c]) for c in CIRCLES
+    ]
+    assert [g.show for g in groups] == [True, False, False]
+    # the culture layer: unit 1 is closest to the facility, so best covered; tooltip shows its share
+    payloads = _geojson_payloads(text)
+    unit_layers = [p for p in payloads if p["features"][0]["geometry"]["type"] == "Polygon"]
+    assert len(unit_layers) == 3
+    tips = [f["properties"]["tip"] for f in unit_layers[0]["features"]]
+    fills = [f["properties"]["fill"] for f in unit_layers[0]["features"]]
+    cul = coverage.query("circle == 'culture_15min'").set_index("unit_code").coverage_share
+    for code, tip, fill in zip(units.unit_code, tips, fills, strict=True):
+        assert f"覆盖率 coverage: {100 * cul[code]:.1f} %" in tip
+        assert fill == maps._coverage_colour(cul[code])
+    # hand check: unit 1 has cells within 1080 m of (100, 100) -> partly covered; unit 3 none
+    assert 0 < cul["500105001"] < 1 and cul["500105003"] == 0
+    assert fills[2] == "#d7191c"
+    assert "Test Subdistrict 2" in tips[1] and "测试街道2" in tips[1]
+    assert "目标 target: 100.0 %" in tips[1] and "达标 meets target: 否 no" in tips[1]
+    gap = coverage.query(
+        "circle == 'culture_15min' and unit_code == '500105002'"
+    ).gap_population.iloc[0]
+    assert f"缺口 gap: {gap:,.0f} 人 people" in tips[1]
+    assert "SYNTHETIC DEMO 合成示例数据" in text
+    assert text.count('class="acc-synthetic"') == 2  # title box and legend
+    assert "覆盖率 coverage share" in text  # legend
+    assert "图书馆" in text  # facility category label in the legend
+    assert "L.control.scale" in text
+    assert "L.control.layers" in text
+    assert "markerClusterGroup" in text
+    assert "L.tileLayer" not in text  # basemap="none"
+
+
+def test_coverage_colour_breaks():
+    c = maps._coverage_colour
+    assert c(0.0) == c(0.59) == "#d7191c"
+    assert c(0.6) == c(0.79) == "#fdae61"
+    assert c(0.8) == "#fee08b" and c(0.95) == c(0.999) == "#a6d96a"
+    assert c(1.0) == "#1a9641"
+    assert c(np.nan) == maps.NO_DATA_COLOUR
+
+
+def test_hostile_names_are_escaped(config, tmp_path):
+    units, cells, fac, results, coverage = make_inputs()
+    coverage.loc[coverage.unit_code == "500105001", "unit_name"] = HOSTILE
+    net, times = make_net(cells)
+    sites = gpd.GeoDataFrame(
+        {
+            "rank": [1],
+            "site_id": [HOSTILE],
+            "added_covered_population": [1234.0],
+            "circle": ["culture_15min"],
+        },
+        geometry=gpd.points_from_xy([X0 + 900], [Y0 + 900]),
+        crs=CRS,
+    )
+    paths = [
+        maps.save_map(maps.overview_map(units, coverage, fac, config, circles=CIRCLES, basemap="none"), tmp_path / "o.html"),
+        maps.save_map(
+            maps.unit_map("500105001", units, cells, results, fac, config, net=net, node_times=times,
+                          circles=CIRCLES, proposed_sites=sites, basemap="none"),
+            tmp_path / "u.html",
+        ),
+    ]  # fmt: skip
+    for p in paths:
+        text = p.read_text(encoding="utf-8")
+        assert "<script>alert(1)</script>" not in text
+        assert "alert(1)</script" not in text
+        assert "evil<b>" not in text
+        # the escaped form is what is shown (it may be JSON-escaped once more inside GeoJSON)
+        assert "&lt;script&gt;alert(1)" in text or "\\u0026lt;script\\u0026gt;alert(1)" in text
+
+
+def _geojson_payloads(text):
+    """Every GeoJSON embedded by folium (the argument of `<name>_add(...)`)."""
+    return [json.loads(s) for s in re.findall(r"_add\((\{.*\})\);$", text, flags=re.M)]
+
+
+def test_unit_map_classes_service_area_and_sites(config, tmp_path):
+    units, cells, fac, results, coverage = make_inputs()
+    net, times = make_net(cells)
+    sites = gpd.GeoDataFrame(
+        {"rank": [1, 2], "site_id": ["c1", "e1"], "added_covered_population": [500.0, 80.0],
+         "circle": ["culture_15min", "eldercare_15min"]},
+        geometry=gpd.points_from_xy([X0 + 900, X0 + 300], [Y0 + 900, Y0 + 300]),
+        crs=CRS,
+    )  # fmt: skip
+    m = maps.unit_map("500105002", units, cells, results, fac, config, net=net, node_times=times,
+                      circles=["culture_15min"], proposed_sites=sites, basemap="none")  # fmt: skip
+    text = maps.save_map(m, tmp_path / "u.html").read_text(encoding="utf-8")
+    payloads = _geojson_payloads(text)
+    # class polygons: unit 2 spans x 1000-2000 m from the facility at (100, 100): times from
+    # ~(950 m / 1.2) = 790 s; so it has the 10-15 min class and the not-covered class only
+    cls_fc = [p for p in payloads if p["features"] and "cls" in p["features"][0]["properties"]]
+    assert len(cls_fc) == 1
+    got = {f["properties"]["cls"] for f in cls_fc[0]["features"]}
+    d = np.hypot(cells.geometry.x - (X0 + 100), cells.geometry.y - (Y0 + 100))[
+        cells.unit_code == "500105002"
+    ]
+    t = d / 1.2
+    expected = set()
+    expected |= {2} if ((t > 600) & (t <= 900)).any() else set()
+    expected |= {3} if (t > 900).any() else set()
+    expected |= {1} if ((t > 300) & (t <= 600)).any() else set()
+    assert got == expected == {2, 3}
+    # people per class in the tooltip: covered cells x 100 people
+    n_covered = int((t <= 900).sum())
+    tip2 = next(
+        f["properties"]["tip"] for f in cls_fc[0]["features"] if f["properties"]["cls"] == 2
+    )
+    assert f"{100 * n_covered:,.0f} 人 people · {n_covered} 格 cells" in tip2
+    # the dissolved class polygons cover exactly the unit (100 cells x 1 ha)
+    geoms = [shapely.geometry.shape(f["geometry"]) for f in cls_fc[0]["features"]]
+    area = gpd.GeoSeries(geoms, crs=4326).to_crs(CRS).area.sum()
+    assert area == pytest.approx(1e6, rel=0.01)
+    # service area: drawn from the reached network, not a hull; the corridor reaches x = X0+1000+
+    sa = [
+        p
+        for p in payloads
+        if p["features"] and "service area" in p["features"][0]["properties"].get("tip", "")
+    ]
+    assert len(sa) == 1
+    poly = (
+        gpd.GeoSeries([shapely.geometry.shape(sa[0]["features"][0]["geometry"])], crs=4326)
+        .to_crs(CRS)
+        .iloc[0]
+    )
+    reached = net.nodes.geometry[times["culture_15min"] <= 900]
+    assert all(poly.distance(p) < 2 for p in reached)
+    unreached = net.nodes.geometry[
+        times["culture_15min"] > 900 + 100 / 1.2
+    ]  # beyond the last reached edge
+    assert all(poly.distance(p) > 30 for p in unreached if p.x < X0 + 3000)
+    # proposed site of this circle only, with its rank and popup
+    assert "建议新址 proposed site #1" in text and "proposed site #2" not in text
+    assert "acc-star" in text
+
+
+def test_unit_map_unknown_unit_and_missing_column(config):
+    units, cells, fac, results, coverage = make_inputs(n_units=1)
+    with pytest.raises(DataError, match="unit_code"):
+        maps.unit_map("999", units, cells, results, fac, config, basemap="none")
+    with pytest.raises(DataError, match="fitness_15min_t"):
+        maps.unit_map(
+            "500105001",
+            units,
+            cells,
+            results,
+            fac,
+            config,
+            circles=["fitness_15min"],
+            basemap="none",
+        )
+
+
+def test_basemaps(config, tmp_path):
+    units, cells, fac, results, coverage = make_inputs(n_units=1)
+    osm = maps.save_map(
+        maps.overview_map(units, coverage, fac, config, basemap="osm"), tmp_path / "a.html"
+    ).read_text()
+    assert "tile.openstreetmap.org" in osm
+    none = maps.save_map(
+        maps.overview_map(units, coverage, fac, config, basemap="none"), tmp_path / "b.html"
+    ).read_text()
+    assert "L.tileLayer" not in none and maps.NO_BASEMAP_BACKGROUND in none
+    with pytest.raises(ValueError, match="basemap"):
+        maps.overview_map(units, coverage, fac, config, basemap="google")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("accessibility.coords") is None,
+    reason="accessibility.coords (wgs84_to_gcj02) is not written yet; the amap shift needs it",
+)
+def test_amap_shifts_vectors_to_gcj02(config, tmp_path):
+    from accessibility.coords import wgs84_to_gcj02
+
+    units, cells, fac, results, coverage = make_inputs(n_units=1)
+    m = maps.overview_map(units, coverage, fac, config, basemap="amap")
+    text = maps.save_map(m, tmp_path / "amap.html").read_text(encoding="utf-8")
+    assert "webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn\\u0026size=1" in text
+    assert "\\u00a9 \\u9ad8\\u5fb7\\u5730\\u56fe AutoNavi" in text  # © 高德地图 AutoNavi as JSON
+    assert '"subdomains": "1234"' in text
+    # the facility point is drawn at its GCJ-02 position (rounded to 5 decimals)
+    lon, lat = gpd.GeoSeries([fac.geometry.iloc[0]], crs=CRS).to_crs(4326).iloc[0].coords[0]
+    glon, glat = (
+        float(np.asarray(v).ravel()[0]) for v in wgs84_to_gcj02(np.array([lon]), np.array([lat]))
+    )
+    assert abs(glon - lon) + abs(glat - lat) > 1e-4  # the shift is real (hundreds of metres)
+    pts = [
+        f["geometry"]["coordinates"]
+        for p in _geojson_payloads(text)
+        for f in p["features"]
+        if f["geometry"]["type"] == "Point"
+    ]
+    assert any(abs(x - glon) < 2e-5 and abs(y - glat) < 2e-5 for x, y in pts)
+    assert not any(abs(x - lon) < 2e-5 and abs(y - lat) < 2e-5 for x, y in pts)
+
+
+def test_embed_assets_inlines_or_removes_every_cdn_link(config, tmp_path):
+    units, cells, fac, results, coverage = make_inputs(n_units=1)
+    m = maps.overview_map(units, coverage, fac, config, basemap="none")
+    plain = maps.save_map(m, tmp_path / "plain.html").read_text(encoding="utf-8")
+    assert re.search(r'<script src="https://', plain)  # folium links CDNs by default
+    text = maps.save_map(m, tmp_path / "embedded.html", embed_assets=True).read_text(
+        encoding="utf-8"
+    )
+    assert not re.search(r"<script[^>]+src=", text)
+    assert not re.search(r"<link[^>]+href=", text)
+    assert "leaflet/leaflet.js (vendored)" in text and "markercluster.js (vendored)" in text
+    assert "url(images/layers.png)" not in text  # layer-control icon inlined as a data URI
+    assert "removed unused bootstrap" in text
+
+
+def test_maps_are_light(config, tmp_path):
+    """~10k cells in one unit -> the unit map stays far below 5 MB (cells are dissolved by class)."""
+    units, cells, fac, results, coverage = make_inputs(cells_per_side=100, n_units=1)
+    assert len(cells) == 10_000
+    m = maps.unit_map("500105001", units, cells, results, fac, config, basemap="none")
+    size = maps.save_map(m, tmp_path / "big.html").stat().st_size
+    assert size < 1_000_000
+    o = maps.overview_map(units, coverage, fac, config, basemap="none")
+    text = maps.save_map(o, tmp_path / "o.html").read_text()
+    # coordinates are rounded to 5 decimals
+    assert not re.search(r"\d+\.\d{7,}, \d+\.\d{7,}", text.split("_add(")[1][:2000])
+
+
+# ---------------------------------------------------------------------------------------------
+# headless rendering
+
+
+def _chromium() -> str | None:
+    path = (
+        shutil.which("chromium")
+        or (Path("/usr/bin/chromium").is_file() and "/usr/bin/chromium")
+        or None
+    )
+    if path is None:
+        for _ in range(3):  # it may still be installing
+            time.sleep(2)
+            path = shutil.which("chromium")
+            if path:
+                break
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed but CI is set (.ci/run installs it)")
+        pytest.skip("chromium not installed; headless rendering test skipped")
+    return path
+
+
+_ERROR_HOOK = (
+    "<script>window.__accErrors=[];function __accRec(m){window.__accErrors.push(String(m));"
+    "document.documentElement.setAttribute('data-js-errors',JSON.stringify(window.__accErrors));}"
+    "window.addEventListener('error',function(e){__accRec(e.message||e.type+' '+(e.target&&(e.target.src||e.target.href)));},true);"
+    "window.addEventListener('unhandledrejection',function(e){__accRec(e.reason);});</script>"
+)
+
+
+def render(html_path: Path, tmp: Path, png: Path | None = None) -> tuple[list[str], str]:
+    """Render with headless chromium; return the JS errors and the DOM after load."""
+    chromium = _chromium()
+    hooked = html_path.with_name(html_path.stem + "_hooked.html")
+    hooked.write_text(
+        html_path.read_text(encoding="utf-8").replace("<head>", "<head>" + _ERROR_HOOK, 1),
+        encoding="utf-8",
+    )
+    base = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp / 'profile'}", "--enable-logging=stderr", "--v=0",
+        "--virtual-time-budget=5000", "--window-size=1200,900",
+    ]  # fmt: skip
+    dom = subprocess.run(
+        base + ["--dump-dom", hooked.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    errors = []
+    mt = re.search(r"data-js-errors=\"([^\"]*)\"", dom.stdout)
+    if mt:
+        import html as _html
+
+        errors += json.loads(_html.unescape(mt.group(1)))
+    errors += [ln for ln in dom.stderr.splitlines() if "Uncaught" in ln]
+    if png is not None:
+        shot = subprocess.run(
+            base + [f"--screenshot={png}", html_path.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        errors += [ln for ln in shot.stderr.splitlines() if "Uncaught" in ln]
+        assert png.is_file(), shot.stderr[-2000:]
+    return errors, dom.stdout
+
+
+def _map_pixels(png: Path) -> tuple[int, float]:
+    from PIL import Image
+
+    img = np.asarray(Image.open(png).convert("RGB"))[
+        150:850, 350:1150
+    ]  # map area right of the legend
+    bg = np.array([0xE8, 0xE8, 0xE8])
+    non_bg = np.any(np.abs(img.astype(int) - bg) > 8, axis=2).mean()
+    colours = len(np.unique(img.reshape(-1, 3), axis=0))
+    return colours, float(non_bg)
+
+
+@pytest.mark.browser
+def test_headless_render_overview_and_unit_map(config, tmp_path):
+    units, cells, fac, results, coverage = make_inputs()
+    net, times = make_net(cells)
+    overview = maps.save_map(
+        maps.overview_map(units, coverage, fac, config, circles=CIRCLES, basemap="none"),
+        tmp_path / "overview.html", embed_assets=True,
+    )  # fmt: skip
+    unit = maps.save_map(
+        maps.unit_map("500105001", units, cells, results, fac, config, net=net, node_times=times, basemap="none"),
+        tmp_path / "unit.html", embed_assets=True,
+    )  # fmt: skip
+    for path in (overview, unit):
+        png = path.with_suffix(".png")
+        errors, dom = render(path, tmp_path, png)
+        assert errors == [], errors
+        assert (
+            "leaflet-container" in dom and "leaflet-interactive" in dom
+        )  # Leaflet drew vector paths
+        assert (
+            "acc-legend" in dom
+            and "leaflet-control-scale" in dom
+            and "leaflet-control-layers" in dom
+        )
+        colours, non_bg = _map_pixels(png)
+        assert colours > 20 and non_bg > 0.2, (colours, non_bg)
