@@ -1,0 +1,470 @@
+"""Siting: coverage models against hand-worked answers, brute force, spopt, and networkx."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from types import SimpleNamespace
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry import Point, box
+
+from accessibility._errors import CRSMismatchError, DataError
+from accessibility.config import Circle, Profile
+from accessibility.siting import (
+    candidate_sites,
+    coverage_curve,
+    coverage_sets,
+    evaluate_scenario,
+    greedy_lscp,
+    greedy_mclp,
+    site_circle,
+    solve_lscp,
+    solve_mclp,
+    two_step_fca,
+)
+
+CRS = "EPSG:32648"
+
+# ---------------------------------------------------------------------------------------------
+# hand case: 4 demand points, 3 sites
+#   site 0 covers demand {0, 1}    weights w = [4, 5, 5, 4]
+#   site 1 covers demand {2, 3}
+#   site 2 covers demand {1, 2}
+# k=1: best single site is 2 (5+5 = 10 > 9).
+# k=2: sets {0,1} -> 18, {0,2} -> 4+5+5 = 14, {1,2} -> 14.  Optimum 18 ({0,1}).
+# greedy: takes site 2 (10), then both others add 4; tie -> lowest index 0: total 14.
+
+HAND_A = sp.csr_matrix(np.array([[1, 0, 0], [1, 0, 1], [0, 1, 1], [0, 1, 0]], dtype=bool))
+HAND_W = np.array([4.0, 5.0, 5.0, 4.0])
+
+
+def test_hand_mclp_greedy_and_exact():
+    g = greedy_mclp(HAND_A, HAND_W, 2)
+    assert g.sites == [2, 0]
+    assert g.added_weight.tolist() == [10.0, 4.0]
+    assert g.cumulative.tolist() == [10.0, 14.0]
+    assert g.objective == 14.0
+    ex = solve_mclp(HAND_A, HAND_W, 2)
+    assert ex.status == "optimal" and ex.method == "milp"
+    assert ex.objective == 18.0
+    assert sorted(ex.sites) == [0, 1]
+    assert ex.cumulative[-1] == 18.0
+    assert ex.gap == pytest.approx(0.0, abs=1e-9)
+    one = solve_mclp(HAND_A, HAND_W, 1)
+    assert one.sites == [2] and one.objective == 10.0
+
+
+def test_hand_mclp_with_existing_coverage():
+    # demand 1 and 2 already covered: site 2 is worth nothing, sites 0 and 1 are worth 4 each
+    covered = np.array([False, True, True, False])
+    g = greedy_mclp(HAND_A, HAND_W, 3, covered=covered)
+    assert g.sites == [0, 1]  # stops once no site adds anything
+    assert g.objective == 8.0
+    assert solve_mclp(HAND_A, HAND_W, 1, covered=covered).objective == 4.0
+
+
+def test_hand_lscp_district_and_units():
+    total = HAND_W.sum()  # 18
+    # 100 %: need sites 0 and 1
+    r = solve_lscp(HAND_A, HAND_W, target_share=1.0, total_weight=total)
+    assert r.objective == 2 and sorted(r.sites) == [0, 1] and not r.capped
+    # 55 % of 18 = 9.9: only site 2 (10) does it alone (sites 0 and 1 cover 9 each)
+    r = solve_lscp(HAND_A, HAND_W, target_share=0.55, total_weight=total)
+    assert r.objective == 1 and r.sites == [2]
+    # 50 % with 9 already covered elsewhere: nothing to build
+    r = solve_lscp(HAND_A, HAND_W, target_share=0.5, total_weight=total, covered_weight=9.0)
+    assert r.objective == 0 and r.status == "nothing_to_do"
+    # per unit: a = rows {0,1} (9), b = rows {2,3} (9). 50 % each = 4.5: site 2 gives 5 to both.
+    labels = np.array(["a", "a", "b", "b"])
+    r = solve_lscp(HAND_A, HAND_W, target_share=0.5, total_weight=total, unit_labels=labels)
+    assert r.objective == 1 and r.sites == [2]
+    # per unit 100 %: unit a needs rows 0,1 -> site 0; unit b rows 2,3 -> site 1
+    r = solve_lscp(HAND_A, HAND_W, target_share=1.0, total_weight=total, unit_labels=labels)
+    assert r.objective == 2 and sorted(r.sites) == [0, 1]
+    # unit_targets: unit a has 91 of 100 covered elsewhere (>= 90 %), b has 0 of 9; target 0.9:
+    # a needs 0, b needs 8.1 -> rows 2 and 3 (5 + 4) -> site 1
+    targets = pd.DataFrame({"total_weight": [100.0, 9.0], "covered_weight": [91.0, 0.0]},
+                           index=["a", "b"])
+    r = solve_lscp(HAND_A, HAND_W, target_share=0.9, total_weight=109.0, unit_labels=labels,
+                   unit_targets=targets)
+    assert r.objective == 1 and r.sites == [1]
+    g = greedy_lscp(HAND_A, HAND_W, target_share=0.9, total_weight=109.0, unit_labels=labels,
+                    unit_targets=targets)
+    assert g.sites == [1]
+
+
+def test_lscp_unreachable_demand_is_capped_and_reported():
+    # add demand row 4 (weight 7) that no site reaches
+    A = sp.vstack([HAND_A, sp.csr_matrix((1, 3), dtype=bool)], format="csr")
+    w = np.append(HAND_W, 7.0)
+    # exact: sites 0 and 1; greedy takes 2 first (10), then still needs 0 and 1: 3 sites
+    for fn, expect in ((solve_lscp, [0, 1]), (greedy_lscp, [2, 0, 1])):
+        r = fn(A, w, target_share=1.0, total_weight=w.sum())
+        assert r.capped
+        assert r.unreachable_weight == 7.0
+        assert sorted(r.sites) == sorted(expect) and r.objective == len(expect)
+        u = r.details["units"]["__all__"]
+        assert u["reachable_max_share"] == pytest.approx(18.0 / 25.0)
+    # 60 % of 25 = 15 is reachable: not capped, still reports the unreachable 7
+    r = solve_lscp(A, w, target_share=0.6, total_weight=w.sum())
+    assert not r.capped and r.unreachable_weight == 7.0 and r.objective == 2
+    # MCLP reports it too
+    assert greedy_mclp(A, w, 3).unreachable_weight == 7.0
+
+
+def test_bad_inputs_raise_dataerror():
+    with pytest.raises(DataError, match="w"):
+        greedy_mclp(HAND_A, [1.0, 2.0], 1)
+    with pytest.raises(DataError, match="negative"):
+        solve_mclp(HAND_A, [1.0, -2.0, 1.0, 1.0], 1)
+    with pytest.raises(DataError, match="unit_targets"):
+        solve_lscp(HAND_A, HAND_W, target_share=1.0, total_weight=18.0,
+                   unit_labels=["a", "a", "b", "b"], unit_targets={"a": {"total_weight": 9.0}})
+
+
+def test_coverage_curve_hand():
+    df = coverage_curve(HAND_A, HAND_W, 3, exact=True)
+    assert df["k"].tolist() == [1, 2, 3]
+    assert df["cumulative"].tolist() == [10.0, 14.0, 18.0]
+    assert df["share"].tolist() == pytest.approx([10 / 18, 14 / 18, 1.0])
+    assert df["exact_cumulative"].tolist() == [10.0, 18.0, 18.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# brute force and property tests
+
+
+def _brute_mclp(A: np.ndarray, w: np.ndarray, k: int) -> float:
+    best = 0.0
+    for combo in itertools.combinations(range(A.shape[1]), min(k, A.shape[1])):
+        best = max(best, float(w[A[:, list(combo)].any(axis=1)].sum()))
+    return best
+
+
+def _brute_lscp(A: np.ndarray) -> int:
+    need = A.any(axis=1)
+    for k in range(0, A.shape[1] + 1):
+        for combo in itertools.combinations(range(A.shape[1]), k):
+            if (A[:, list(combo)].any(axis=1) >= need).all():
+                return k
+    raise AssertionError
+
+
+def _naive_greedy(A: np.ndarray, w: np.ndarray, k: int) -> list[float]:
+    cov = np.zeros(A.shape[0], dtype=bool)
+    out = []
+    for _ in range(k):
+        gains = (A & ~cov[:, None]).astype(float).T @ w
+        j = int(np.argmax(gains))
+        if gains[j] <= 0:
+            break
+        cov |= A[:, j]
+        out.append(float(gains[j]))
+    return out
+
+
+@settings(deadline=None, max_examples=40, derandomize=True)
+@given(seed=st.integers(0, 10_000), n_d=st.integers(1, 25), n_s=st.integers(1, 8),
+       k=st.integers(1, 4), density=st.floats(0.05, 0.6))
+def test_greedy_and_exact_against_brute_force(seed, n_d, n_s, k, density):
+    rng = np.random.default_rng(seed)
+    A = rng.random((n_d, n_s)) < density
+    w = rng.integers(0, 20, n_d).astype(float)
+    opt = _brute_mclp(A, w, k)
+    ex = solve_mclp(sp.csr_matrix(A), w, k)
+    assert ex.objective == pytest.approx(opt)
+    assert len(ex.sites) <= k
+    g = greedy_mclp(sp.csr_matrix(A), w, k)
+    assert g.objective <= opt + 1e-9
+    assert g.objective >= (1 - 1 / math.e) * opt - 1e-9
+    assert g.added_weight.tolist() == pytest.approx(_naive_greedy(A, w, k))
+    # LSCP 100 % on the coverable rows = brute-force set cover
+    lw = np.where(A.any(axis=1), np.maximum(w, 1.0), w)
+    r = solve_lscp(sp.csr_matrix(A), lw, target_share=1.0, total_weight=lw.sum())
+    assert r.objective == _brute_lscp(A[lw > 0])
+    assert r.capped == bool((~A.any(axis=1) & (lw > 0)).any())
+    gl = greedy_lscp(sp.csr_matrix(A), lw, target_share=1.0, total_weight=lw.sum())
+    assert gl.objective >= r.objective
+    covered = A[:, gl.sites].any(axis=1) if gl.sites else np.zeros(n_d, dtype=bool)
+    assert covered[A.any(axis=1) & (lw > 0)].all()
+
+
+# ---------------------------------------------------------------------------------------------
+# spopt (pulp + CBC) as an independent oracle
+
+
+def _cbc():
+    pulp = pytest.importorskip("pulp")
+    solver = pulp.PULP_CBC_CMD(msg=False)
+    if not solver.available():
+        pytest.skip("pulp's bundled CBC solver is not available")
+    return solver
+
+
+# pulp 3.3 warns (DeprecationWarning) about its own 4.0 API changes inside spopt's model builder
+@pytest.mark.filterwarnings("ignore:.*(deprecated|PuLP 4).*:DeprecationWarning")
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_mclp_and_lscp_match_spopt(seed):
+    solver = _cbc()
+    from spopt.locate import LSCP, MCLP
+
+    rng = np.random.default_rng(seed)
+    cost = rng.random((30, 12))
+    radius = 0.25
+    # every demand point coverable (LSCP needs it): put a site at distance 0 where none is near
+    lonely = np.flatnonzero((cost <= radius).sum(axis=1) == 0)
+    cost[lonely, rng.integers(0, 12, lonely.size)] = 0.0
+    weights = rng.integers(1, 50, 30).astype(float)
+    A = sp.csr_matrix(cost <= radius)
+    for k in (2, 4):
+        m = MCLP.from_cost_matrix(cost, weights, radius, p_facilities=k).solve(solver)
+        ours = solve_mclp(A, weights, k)
+        assert ours.status == "optimal"
+        assert ours.objective == pytest.approx(m.problem.objective.value())
+        assert greedy_mclp(A, weights, k).objective <= ours.objective + 1e-9
+    lscp = LSCP.from_cost_matrix(cost, radius).solve(solver)
+    ours = solve_lscp(A, weights, target_share=1.0, total_weight=weights.sum())
+    assert not ours.capped and ours.status == "optimal"
+    assert ours.objective == pytest.approx(lscp.problem.objective.value())
+
+
+def test_mclp_time_limit_reports_gap():
+    rng = np.random.default_rng(7)
+    n_d, n_s = 3000, 400
+    A = sp.random(n_d, n_s, density=0.03, random_state=rng, format="csr").astype(bool)
+    w = rng.random(n_d) * 100
+    r = solve_mclp(A, w, 15, time_limit_s=0.5)
+    assert r.status in ("optimal", "time_limit")
+    assert np.isfinite(r.gap) and r.gap >= 0
+    assert r.bound >= r.objective - 1e-6
+    assert r.objective >= greedy_mclp(A, w, 15).objective - 1e-9
+    if r.status == "time_limit":
+        assert r.time_limited
+
+
+# ---------------------------------------------------------------------------------------------
+# 2SFCA
+
+
+def test_two_step_fca_hand():
+    # cells c0 (w 100) reaches f0; c1 (w 300) reaches f0 and f1; c2 (w 50) reaches nothing.
+    # f0: 20 places / 400 people = 0.05; f1: 30 / 300 = 0.1
+    # a = [0.05, 0.15, 0]; unit u (c0, c1): (100*0.05 + 300*0.15) / 400 = 50 / 400 = 0.125
+    R = sp.csr_matrix(np.array([[1, 0], [1, 1], [0, 0]], dtype=bool))
+    a, by_unit = two_step_fca([100, 300, 50], [20, 30], R, unit_labels=["u", "u", "v"], per=1.0)
+    assert a.tolist() == pytest.approx([0.05, 0.15, 0.0])
+    assert by_unit.set_index("unit_code")["ratio"].to_dict() == pytest.approx({"u": 0.125,
+                                                                                "v": 0.0})
+    # capacity is fully shared out: sum of demand * ratio = total capacity in reach
+    assert float(np.dot([100, 300, 50], a)) == pytest.approx(50.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# network-based parts
+
+
+def _grid_net(n=6, spacing=100.0, seed=0, extra_island=True):
+    """A directed n x n grid (asymmetric random times) plus, optionally, a 2-node island."""
+    from accessibility.network import WalkNetwork
+
+    rng = np.random.default_rng(seed)
+    xs, ys = np.meshgrid(np.arange(n) * spacing, np.arange(n) * spacing)
+    x, y = xs.ravel(), ys.ravel()
+    comp = np.zeros(x.size, dtype=np.int64)
+    if extra_island:
+        x = np.append(x, [5000.0, 5100.0])
+        y = np.append(y, [5000.0, 5000.0])
+        comp = np.append(comp, [1, 1])
+    rows = []
+    for i in range(n):
+        for j in range(n):
+            a = i * n + j
+            for b in ([a + 1] if j < n - 1 else []) + ([a + n] if i < n - 1 else []):
+                for u, v in ((a, b), (b, a)):
+                    rows.append((u, v, spacing, spacing / 1.2 * rng.uniform(0.7, 1.6)))
+    if extra_island:
+        m = n * n
+        rows += [(m, m + 1, 100.0, 90.0), (m + 1, m, 100.0, 90.0)]
+    edges = pd.DataFrame(rows, columns=["u", "v", "length_m", "time_s_adult"])
+    nodes = gpd.GeoDataFrame({"osm_id": np.arange(x.size, dtype=np.int64), "x": x, "y": y,
+                              "elev_m": np.nan, "component": comp},
+                             geometry=gpd.points_from_xy(x, y), crs=CRS)
+    return WalkNetwork(nodes=nodes, edges=edges, crs=CRS, profiles=["adult"])
+
+
+def _circle(threshold, mode="time", target=1.0):
+    return Circle(id="test_circle", label_zh="测试", label_en="test", categories=("x",),
+                  mode=mode, threshold=threshold, profile="adult", population="all",
+                  target_share=target)
+
+
+@pytest.mark.parametrize("mode", ["time", "distance"])
+def test_coverage_sets_against_networkx(mode):
+    net = _grid_net(n=7, seed=3)
+    rng = np.random.default_rng(11)
+    n_cells = 60
+    cx, cy = rng.uniform(-20, 620, n_cells), rng.uniform(-20, 620, n_cells)
+    cells = gpd.GeoDataFrame({"population": rng.integers(1, 100, n_cells).astype(float)},
+                             geometry=gpd.points_from_xy(cx, cy), crs=CRS)
+    cand_nodes = np.sort(rng.choice(49, 15, replace=False))
+    cand = pd.DataFrame({"node": cand_nodes})
+    speed = 1.2
+    weight = "time_s_adult" if mode == "time" else "length_m"
+    thr = 300.0 if mode == "time" else 350.0
+    A = coverage_sets(net, cells, cand, _circle(thr, mode), profile_speed_mps=speed,
+                      weight_col=weight)
+    assert A.shape == (n_cells, 15) and A.dtype == bool
+    # brute force: nearest node by hand, networkx Dijkstra in the walking direction
+    G = nx.DiGraph()
+    for u, v, wt in net.edges[["u", "v", weight]].itertuples(index=False):
+        G.add_edge(int(u), int(v), w=float(wt))
+    xy = net.nodes[["x", "y"]].to_numpy()
+    expect = np.zeros((n_cells, 15), dtype=bool)
+    for i in range(n_cells):
+        d2 = (xy[:, 0] - cx[i]) ** 2 + (xy[:, 1] - cy[i]) ** 2
+        node = int(np.argmin(d2))
+        walk = math.sqrt(d2[node]) / (speed if mode == "time" else 1.0)
+        dist = nx.single_source_dijkstra_path_length(G, node, weight="w")
+        for c, cn in enumerate(cand_nodes):
+            expect[i, c] = walk + dist.get(int(cn), math.inf) <= thr
+    assert expect.any() and not expect.all()
+    np.testing.assert_array_equal(A.toarray(), expect)
+
+
+def test_coverage_sets_uses_given_snap_and_offsets():
+    net = _grid_net(n=3, extra_island=False)
+    # one cell on node 0 with 12 m walk (10 s); candidate at node 0 with 24 m walk (20 s)
+    cells = gpd.GeoDataFrame({"node": [0, -1], "snap_m": [12.0, 0.0]},
+                             geometry=[Point(0, 0), Point(0, 0)], crs=CRS)
+    cand = pd.DataFrame({"node": [0], "snap_m": [24.0]})
+    A = coverage_sets(net, cells, cand, _circle(30.0), profile_speed_mps=1.2,
+                      weight_col="time_s_adult")
+    assert A.toarray().tolist() == [[True], [False]]  # 10 + 0 + 20 = 30 <= 30; node -1: nothing
+    A = coverage_sets(net, cells, cand, _circle(29.9), profile_speed_mps=1.2,
+                      weight_col="time_s_adult")
+    assert A.toarray().tolist() == [[False], [False]]
+    with pytest.raises(DataError, match="time_s_elderly"):
+        coverage_sets(net, cells, cand, _circle(30.0), profile_speed_mps=1.2,
+                      weight_col="time_s_elderly")
+
+
+def _units():
+    return gpd.GeoDataFrame({"unit_code": ["500105001", "500105002"],
+                             "unit_name": ["西", "东"]},
+                            geometry=[box(-50, -50, 250, 550), box(250, -50, 550, 550)], crs=CRS)
+
+
+def test_candidate_sites_thinning_units_exclusion_components():
+    net = _grid_net(n=6, spacing=100.0)  # nodes at 0..500; island at (5000, 5000)
+    units = _units()
+    c = candidate_sites(net, units, spacing_m=200)
+    # squares of 200 m: x in [0,200) holds nodes 0,100; centre 100 -> node at x=100 wins.
+    # squares along x: [0,200): x=100; [200,400): x=300; [400,600): centre 500 -> x=500 (x=400 is
+    # 100 away, 500 is 0 away). Same along y: 3 x 3 = 9 candidates, at x,y in {100, 300, 500}.
+    assert len(c) == 9
+    assert sorted(set(c["x"])) == [100.0, 300.0, 500.0]
+    assert sorted(set(c["y"])) == [100.0, 300.0, 500.0]
+    assert c["site_id"].tolist()[:2] == ["cand_00001", "cand_00002"]
+    assert c["node"].is_monotonic_increasing
+    assert (c["unit_code"] == np.where(c["x"] < 250, "500105001", "500105002")).all()
+    assert c.crs == net.crs
+    assert (c.geometry.x == c["x"]).all()
+    # deterministic
+    pd.testing.assert_frame_equal(pd.DataFrame(c.drop(columns="geometry")),
+                                  pd.DataFrame(candidate_sites(net, units, spacing_m=200)
+                                               .drop(columns="geometry")))
+    # exclusion zone over the node at (300, 300): that square falls back to its next-nearest node
+    excl = gpd.GeoDataFrame(geometry=[Point(300, 300).buffer(10)], crs=CRS)
+    c2 = candidate_sites(net, units, spacing_m=200, exclude=excl)
+    assert len(c2) == 9
+    assert not ((c2["x"] == 300) & (c2["y"] == 300)).any()
+    # the island (component 1) is dropped unless a unit covers it and cells live there
+    units_big = pd.concat([units, gpd.GeoDataFrame({"unit_code": ["500105003"], "unit_name": ["岛"]},
+                                                   geometry=[box(4900, 4900, 5200, 5100)],
+                                                   crs=CRS)], ignore_index=True)
+    assert (candidate_sites(net, units_big, spacing_m=200)["unit_code"] != "500105003").all()
+    cells = pd.DataFrame({"node": [36], "population": [10.0]})
+    c3 = candidate_sites(net, units_big, spacing_m=200, cells=cells)
+    assert (c3["unit_code"] == "500105003").sum() == 1  # both island nodes in one 200 m square
+    # parcels: a polygon around the lower-left quarter + one point near (500, 0)
+    parcels = gpd.GeoDataFrame(geometry=[box(-10, -10, 210, 210), Point(490, 8)], crs=CRS)
+    c4 = candidate_sites(net, units, spacing_m=200, parcels=parcels)
+    pts = set(zip(c4["x"], c4["y"], strict=True))
+    # polygon: squares [0,200)^2 -> (100,100); [200,400)x[0,200) -> (200,100) (100 m from the
+    # centre (300,100), (200,0) is 141 m); [0,200)x[200,400) -> (100,200); and (200,200).
+    # point (490, 8) snaps to node (500, 0) and is kept as is.
+    assert pts == {(100.0, 100.0), (200.0, 100.0), (100.0, 200.0), (200.0, 200.0), (500.0, 0.0)}
+    # CRS-less layers are refused with a fix
+    with pytest.raises(CRSMismatchError, match="set_crs"):
+        candidate_sites(net, gpd.GeoDataFrame(units.drop(columns="geometry"),
+                                              geometry=list(units.geometry)), spacing_m=200)
+    # other CRS is reprojected
+    c5 = candidate_sites(net, units.to_crs("EPSG:4326"), spacing_m=200)
+    assert len(c5) == 9
+
+
+def test_site_circle_and_scenario_end_to_end():
+    net = _grid_net(n=6, spacing=100.0, extra_island=False)
+    units = _units()
+    rng = np.random.default_rng(5)
+    n = 40
+    cx, cy = rng.uniform(0, 500, n), rng.uniform(0, 500, n)
+    cells = gpd.GeoDataFrame({"cell_id": np.arange(n), "population": rng.integers(1, 50, n) * 1.0,
+                              "pop_60plus": 1.0,
+                              "unit_code": np.where(cx < 250, "500105001", "500105002")},
+                             geometry=gpd.points_from_xy(cx, cy), crs=CRS)
+    covered = cx < 120  # pretend existing facilities cover the far west
+    results = pd.DataFrame({"test_circle_covered": covered}, index=cells.index)
+    cand = candidate_sites(net, units, spacing_m=200)
+    circle = _circle(150.0)
+    config = SimpleNamespace(profiles={"adult": Profile(name="adult", flat_speed_mps=1.2)},
+                             crs=CRS)
+    out = site_circle(cells, results, None, net, cand, circle, config, k_max=5, units=units,
+                      time_limit_s=5)
+    curve, lscp, sites, summary = out["curve"], out["lscp_by_unit"], out["sites"], out["summary"]
+    assert list(curve.columns) == ["rank", "site_id", "unit_code", "lon", "lat",
+                                   "added_covered_population", "cumulative_covered_population",
+                                   "cumulative_coverage_share"]
+    # independent check of the ranking: recompute coverage of the picked sites directly
+    A = coverage_sets(net, cells, cand, circle, profile_speed_mps=1.2, weight_col="time_s_adult")
+    idx = cand.reset_index(drop=True).index[cand["site_id"].isin(curve["site_id"])]
+    order = [int(np.flatnonzero(cand["site_id"].to_numpy() == s)[0]) for s in curve["site_id"]]
+    assert set(order) == set(idx)
+    pop = cells["population"].to_numpy()
+    newly = (~covered) & A[:, order].toarray().any(axis=1)
+    assert curve["cumulative_covered_population"].iloc[-1] == pytest.approx(pop[newly].sum())
+    assert curve["cumulative_coverage_share"].iloc[-1] == pytest.approx(
+        (pop[covered].sum() + pop[newly].sum()) / pop.sum())
+    assert len(curve) >= 2 and curve["added_covered_population"].is_monotonic_decreasing
+    # UTM 48N: easting 0 lies 500 km west of 105°E on the equator, about 100.5°E
+    assert 100.4 < curve["lon"].iloc[0] < 100.6 and 0 <= curve["lat"].iloc[0] < 0.01
+    assert isinstance(sites, gpd.GeoDataFrame) and len(sites) == len(curve)
+    assert {"lon", "lat"} <= set(sites.columns)
+    # LSCP rows: two units + the district row; the joint solution needs at least what the
+    # neediest unit needs and at most the sum of the units' own solutions
+    assert lscp["unit_code"].tolist() == ["500105001", "500105002", "500105"]
+    assert lscp.iloc[-1]["unit_name"] == "全区"
+    assert lscp.iloc[-1]["sites_needed"] >= lscp.iloc[:-1]["sites_needed"].max()
+    assert lscp.iloc[-1]["sites_needed"] <= lscp.iloc[:-1]["sites_needed"].sum()
+    assert summary["greedy_covered_k_max"] <= summary["exact_covered_k_max"] + 1e-9
+    assert lscp.loc[lscp["unit_code"] == "500105001", "unit_name"].item() == "西"
+    # scenario: a planned project on the first picked site adds exactly its added coverage
+    first = sites.iloc[0]
+    planned = gpd.GeoDataFrame({"circles": ["test_circle"]},
+                               geometry=[Point(first["x"], first["y"])], crs=CRS)
+    ev = evaluate_scenario(cells, results, net, planned, circle, config, units=units)
+    row = ev.set_index("unit_code").loc["全区"]
+    assert row["covered_before"] == pytest.approx(pop[covered].sum())
+    assert row["gain"] > 0
+    assert row["gain"] == pytest.approx(curve["added_covered_population"].iloc[0])
+    other = planned.assign(circles="other_circle")
+    ev2 = evaluate_scenario(cells, results, net, other, circle, config)
+    assert (ev2["gain"] == 0).all()
