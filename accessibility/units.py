@@ -177,7 +177,7 @@ def normalise_codes(values) -> pd.Series:
     s = pd.Series(values)
     out = []
     for v in s.tolist():
-        if v is None or (isinstance(v, float) and np.isnan(v)):
+        if v is None or (not isinstance(v, str) and bool(pd.isna(v))):
             out.append("")
         elif isinstance(v, (bool, np.bool_)):
             out.append(str(v))

@@ -77,6 +77,7 @@ def test_float_codes_from_shapefile_become_9_digit_strings(tmp_path):
     assert units["unit_code"].tolist() == ["500105001", "500105005"]
     assert normalise_codes([500105001, 500105001.0, " 500105001 ", "500105001.0", None]).tolist() == \
         ["500105001"] * 4 + [""]
+    assert normalise_codes(pd.array([500105002, None], dtype="Int64")).tolist() == ["500105002", ""]
 
 
 def test_multipart_unit_kept_as_multipolygon(tmp_path):
