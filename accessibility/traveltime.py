@@ -29,8 +29,14 @@ logger = logging.getLogger(__name__)
 EPS = 1e-9
 #: Added to every value stored by :func:`reach_matrix` so that exact zeros survive as entries.
 REACH_EPS = 1e-9
-#: Relative slack on search limits (sums of floats must not lose a facility exactly at the limit).
-_LIMIT_SLACK = 1e-9
+#: Slack on search limits: a facility exactly at the limit must not be lost to float sums or
+#: to the EPS given to zero-weight edges.
+_ABS_SLACK = 1e-6
+_REL_SLACK = 1e-9
+
+
+def _slack(limit: float) -> float:
+    return _ABS_SLACK + _REL_SLACK * abs(limit) if np.isfinite(limit) else 0.0
 
 
 def graph_matrix(net, weight: str, *, reverse: bool = False):
@@ -187,13 +193,13 @@ def multi_source(net, weight: str, source_nodes, source_offsets=None, *, limit: 
     src_idx = np.flatnonzero(usable)
     sn_u, off_u = sn[src_idx], off[src_idx]
     aug = _augmented(net, weight, sn_u, off_u)
-    lim = limit + EPS + _LIMIT_SLACK * max(1.0, abs(limit)) if np.isfinite(limit) else np.inf
+    lim = limit + EPS + _slack(limit) if np.isfinite(limit) else np.inf
     dist, pred = dijkstra(aug, directed=True, indices=n, limit=lim, return_predecessors=True)
     dist = dist[:n] - EPS
     pred = pred[:n].astype(np.int64)
     reached = np.isfinite(dist)
     if np.isfinite(limit):
-        reached &= dist <= limit + _LIMIT_SLACK * max(1.0, abs(limit))
+        reached &= dist <= limit + _slack(limit)
     times[reached] = np.maximum(dist[reached], 0.0)
 
     # pointer jumping to the first node after the super-source (the source node used)
@@ -258,7 +264,7 @@ def reach_matrix(
     off = np.zeros(sn.size) if offsets is None else np.asarray(offsets, dtype=float).ravel()
     if off.shape != sn.shape:
         raise ValueError(f"offsets has {off.size} values for {sn.size} source nodes")
-    slack = _LIMIT_SLACK * max(1.0, abs(limit)) if np.isfinite(limit) else 0.0
+    slack = _slack(limit)
     g = graph_matrix(net, weight, reverse=True)
     usable = np.flatnonzero(np.isfinite(off) & (off <= limit + slack) & (sn >= 0) & (sn < n))
     bs = max(1, min(int(batch_size), int(max_batch_cells // max(n, 1))))
