@@ -29,7 +29,7 @@ from shapely.geometry import LineString, Point, Polygon
 
 from accessibility._errors import CRSMismatchError, DataError
 
-__all__ = ["OSMData", "POI_KEYS", "SUPPORTED_FORMATS", "fetch_overpass", "read_osm"]
+__all__ = ["OSMData", "POI_KEYS", "SUPPORTED_FORMATS", "fetch_overpass", "is_poi", "read_osm"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ POI_KEYS: tuple[str, ...] = (
 )
 
 #: File name endings pyosmium reads, as listed in error messages.
-SUPPORTED_FORMATS: tuple[str, ...] = (".osm.pbf", ".pbf", ".osm", ".osm.bz2", ".osm.gz", ".osc")
+SUPPORTED_FORMATS: tuple[str, ...] = (".osm.pbf", ".pbf", ".osm", ".osm.bz2", ".osm.gz")
 
 _STATUSES = ("real", "synthetic")
 
