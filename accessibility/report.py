@@ -1,0 +1,605 @@
+"""The planners' HTML report and Excel workbook.
+
+``write_report`` renders one self-contained ``report.html`` (Jinja2, autoescaped: every name from
+OSM or an inventory is escaped) with a red banner when any layer is synthetic, a one-page summary per
+circle, a section per street/town with a lazy map, the parameters and the provenance of every layer.
+``write_workbook`` writes an ``.xlsx`` whose first sheet explains the data status and the columns.
+Both are written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+import accessibility
+from accessibility._errors import DataError
+from accessibility._io import atomic_path, write_text_atomic
+
+__all__ = ["COLUMN_GLOSSARY", "write_report", "write_workbook"]
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+DISTRICT_CODE = "500105"
+SYNTHETIC_BANNER = "SYNTHETIC DEMO 合成示例数据 — not real data"
+
+COLUMN_GLOSSARY: dict[str, str] = {
+    "unit_code": "统计用区划代码 official 9-digit street/town code (500105 = whole district)",
+    "unit_name": "街道/镇名称 street/town name (Chinese)",
+    "unit_name_en": "street/town name (English)",
+    "unit_kind": "街道 street or 镇 town",
+    "circle": "服务圈编号 circle id",
+    "circle_label": "服务圈名称 circle label",
+    "mode": "time (walking time) or distance (network metres)",
+    "threshold": "阈值 threshold: seconds in time mode, metres in distance mode",
+    "population": "需求人口 demand population of the unit (all residents or aged 60+, per circle)",
+    "covered_population": "覆盖人口 demand population within the threshold of enough facilities",
+    "coverage_share": "覆盖率 covered_population / population",
+    "target_share": "目标覆盖率 the plan's target share",
+    "meets_target": "是否达标 coverage_share >= target_share",
+    "uncovered_population": "未覆盖人口 population - covered_population",
+    "gap_population": "缺口 people to cover to reach the target",
+    "median_t": "中位时间/距离 median time (s) or distance (m) to the nearest facility",
+    "p90_t": "90th percentile time (s) or distance (m) to the nearest facility",
+    "coverage_share_flat": "coverage share if the terrain were flat (time mode)",
+    "data_status": "数据状态 real data or SYNTHETIC DEMO",
+    "fac_id": "设施编号 facility id (osm:n123, inv:eldercare:17)",
+    "name": "名称 name",
+    "category": "设施类别 facility category id",
+    "circles": "服务圈 circles the facility counts for (;-joined)",
+    "source": "来源文件 source file",
+    "status": "real or synthetic",
+    "classified_by": "分类依据 rule that classified the facility",
+    "capacity": "容量 capacity (beds, seats; empty if unknown)",
+    "rank": "排序 order in which the site is added",
+    "site_id": "候选点编号 candidate site id",
+    "added_covered_population": "新增覆盖人口 population newly covered by this site",
+    "cumulative_covered_population": "累计覆盖人口 covered population after adding this site",
+    "cell_id": "格网编号 population cell id",
+    "pop_60plus": "60岁以上人口 residents aged 60+",
+}
+
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+_SAFE_HREF = re.compile(r"^(?![a-z][a-z0-9+.-]*:)|^(https?|file):", re.I)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML report
+
+
+def write_report(
+    path: str | Path,
+    *,
+    config,
+    coverage: pd.DataFrame,
+    unit_maps: Mapping[str, str],
+    overview_href: str | None,
+    siting: Mapping[str, pd.DataFrame] | None = None,
+    provenance: list[dict] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    figures: Mapping[str, str] | None = None,
+    worst_n: int = 10,
+) -> Path:
+    """Write the self-contained HTML report.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination ``report.html``.
+    config : accessibility.config.AreaConfig
+    coverage : pandas.DataFrame
+        The ``coverage_by_unit`` table (DESIGN.md), including the district row.
+    unit_maps : mapping of unit_code to str
+        Relative hrefs of the unit maps (linked and shown in lazy iframes).
+    overview_href : str or None
+        Relative href of the overview map.
+    siting : mapping of str to pandas.DataFrame, optional
+        Siting tables (e.g. per circle: rank, site_id, added_covered_population ...).
+    provenance : list of dict, optional
+        One dict per layer with ``name``, ``status``, ``path``, ``provenance``; default: the
+        layers of ``config``.
+    parameters : mapping, optional
+        Further run parameters to list (run id, snap limits, scenario ...).
+    figures : mapping of caption to href, optional
+        Images to show.
+    worst_n : int
+        How many worst-served units to list per circle.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    _require(coverage, ("unit_code", "circle", "coverage_share"), "coverage")
+    cov = coverage.copy()
+    cov["unit_code"] = cov["unit_code"].astype(str)
+    cov["circle"] = cov["circle"].astype(str)
+    is_district = cov["unit_code"].eq(DISTRICT_CODE)
+    if "unit_name" in cov.columns:
+        is_district |= cov["unit_name"].astype(str).eq("全区")
+    district, units = cov[is_district], cov[~is_district]
+    circle_ids = [c for c in config.circles if c in set(cov["circle"])]
+    circle_ids += [c for c in dict.fromkeys(cov["circle"]) if c not in circle_ids]
+
+    ctx = {
+        "title_zh": config.title_zh,
+        "title_en": config.title_en,
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": accessibility.__version__,
+        "config_name": Path(config.config_path).name,
+        "run_id": config.run_id,
+        "synthetic": config.is_synthetic,
+        "synthetic_layers": config.synthetic_layers,
+        "data_status": config.data_status,
+        "overview_href": _href(overview_href),
+        "circles": [_circle_summary(config, cid, units, district, worst_n) for cid in circle_ids],
+        "units": _unit_sections(config, units, circle_ids, unit_maps),
+        "siting": _siting_tables(config, siting or {}),
+        "figures": [{"caption": str(k), "href": _href(v)} for k, v in (figures or {}).items()],
+        "profiles": [
+            {
+                "name": p.name,
+                "speed": f"{p.flat_speed_mps:g}",
+                "steps": "是 yes" if p.allow_steps else "否 no",
+                "label": p.label,
+            }
+            for p in config.profiles.values()
+        ],
+        "circle_params": [_circle_params(config, c) for c in config.circles.values()],
+        "terrain": [
+            ("地形模型 terrain model", config.terrain.model),
+            ("DEM 平滑 smoothing (m)", f"{config.terrain.smoothing_m:g}"),
+            ("最大坡度 max |grade|", f"{config.terrain.max_abs_grade:g}"),
+            ("Naismith s per m climbed", f"{config.terrain.naismith_s_per_m_climb:g}"),
+            ("台阶上行 steps climb (s/m)", f"{config.terrain.steps_climb_s_per_m:g}"),
+            ("台阶下行 steps descent (s/m)", f"{config.terrain.steps_descent_s_per_m:g}"),
+            ("最大吸附距离 snap limit max_snap_m (m)", f"{config.max_snap_m:g}"),
+        ],
+        "run_parameters": [(str(k), _plain(v)) for k, v in (parameters or {}).items()],
+        "provenance": _provenance(config, provenance),
+    }
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    text = env.get_template("report.html.j2").render(**ctx)
+    return write_text_atomic(path, text)
+
+
+def _require(df: pd.DataFrame, cols, what: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{what}: missing column(s) {', '.join(missing)}; fix: pass the coverage_by_unit table "
+            "described in DESIGN.md"
+        )
+
+
+def _href(href: str | None) -> str | None:
+    """Keep relative and http(s)/file links; drop javascript: and other schemes."""
+    if href is None:
+        return None
+    href = str(href)
+    return href if _SAFE_HREF.match(href) else None
+
+
+def _pct(x) -> str:
+    return "—" if x is None or pd.isna(x) else f"{100 * float(x):.1f} %"
+
+
+def _int(x) -> str:
+    return "—" if x is None or pd.isna(x) else f"{float(x):,.0f}"
+
+
+def _t(x, mode: str) -> str:
+    if x is None or pd.isna(x):
+        return "—"
+    x = float(x)
+    if not np.isfinite(x):
+        return "∞"
+    return f"{x / 60:.1f} min" if mode == "time" else f"{x:,.0f} m"
+
+
+def _plain(v) -> str:
+    if isinstance(v, Mapping):
+        return "; ".join(f"{k}={_plain(x)}" for k, x in v.items())
+    if isinstance(v, list | tuple):
+        return ", ".join(_plain(x) for x in v)
+    return str(v)
+
+
+def _unit_label(r) -> str:
+    zh = "" if pd.isna(r.get("unit_name")) else str(r.get("unit_name", ""))
+    en = "" if pd.isna(r.get("unit_name_en")) else str(r.get("unit_name_en", ""))
+    return f"{zh} {en}".strip() or str(r["unit_code"])
+
+
+def _meets(r) -> tuple[str, str]:
+    v = r.get("meets_target")
+    if v is None or pd.isna(v):
+        share, target = r.get("coverage_share"), r.get("target_share")
+        if share is None or target is None or pd.isna(share) or pd.isna(target):
+            return "", "—"
+        v = float(share) >= float(target)
+    return ("yes", "是 yes") if bool(v) else ("no", "否 no")
+
+
+def _circle_summary(config, cid, units, district, worst_n: int) -> dict:
+    circle = config.circles.get(cid)
+    rows = units[units["circle"] == cid]
+    drow = district[district["circle"] == cid]
+    mode = (
+        circle.mode
+        if circle
+        else str(rows["mode"].iloc[0])
+        if "mode" in rows and len(rows)
+        else "time"
+    )
+    meet_flags = [_meets(r)[0] for _, r in rows.iterrows()]
+    meeting = [
+        _unit_label(r) for (_, r), f in zip(rows.iterrows(), meet_flags, strict=True) if f == "yes"
+    ]
+    if len(drow):
+        d = drow.iloc[0]
+        share, uncovered = d.get("coverage_share"), d.get("uncovered_population")
+    else:
+        pop = rows.get("population", pd.Series(dtype=float)).sum()
+        cov = rows.get("covered_population", pd.Series(dtype=float)).sum()
+        share = cov / pop if pop else np.nan
+        uncovered = rows["uncovered_population"].sum() if "uncovered_population" in rows else np.nan
+    bad = rows[[f == "no" for f in meet_flags]]
+    if "gap_population" in bad.columns:
+        bad = bad.sort_values(["gap_population", "coverage_share"], ascending=[False, True])
+    else:
+        bad = bad.sort_values("coverage_share")
+    worst = [
+        {
+            "code": r["unit_code"],
+            "name": _unit_label(r),
+            "share": _pct(r.get("coverage_share")),
+            "gap": _int(r.get("gap_population")),
+            "uncovered": _int(r.get("uncovered_population")),
+            "median": _t(r.get("median_t"), mode),
+            "p90": _t(r.get("p90_t"), mode),
+        }
+        for _, r in bad.head(worst_n).iterrows()
+    ]
+    if circle:
+        who = (
+            "60岁以上居民 residents aged 60+"
+            if circle.population == "60plus"
+            else "全部居民 all residents"
+        )
+        prof = config.profiles.get(circle.profile)
+        how = (
+            f"步行 walking, {prof.label or prof.name}"
+            if (circle.mode == "time" and prof)
+            else "路网距离 network distance"
+        )
+        rule = (
+            f"{who}; {how}; 阈值 threshold {circle.threshold_label}; "
+            f"至少 at least {circle.min_reachable} 处设施 facility(ies) of: {', '.join(circle.categories)}"
+        )
+        target = _pct(circle.target_share)
+        label_zh, label_en = circle.label_zh, circle.label_en
+    else:
+        rule, target, label_zh, label_en = (
+            "",
+            _pct(rows["target_share"].iloc[0]) if len(rows) and "target_share" in rows else "—",
+            cid,
+            cid,
+        )
+    return {
+        "id": cid,
+        "label_zh": label_zh,
+        "label_en": label_en,
+        "rule": rule,
+        "district_share": _pct(share),
+        "target": target,
+        "uncovered": _int(uncovered),
+        "n_meet": len(meeting),
+        "n_units": len(rows),
+        "meeting": meeting,
+        "worst": worst,
+        "t_unit": "(min)" if mode == "time" else "(m)",
+    }
+
+
+def _unit_sections(config, units, circle_ids, unit_maps) -> list[dict]:
+    out = []
+    order = units.drop_duplicates("unit_code").sort_values("unit_code")
+    for _, first in order.iterrows():
+        code = first["unit_code"]
+        rows = units[units["unit_code"] == code].set_index("circle")
+        table = []
+        for cid in circle_ids:
+            if cid not in rows.index:
+                continue
+            r = rows.loc[cid]
+            if isinstance(r, pd.DataFrame):
+                r = r.iloc[0]
+            circle = config.circles.get(cid)
+            mode = circle.mode if circle else str(r.get("mode", "time"))
+            flag, text = _meets(r)
+            table.append(
+                {
+                    "label": f"{circle.label_zh} / {circle.label_en}" if circle else cid,
+                    "share": _pct(r.get("coverage_share")),
+                    "target": _pct(
+                        r.get("target_share", circle.target_share if circle else np.nan)
+                    ),
+                    "meets": flag,
+                    "meets_text": text,
+                    "population": _int(r.get("population")),
+                    "uncovered": _int(r.get("uncovered_population")),
+                    "gap": _int(r.get("gap_population")),
+                    "median": _t(r.get("median_t"), mode),
+                    "p90": _t(r.get("p90_t"), mode),
+                }
+            )
+        out.append(
+            {
+                "code": code,
+                "name_zh": ""
+                if pd.isna(first.get("unit_name"))
+                else str(first.get("unit_name", "")),
+                "name_en": ""
+                if pd.isna(first.get("unit_name_en"))
+                else str(first.get("unit_name_en", "")),
+                "rows": table,
+                "href": _href(unit_maps.get(code)) if unit_maps else None,
+            }
+        )
+    return out
+
+
+def _siting_tables(config, siting: Mapping[str, pd.DataFrame]) -> list[dict]:
+    out = []
+    for key, df in siting.items():
+        circle = config.circles.get(str(key))
+        title = f"{circle.label_zh} / {circle.label_en}" if circle else str(key)
+        cols = [c for c in df.columns if c != "geometry"]
+        rows = []
+        for _, r in df[cols].iterrows():
+            cells = []
+            for c in cols:
+                v = r[c]
+                num = isinstance(v, int | float | np.integer | np.floating) and not isinstance(
+                    v, bool
+                )
+                if num and pd.isna(v):
+                    text = "—"
+                elif num and "share" in str(c):
+                    text = _pct(v)
+                elif num and float(v).is_integer():
+                    text = f"{float(v):,.0f}"
+                elif num:
+                    text = f"{float(v):,.2f}"
+                else:
+                    text = "" if v is None or (np.ndim(v) == 0 and pd.isna(v)) else str(v)
+                cells.append({"text": text, "num": num})
+            rows.append(cells)
+        out.append({"title": title, "columns": [str(c) for c in cols], "rows": rows})
+    return out
+
+
+def _circle_params(config, c) -> dict:
+    prof = config.profiles.get(c.profile) if c.mode == "time" else None
+    return {
+        "id": c.id,
+        "mode": c.mode,
+        "threshold": c.threshold_label,
+        "profile": f"{c.profile} ({prof.flat_speed_mps:g} m/s)" if prof else "—",
+        "population": "60+" if c.population == "60plus" else "all",
+        "min_reachable": c.min_reachable,
+        "target": _pct(c.target_share),
+        "categories": ", ".join(c.categories),
+    }
+
+
+def _provenance(config, provenance: list[dict] | None) -> list[dict]:
+    if provenance is None:
+        layers = list(config.sources.values()) + list(config.facility_sources)
+        provenance = [
+            {"name": s.name, "status": s.status, "path": s.path, "provenance": s.provenance}
+            for s in layers
+        ]
+    out = []
+    base = Path(config.base_dir)
+    for p in provenance:
+        path = p.get("path")
+        if path is not None:
+            with contextlib.suppress(ValueError):
+                path = Path(path).relative_to(base)
+        out.append(
+            {
+                "name": str(p.get("name", "")),
+                "status": str(p.get("status", "")),
+                "path": "" if path is None else str(path),
+                "provenance": str(p.get("provenance", "")),
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Excel workbook
+
+
+def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, config) -> Path:
+    """Write tables to an ``.xlsx`` with a README sheet first.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination ``.xlsx``.
+    tables : mapping of str to pandas.DataFrame
+        Sheet title -> table. Names are sanitised to Excel's rules (<= 31 characters, no
+        ``[]:*?/\\``, unique). A non-default index is written as columns; geometry columns are
+        written as WKT.
+    config : accessibility.config.AreaConfig
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from openpyxl.styles import Alignment, Font
+
+    names = _sheet_names(list(tables))
+    path = Path(path)
+    with atomic_path(path, suffix=".xlsx") as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+        book = writer.book
+        readme = book.create_sheet("README", 0)
+        _fill_readme(readme, config, tables, names, Font, Alignment)
+        for (key, df), sheet in zip(tables.items(), names, strict=True):
+            frame = _excel_frame(df)
+            frame.to_excel(writer, sheet_name=sheet, index=False)
+            ws = writer.sheets[sheet]
+            ws.freeze_panes = "A2"
+            for cell in ws[1]:
+                cell.font = Font(bold=True)
+            for j, col in enumerate(frame.columns, start=1):
+                letter = ws.cell(row=1, column=j).column_letter
+                ws.column_dimensions[letter].width = _width(col, frame[col])
+                fmt = _number_format(col, frame[col])
+                if fmt:
+                    for row in ws.iter_rows(min_row=2, min_col=j, max_col=j):
+                        row[0].number_format = fmt
+            logger.debug("sheet %s <- %s (%d rows)", sheet, key, len(frame))
+    return path
+
+
+def _sheet_names(keys: list[str]) -> list[str]:
+    used = {"readme"}
+    out = []
+    for key in keys:
+        base = _BAD_SHEET_CHARS.sub("_", str(key)).strip("'").strip() or "sheet"
+        name = base[:31]
+        k = 2
+        while name.lower() in used:
+            suffix = f"~{k}"
+            name = base[: 31 - len(suffix)] + suffix
+            k += 1
+        used.add(name.lower())
+        out.append(name)
+    return out
+
+
+def _excel_frame(df: pd.DataFrame) -> pd.DataFrame:
+    frame = df
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
+        frame = frame.reset_index()
+    frame = pd.DataFrame(frame)  # a GeoDataFrame becomes plain
+    for col in frame.columns:
+        s = frame[col]
+        if hasattr(s, "geom_type") or str(s.dtype) == "geometry":
+            frame[col] = s.to_wkt()
+        elif s.dtype == object and len(s) and s.map(lambda v: hasattr(v, "wkt")).any():
+            frame[col] = s.map(lambda v: v.wkt if hasattr(v, "wkt") else v)
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _is_share(col: str) -> bool:
+    return col.endswith("share") or "_share" in col
+
+
+def _number_format(col: str, s: pd.Series) -> str | None:
+    if pd.api.types.is_string_dtype(s) and col.endswith(("code", "_id")):
+        return "@"  # codes stay text (official codes, ids)
+    if s.dtype == bool or not pd.api.types.is_numeric_dtype(s):
+        return None
+    if _is_share(col):
+        return "0.0%"
+    if col.endswith(("population", "_population")) or col in (
+        "population",
+        "pop_60plus",
+        "capacity",
+    ):
+        return "#,##0"
+    return None
+
+
+def _display_len(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def _width(col: str, s: pd.Series) -> float:
+    sample = s.head(500)
+    lens = [_display_len(str(v)) for v in sample if not (np.ndim(v) == 0 and pd.isna(v))]
+    if pd.api.types.is_float_dtype(s):
+        lens = [min(n, 12) for n in lens]
+    longest = max([_display_len(col)] + lens)
+    return float(min(max(longest + 2, 8), 60))
+
+
+def _fill_readme(ws, config, tables, names, font, alignment) -> None:
+    red = font(bold=True, color="C00000", size=12)
+    ws["A1"] = f"{config.title_zh} · {config.title_en}"
+    ws["A1"].font = font(bold=True, size=14)
+    ws["A2"] = "公共服务可达性分析 public-service accessibility analysis"
+    if config.is_synthetic:
+        ws["A3"] = SYNTHETIC_BANNER
+        ws["A3"].font = red
+        ws["A4"] = "合成图层 synthetic layers: " + ", ".join(config.synthetic_layers)
+        ws["A4"].font = font(color="C00000")
+    else:
+        ws["A3"] = "数据状态 data status: real data"
+    ws["A5"] = f"数据状态 data status: {config.data_status}"
+    ws["A6"] = (
+        f"生成 generated by accessibility {accessibility.__version__}, "
+        f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
+        f"config {Path(config.config_path).name}, run {config.run_id}"
+    )
+    row = 8
+    ws.cell(row=row, column=1, value="工作表 sheets").font = font(bold=True)
+    row += 1
+    for (key, df), sheet in zip(tables.items(), names, strict=True):
+        ws.cell(row=row, column=1, value=sheet)
+        ws.cell(row=row, column=2, value=f"{key} ({len(df)} rows)")
+        row += 1
+    row += 1
+    ws.cell(row=row, column=1, value="列说明 column glossary").font = font(bold=True)
+    row += 1
+    seen: list[str] = []
+    for df in tables.values():
+        for c in _excel_frame(df.head(0)).columns:
+            if c not in seen:
+                seen.append(c)
+    for c in seen:
+        ws.cell(row=row, column=1, value=c)
+        ws.cell(row=row, column=2, value=_glossary(c))
+        row += 1
+    ws.column_dimensions["A"].width = 34
+    ws.column_dimensions["B"].width = 90
+    for r in ws.iter_rows(min_row=1, max_row=row, max_col=2):
+        for cell in r:
+            cell.alignment = alignment(wrap_text=False, vertical="top")
+
+
+def _glossary(col: str) -> str:
+    if col in COLUMN_GLOSSARY:
+        return COLUMN_GLOSSARY[col]
+    for suffix, text in (
+        ("_t_flat", "time to the nearest facility on flat terrain (s)"),
+        ("_t", "time (s) or distance (m) to the nearest facility incl. both walks; inf if none"),
+        ("_n", "number of facilities reachable within the threshold"),
+        ("_covered", "covered within the threshold (True/False)"),
+        ("_share", "share (0-1, shown as %)"),
+        ("_m", "metres"),
+        ("_s", "seconds"),
+    ):
+        if col.endswith(suffix):
+            return text
+    return ""
