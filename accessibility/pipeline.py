@@ -27,7 +27,7 @@ from accessibility.config import AreaConfig, load_area
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunResult", "StudyArea", "load_study_area", "run", "summary_text"]
+__all__ = ["RunResult", "StudyArea", "analyse", "circle_node_times", "load_study_area", "run", "summary_text"]
 
 COMPLETE_MARKER = "_COMPLETE"
 
@@ -174,6 +174,7 @@ def load_study_area(
         with _stage(timings, "facilities", bar):
             facilities = fac_mod.load_facilities(cfg, osm_cache=osm_cache)
             fac_mod.warn_if_category_empty(facilities, cfg)
+            _check_inventory_datums(cfg, facilities, osm)
         with _stage(timings, "population", bar):
             cells = pop_mod.load_population(cfg, units)
         with _stage(timings, "checks", bar):
@@ -198,6 +199,24 @@ def load_study_area(
         warnings=notes,
         timings=timings,
     )
+
+
+def _check_inventory_datums(cfg: AreaConfig, facilities: gpd.GeoDataFrame, osm: Any) -> None:
+    """Warn when an inventory declared WGS-84 looks like GCJ-02 (points ~500 m off the network)."""
+    from accessibility.facilities import check_datum
+
+    nodes = osm.nodes[["lon", "lat"]].to_numpy()
+    for src in cfg.facility_sources:
+        if src.kind != "inventory" or src.coords != "wgs84" or src.path is None:
+            continue
+        sel = facilities[facilities["source"] == src.path.name]
+        if len(sel) == 0:
+            continue
+        ll = sel.to_crs(4326).geometry
+        msg = check_datum(np.column_stack([ll.x, ll.y]), nodes)
+        if msg:
+            warnings.warn(f"{src.path}: {msg}; if so, declare `coords: gcj02` for this source",
+                          AccessibilityWarning, stacklevel=3)
 
 
 def summary_text(study: StudyArea) -> str:
@@ -236,6 +255,32 @@ def summary_text(study: StudyArea) -> str:
         lines.append(f"Warnings ({len(study.warnings)}):")
         lines += [f"  - {w}" for w in study.warnings]
     return "\n".join(lines)
+
+
+def analyse(
+    study: StudyArea, *, circles: list[str] | None = None, progress: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-cell results and the per-unit coverage table of a loaded study area (nothing written).
+
+    Parameters
+    ----------
+    study : StudyArea
+    circles : list of str, optional
+        Circle ids (default: every circle of the configuration).
+    progress : bool
+
+    Returns
+    -------
+    (results, coverage) : the per-cell results (indexed like ``study.cells``) and the
+        ``coverage_by_unit`` table (see DESIGN.md).
+    """
+    from accessibility import coverage as cov_mod
+
+    circles = list(circles or study.config.circles)
+    results = cov_mod.cell_results(study.cells, study.facilities, study.network, study.config,
+                                   circles=circles, flat=True, progress=progress)
+    table = cov_mod.coverage_by_unit(study.cells, results, study.units, study.config, circles=circles)
+    return results, table
 
 
 def _inputs_fingerprint(cfg: AreaConfig) -> str:
@@ -286,8 +331,6 @@ def run(
     -------
     RunResult
     """
-    from accessibility import coverage as cov_mod
-
     cfg = _as_config(config, scenario)
     out = Path(output_dir) if output_dir is not None else cfg.output_dir
     study = load_study_area(cfg, progress=progress)
@@ -298,9 +341,7 @@ def run(
 
     with atomic_dir(out) as tmp:
         with _stage(timings, "travel times and coverage"):
-            results = cov_mod.cell_results(study.cells, study.facilities, study.network, cfg,
-                                           circles=circles, flat=True, progress=progress)
-            table = cov_mod.coverage_by_unit(study.cells, results, study.units, cfg, circles=circles)
+            results, table = analyse(study, circles=circles, progress=progress)
         with _stage(timings, "tables"):
             files += _write_tables(tmp, study, results, table)
         if siting:
@@ -310,7 +351,7 @@ def run(
         node_times: dict[str, np.ndarray] = {}
         if maps:
             with _stage(timings, "maps"):
-                node_times = _node_times(study)
+                node_times = circle_node_times(study)
                 files += _write_maps(tmp, study, results, table, siting_out, node_times, basemap,
                                      embed_assets, progress)
         with _stage(timings, "report and workbook"):
@@ -407,8 +448,13 @@ def _to_gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:
     gdf.to_file(path, layer=layer, driver="GPKG", engine="pyogrio")
 
 
-def _node_times(study: StudyArea) -> dict[str, np.ndarray]:
-    """Per-node time (or distance) to the nearest facility of each circle, for service-area drawing."""
+def circle_node_times(study: StudyArea, circles: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Per-node time (or distance) from every network node to the nearest facility of each circle.
+
+    Used to draw service areas from the reached network. Values are in the circle's threshold unit
+    (seconds or metres), include the facility's walk from the network, and are ``inf`` beyond the
+    threshold.
+    """
     from accessibility import traveltime as tt
 
     cfg = study.config
@@ -416,7 +462,7 @@ def _node_times(study: StudyArea) -> dict[str, np.ndarray]:
     fac = study.facilities
     out = {}
     fnode, fsnap = tt.snap(net, fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
-    for c in cfg.circles.values():
+    for c in (cfg.circles[cid] for cid in (circles or list(cfg.circles))):
         sel = fac["circles"].fillna("").str.split(";").map(lambda xs, cid=c.id: cid in xs).to_numpy()
         if not sel.any():
             out[c.id] = np.full(len(net.nodes), np.inf)
