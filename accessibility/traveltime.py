@@ -18,6 +18,7 @@ __all__ = [
     "EPS",
     "REACH_EPS",
     "graph_matrix",
+    "limit_slack",
     "multi_source",
     "reach_matrix",
     "snap",
@@ -35,7 +36,8 @@ _ABS_SLACK = 1e-6
 _REL_SLACK = 1e-9
 
 
-def _slack(limit: float) -> float:
+def limit_slack(limit: float) -> float:
+    """Tolerance added to a search limit or threshold (1e-6 + 1e-9 x limit; 0 for no limit)."""
     return _ABS_SLACK + _REL_SLACK * abs(limit) if np.isfinite(limit) else 0.0
 
 
@@ -193,13 +195,13 @@ def multi_source(net, weight: str, source_nodes, source_offsets=None, *, limit: 
     src_idx = np.flatnonzero(usable)
     sn_u, off_u = sn[src_idx], off[src_idx]
     aug = _augmented(net, weight, sn_u, off_u)
-    lim = limit + EPS + _slack(limit) if np.isfinite(limit) else np.inf
+    lim = limit + EPS + limit_slack(limit) if np.isfinite(limit) else np.inf
     dist, pred = dijkstra(aug, directed=True, indices=n, limit=lim, return_predecessors=True)
     dist = dist[:n] - EPS
     pred = pred[:n].astype(np.int64)
     reached = np.isfinite(dist)
     if np.isfinite(limit):
-        reached &= dist <= limit + _slack(limit)
+        reached &= dist <= limit + limit_slack(limit)
     times[reached] = np.maximum(dist[reached], 0.0)
 
     # pointer jumping to the first node after the super-source (the source node used)
@@ -264,7 +266,7 @@ def reach_matrix(
     off = np.zeros(sn.size) if offsets is None else np.asarray(offsets, dtype=float).ravel()
     if off.shape != sn.shape:
         raise ValueError(f"offsets has {off.size} values for {sn.size} source nodes")
-    slack = _slack(limit)
+    slack = limit_slack(limit)
     g = graph_matrix(net, weight, reverse=True)
     usable = np.flatnonzero(np.isfinite(off) & (off <= limit + slack) & (sn >= 0) & (sn < n))
     bs = max(1, min(int(batch_size), int(max_batch_cells // max(n, 1))))
