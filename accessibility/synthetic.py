@@ -451,12 +451,12 @@ def _crest_offset(lon, lat, crest):
 
 
 def _make_dem(ref, geo, rng) -> dict[str, Any]:
-    from rasterio.transform import from_origin
+    from affine import Affine
     from scipy.ndimage import distance_transform_edt, gaussian_filter
 
     west, north, lon, lat = _grid_ll(ref["boundary_ll"].bounds, DEM_RES_DEG, 0.01)
     shape = (len(lat), len(lon))
-    transform = from_origin(west, north, DEM_RES_DEG, DEM_RES_DEG)
+    transform = Affine(DEM_RES_DEG, 0.0, west, 0.0, -DEM_RES_DEG, north)
     # water: the river strips plus the far half of the big rivers (outside the district)
     outside_river = shapely.difference(
         shapely.union(geo["jialing"].buffer(700.0), geo["yangtze"].buffer(800.0)), ref["boundary_p"])
@@ -508,12 +508,12 @@ def _sample(grid_info, lon, lat, grid=None):
 
 
 def _make_population(ref, units, geo, dem, rng) -> dict[str, Any]:
-    from rasterio.transform import from_origin
+    from affine import Affine
     from scipy.ndimage import gaussian_filter
 
     west, north, lon, lat = _grid_ll(ref["boundary_ll"].bounds, POP_RES_DEG, 0.002)
     shape = (len(lat), len(lon))
-    transform = from_origin(west, north, POP_RES_DEG, POP_RES_DEG)
+    transform = Affine(POP_RES_DEG, 0.0, west, 0.0, -POP_RES_DEG, north)
     units_ll = [_to_ll(ref, g) for g in units.geometry.values]
     uid = _rasterize(units_ll, shape, transform, values=list(range(1, len(units) + 1)))
     lon2, lat2 = np.meshgrid(lon, lat)
@@ -852,7 +852,7 @@ def _make_facilities(ref, units, pop, rng) -> list[dict]:
     def comm_of(code):
         return comm[comm.streetCode == code].short.tolist()
 
-    outer = ("500105005", "500105008", "500105009", "500105100", "500105101", "500105102")
+    outer = ("500105005", "500105009", "500105100", "500105101", "500105102")
     # --- culture
     for k, code in enumerate(codes):
         add(k, {"amenity": "community_centre", "community_centre": "culture",
@@ -915,13 +915,17 @@ def _make_facilities(ref, units, pop, rng) -> list[dict]:
     for k, code in enumerate(codes):
         for c in comm_of(code):
             station_slots.append((k, code, c))
-    core_slots = [s for s in station_slots if s[1] not in outer]
-    outer_slots = [s for s in station_slots if s[1] in outer]
-    pick = np.sort(rng.choice(len(outer_slots), size=110 - len(core_slots), replace=False))
-    with_station = core_slots + [outer_slots[i] for i in pick]
+    # 110 stations for 132 communities: a few core communities and many villages have none
+    groups = [(CORE_CODES, 76), (("500105002", "500105008"), 7), (("500105005",), 8),
+              (("500105009",), 5), (("500105100", "500105101", "500105102"), 14)]
+    with_station = []
+    for group, n_keep in groups:
+        slots = [s for s in station_slots if s[1] in group]
+        pick = np.sort(rng.choice(len(slots), size=n_keep, replace=False))
+        with_station += [slots[i] for i in pick]
     for k, _code, c in with_station:
         add(k, {"amenity": "social_facility", "social_facility:for": "senior",
-                "name": f"{c}养老服务站"})
+                "name": f"{c}养老服务站"}, power=0.6)
     for nm, code in (("双溪敬老院", "500105004"), ("江北区社会福利院", "500105006"),
                      ("鱼嘴镇敬老院", "500105100"), ("复盛镇敬老院", "500105101"),
                      ("五宝镇敬老院", "500105102"), ("寸滩颐养养老院", "500105005"),
