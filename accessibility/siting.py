@@ -252,7 +252,10 @@ def greedy_mclp(A, w, k: int, *, covered=None, _allow_stop: bool = True) -> Siti
     Returns
     -------
     SitingResult
-        ``method="greedy"``; ties are broken by the lowest column index.
+        ``method="greedy"``; ties are broken by the lowest column index. ``bound`` is a
+        certified upper bound on the optimal ``k``-site coverage (the smallest, over the greedy
+        steps, of ``f(S) + the k largest marginal gains given S``, valid because coverage is
+        monotone submodular) and ``gap = (bound - objective) / objective``.
     """
     t0 = time.perf_counter()
     A = _as_csr_bool(A)
@@ -267,8 +270,18 @@ def greedy_mclp(A, w, k: int, *, covered=None, _allow_stop: bool = True) -> Siti
     sites: list[int] = []
     added: list[float] = []
     unreachable = float(w_eff[np.diff(A.indptr) == 0].sum())
-    for _ in range(min(int(k), n_s)):
+    k_eff = min(int(k), n_s)
+    bound = np.inf
+    cum_now = 0.0
+    for step in range(k_eff + 1):
         g = np.where(alive, gains, -np.inf)
+        # submodular bound: OPT_k <= f(S) + sum of the k largest marginal gains given S
+        top = g[alive]
+        if top.size > k_eff:
+            top = np.partition(top, top.size - k_eff)[top.size - k_eff:]
+        bound = min(bound, cum_now + float(np.clip(top, 0, None).sum()))
+        if step == k_eff:
+            break
         j = int(np.argmax(g))
         if not alive[j] or (_allow_stop and g[j] <= 0):
             break
@@ -281,17 +294,21 @@ def greedy_mclp(A, w, k: int, *, covered=None, _allow_stop: bool = True) -> Siti
         alive[j] = False
         sites.append(j)
         added.append(gain)
+        cum_now += gain
     added_arr = np.asarray(added, dtype=float)
     cum = np.cumsum(added_arr)
+    obj = float(cum[-1]) if cum.size else 0.0
+    bound = max(bound, obj) if np.isfinite(bound) else obj
+    gap = (bound - obj) / obj if obj > 0 else (0.0 if bound <= 0 else float("inf"))
     return SitingResult(
-        sites=sites, added_weight=added_arr, cumulative=cum,
-        objective=float(cum[-1]) if cum.size else 0.0, status="greedy", method="greedy",
-        unreachable_weight=unreachable, time_s=time.perf_counter() - t0,
+        sites=sites, added_weight=added_arr, cumulative=cum, objective=obj, status="greedy",
+        gap=gap, method="greedy", unreachable_weight=unreachable,
+        time_s=time.perf_counter() - t0, bound=bound,
     )
 
 
 def solve_mclp(A, w, k: int, *, time_limit_s: float = 30.0, covered=None,
-               mip_rel_gap: float = 1e-6) -> SitingResult:
+               mip_rel_gap: float = 1e-6, max_nnz: int = 400_000) -> SitingResult:
     """Exact maximal covering location problem (MILP with HiGHS through ``scipy.optimize.milp``).
 
     ``max sum_i w_i y_i`` subject to ``y_i <= sum_{c covers i} x_c``, ``sum_c x_c <= k``,
@@ -311,6 +328,11 @@ def solve_mclp(A, w, k: int, *, time_limit_s: float = 30.0, covered=None,
         Solver time limit in seconds.
     mip_rel_gap : float
         Relative gap at which HiGHS stops.
+    max_nnz : int
+        Largest reduced coverage matrix (non-zeros) handed to the solver. HiGHS's presolve does
+        not honour the time limit, and on ~700k non-zeros it alone takes about a minute; above
+        this size the greedy solution is returned with its certified bound
+        (``details["milp_skipped"]``).
 
     Returns
     -------
@@ -345,6 +367,13 @@ def solve_mclp(A, w, k: int, *, time_limit_s: float = 30.0, covered=None,
         return SitingResult(order, added, cum, obj, "optimal", gap=0.0, method="milp",
                             unreachable_weight=unreachable, time_s=time.perf_counter() - t0,
                             bound=obj, details=details)
+    if A_r.nnz > max_nnz:
+        details["milp_skipped"] = f"reduced matrix has {A_r.nnz} non-zeros > max_nnz={max_nnz}"
+        log.info("MCLP k=%d: %s; returning greedy with bound %.1f", k, details["milp_skipped"],
+                 greedy.bound)
+        greedy.details.update(details)
+        greedy.time_s = time.perf_counter() - t0
+        return greedy
     c = np.concatenate([np.zeros(n), -w_r])
     cover = sp.hstack([-A_r.astype(float), sp.identity(m, format="csr")], format="csr")
     card = sp.csr_matrix(np.concatenate([np.ones(n), np.zeros(m)])[None, :])
@@ -369,6 +398,7 @@ def solve_mclp(A, w, k: int, *, time_limit_s: float = 30.0, covered=None,
     order, added, cum = _order_by_gain(A, w_eff, chosen)
     if res.status == 0:
         bound = max(bound, obj) if np.isfinite(bound) else obj
+    bound = min(bound, greedy.bound) if np.isfinite(bound) else greedy.bound
     gap = (bound - obj) / obj if obj > 0 and np.isfinite(bound) else (0.0 if bound == 0 else
                                                                          float("nan"))
     if res.status == 0 and gap < 0:
@@ -1009,7 +1039,7 @@ def _lonlat(x, y, crs):
 def site_circle(cells, results, facilities, net, candidates, circle, config, *, k_max: int = 30,
                 method: str = "auto", time_limit_s: float = 20.0, progress: bool = False,
                 units=None, district_code: str = "500105",
-                max_milp_nnz: int = 3_000_000) -> dict:
+                max_milp_nnz: int = 400_000) -> dict:
     """Where to build for one circle: ranked new sites, sites needed per unit, a layer of sites.
 
     Demand is ``cells[circle.weight_column]`` of cells not covered now
@@ -1033,7 +1063,8 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
         ``auto``: greedy ranking, plus an exact solve for ``k_max`` (to report how far from the
         optimum the ranking is) when the coverage matrix has at most ``max_milp_nnz`` entries.
     time_limit_s : float
-        MILP time limit (per solve).
+        MILP time limit of the ranking and of the all-units LSCP; each unit's own LSCP gets
+        ``max(2, time_limit_s / n_units)``.
     units : geopandas.GeoDataFrame, optional
         For unit names in ``lscp_by_unit``.
     district_code : str
@@ -1109,13 +1140,15 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
     rows = []
     unit_tab = pd.DataFrame({"u": unit_all, "w": w_all, "c": covered_now})
     per_unit = {}
+    n_units = max(1, unit_tab["u"].nunique())
+    unit_limit_s = max(2.0, float(time_limit_s) / n_units)
     for code, g in unit_tab.groupby("u", sort=True):
         tot_u = float(g["w"].sum())
         cov_u = float(g.loc[g["c"], "w"].sum())
         per_unit[code] = {"total_weight": tot_u, "covered_weight": cov_u}
         sel = units_d == code
         res = _lscp(A[np.flatnonzero(sel)], w[sel], circle.target_share, tot_u, cov_u, None,
-                    None, time_limit_s, method)
+                    None, unit_limit_s, method)
         rows.append(_lscp_row(code, names.get(code, code), tot_u, cov_u, circle.target_share,
                               res))
     res_all = _lscp(A, w, circle.target_share, total, covered_w, units_d,

@@ -52,6 +52,9 @@ def test_hand_mclp_greedy_and_exact():
     assert g.added_weight.tolist() == [10.0, 4.0]
     assert g.cumulative.tolist() == [10.0, 14.0]
     assert g.objective == 14.0
+    # certified bound: min over steps of f(S) + two largest gains: {} -> 0 + 10 + 9 = 19;
+    # {2} -> 10 + 4 + 4 = 18; {2, 0} -> 14 + 4 + 0 = 18. So bound 18, gap 4/14.
+    assert g.bound == 18.0 and g.gap == pytest.approx(4 / 14)
     ex = solve_mclp(HAND_A, HAND_W, 2)
     assert ex.status == "optimal" and ex.method == "milp"
     assert ex.objective == 18.0
@@ -182,8 +185,10 @@ def test_greedy_and_exact_against_brute_force(seed, n_d, n_s, k, density):
     ex = solve_mclp(sp.csr_matrix(A), w, k)
     assert ex.objective == pytest.approx(opt)
     assert len(ex.sites) <= k
+    assert ex.bound >= opt - 1e-9
     g = greedy_mclp(sp.csr_matrix(A), w, k)
     assert g.objective <= opt + 1e-9
+    assert g.bound >= opt - 1e-9  # the certified submodular bound really bounds the optimum
     assert g.objective >= (1 - 1 / math.e) * opt - 1e-9
     assert g.added_weight.tolist() == pytest.approx(_naive_greedy(A, w, k))
     # LSCP 100 % on the coverable rows = brute-force set cover
@@ -248,6 +253,11 @@ def test_mclp_time_limit_reports_gap():
     assert r.objective >= greedy_mclp(A, w, 15).objective - 1e-9
     if r.status == "time_limit":
         assert r.time_limited
+    # above max_nnz the solver is skipped: greedy with its certified bound
+    s = solve_mclp(A, w, 15, max_nnz=10)
+    g = greedy_mclp(A, w, 15)
+    assert s.method == "greedy" and "milp_skipped" in s.details
+    assert s.objective == g.objective and s.bound == g.bound >= r.objective - 1e-6
 
 
 # ---------------------------------------------------------------------------------------------
