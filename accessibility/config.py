@@ -54,6 +54,7 @@ class Source:
     coords: str = "wgs84"
     columns: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    key: str = ""  # where it stands in the file, e.g. "sources.facilities[1]"
 
     @property
     def synthetic(self) -> bool:
@@ -449,7 +450,8 @@ def load_area(
         if src is not None:
             sources[sname] = src
     for i, spec in enumerate(raw_sources.get("facilities") or []):
-        src = _source(chk, f"sources.facilities[{i}]", f"facilities[{i}]", spec, resolve, _FAC_KINDS)
+        label = Path(spec["path"]).name if isinstance(spec, dict) and spec.get("path") else "overpass"
+        src = _source(chk, f"sources.facilities[{i}]", f"facilities:{label}", spec, resolve, _FAC_KINDS)
         if src is not None:
             fac_sources.append(src)
     for req in ("boundary", "network"):
@@ -552,7 +554,7 @@ def load_area(
             if src.path is not None and not src.path.exists():
                 fix = ("run `accessibility demo-data " + str(path) + "` to generate the synthetic demo layers"
                        if src.synthetic else "check the path, or run `accessibility fetch` when online")
-                chk.add(f"key 'sources.{src.name}.path': file {src.path} does not exist: {fix}")
+                chk.add(f"key '{src.key}.path': file {src.path} does not exist: {fix}")
         for p in [*siting.exclude, siting.parcels, siting.planned_projects]:
             if p is not None and not p.exists():
                 chk.add(f"siting file {p} does not exist: check the path under 'siting'")
@@ -609,4 +611,5 @@ def _source(chk: _Checker, where: str, name: str, spec: Any, resolve, kinds: tup
         coords=coords,
         columns=dict(spec.get("columns") or {}),
         options=dict(spec.get("options") or {}),
+        key=where,
     )

@@ -239,7 +239,7 @@ def unit_map(
     in_unit = (cells["unit_code"].astype(str) == str(unit_code)).to_numpy()
     ucells = cells.loc[in_unit]
     ures = results.loc[ucells.index]
-    size = cell_size_m or _infer_cell_size(cells)
+    size = (cell_size_m, cell_size_m) if cell_size_m else _infer_cell_size(cells)
 
     outline = gpd.GeoDataFrame({"tip": [_unit_title_html(unit_row)]}, geometry=[unit_geom], crs=crs)
     outline_ll = _display_frame(outline, config, basemap, simplify_m=simplify_m)
@@ -268,7 +268,7 @@ def unit_map(
                     control=False,
                 ).add_to(group)
 
-        classes = _cell_classes(ucells, ures, circle, size, crs)
+        classes = _cell_classes(ucells, ures, circle, size, crs, clip=unit_geom)
         if len(classes):
             folium.GeoJson(
                 _feature_collection(
@@ -284,7 +284,9 @@ def unit_map(
         _add_facilities(group, fac_sub, cid, colours)
 
         if proposed_sites is not None and len(proposed_sites):
-            _add_proposed(group, proposed_sites, cid, config, basemap)
+            same_crs = proposed_sites.crs is None or proposed_sites.crs == crs
+            _add_proposed(group, proposed_sites, cid, config, basemap,
+                          near=unit_geom.buffer(500) if same_crs else None)
         group.add_to(m)
 
     folium.GeoJson(
@@ -510,7 +512,7 @@ def _base_map(frame_ll: gpd.GeoDataFrame, basemap: str) -> folium.Map:
         location=[(miny + maxy) / 2, (minx + maxx) / 2],
         zoom_start=12,
         tiles=None,
-        control_scale=True,
+        control_scale=False,
         prefer_canvas=False,
         # MarkerCluster needs the map's own maxZoom when there are no tiles (basemap="none")
         **{"maxZoom": 19},
@@ -530,17 +532,52 @@ def _base_map(frame_ll: gpd.GeoDataFrame, basemap: str) -> folium.Map:
         css = f"<style>.leaflet-container {{ background: {NO_BASEMAP_BACKGROUND}; }}</style>"
         m.get_root().header.add_child(Element(css))
     m.fit_bounds([[float(miny), float(minx)], [float(maxy), float(maxx)]])
+    _MetricScale().add_to(m)
     return m
 
 
-def _infer_cell_size(cells: gpd.GeoDataFrame) -> float:
-    xs = np.unique(np.round(cells.geometry.x.to_numpy(), 2))
-    d = np.diff(xs)
-    d = d[d > 0.5]
-    return float(np.round(d.min(), 1)) if len(d) else 100.0
+class _MetricScale(MacroElement):
+    """A metric-only scale bar (folium's control_scale also shows miles and feet)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        L.control.scale({metric: true, imperial: false, maxWidth: 150, position: "bottomleft"})
+            .addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self):
+        super().__init__()
+        self._name = "MetricScale"
 
 
-def _cell_classes(ucells, ures, circle, size: float, crs) -> gpd.GeoDataFrame:
+def _infer_cell_size(cells: gpd.GeoDataFrame) -> tuple[float, float]:
+    """Width and height of the box drawn per cell, from the spacing of the cell centres.
+
+    Population rasters are often in degrees, so their centres form a slightly rotated,
+    rectangular grid in the projected CRS: the width is the median horizontal step to the
+    nearest neighbours, the height the median vertical one (2 % overlap, no slivers).
+    """
+    from scipy.spatial import cKDTree
+
+    xy = np.column_stack([cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy()])
+    if len(xy) < 2:
+        return 100.0, 100.0
+    k = min(5, len(xy))
+    _, idx = cKDTree(xy).query(xy, k=k)
+    vec = xy[idx[:, 1:]] - xy[:, None, :]
+    dx, dy = np.abs(vec[..., 0]).ravel(), np.abs(vec[..., 1]).ravel()
+    horiz, vert = (dx > dy) & (dx > 0.5), (dy >= dx) & (dy > 0.5)
+    w = float(np.median(dx[horiz])) if horiz.any() else 100.0
+    h = float(np.median(dy[vert])) if vert.any() else w
+    if not horiz.any():
+        w = h
+    return round(w * 1.02, 1), round(h * 1.02, 1)
+
+
+def _cell_classes(ucells, ures, circle, size: tuple[float, float], crs, clip=None) -> gpd.GeoDataFrame:
     """Dissolve the unit's cell squares into one polygon per time/distance class."""
     t = pd.to_numeric(ures[f"{circle.id}_t"], errors="coerce").to_numpy(dtype=float)
     cov_col = f"{circle.id}_covered"
@@ -562,19 +599,21 @@ def _cell_classes(ucells, ures, circle, size: float, crs) -> gpd.GeoDataFrame:
     labels = _class_labels(circle)
     x = ucells.geometry.x.to_numpy()
     y = ucells.geometry.y.to_numpy()
-    h = size / 2
+    hw, hh = size[0] / 2, size[1] / 2
     rows = []
     for k in range(4):
         sel = cls == k
         if not sel.any():
             continue
         boxes = shapely.box(
-            np.round(x[sel] - h, 3),
-            np.round(y[sel] - h, 3),
-            np.round(x[sel] + h, 3),
-            np.round(y[sel] + h, 3),
+            np.round(x[sel] - hw, 3),
+            np.round(y[sel] - hh, 3),
+            np.round(x[sel] + hw, 3),
+            np.round(y[sel] + hh, 3),
         )
         geom = shapely.union_all(boxes)
+        if clip is not None:
+            geom = geom.intersection(clip)
         pop = float(weight[sel].sum())
         who = "60岁以上 aged 60+" if circle.population == "60plus" else "人 people"
         tip = (
@@ -744,9 +783,11 @@ def _add_facilities(group, fac_ll, cid: str, colours: dict[str, str]) -> None:
     cluster.add_to(group)
 
 
-def _add_proposed(group, sites, cid: str, config, basemap: str) -> None:
+def _add_proposed(group, sites, cid: str, config, basemap: str, near=None) -> None:
     if "circle" in sites.columns:
         sites = sites.loc[sites["circle"].astype(str) == cid]
+    if near is not None and len(sites):
+        sites = sites.loc[sites.geometry.intersects(near)]
     if not len(sites):
         return
     sites = sites.copy()
@@ -896,7 +937,8 @@ _BOX_CSS = """
   box-shadow: 0 1px 4px rgba(0,0,0,0.3); max-width: 420px; }
 .acc-title { top: 10px; left: 55px; }
 .acc-title h1 { font-size: 15px; margin: 0 0 2px 0; }
-.acc-legend { bottom: 28px; left: 10px; max-height: 60%; overflow-y: auto; }
+.acc-legend { bottom: 24px; right: 10px; max-height: 55%; overflow-y: auto; max-width: 330px; }
+.acc-legend summary { cursor: pointer; font-weight: bold; margin: 4px 0 2px 0; }
 .acc-legend h2 { font-size: 12px; margin: 4px 0 2px 0; }
 .acc-legend .sw { display: inline-block; width: 14px; height: 12px; margin-right: 5px;
   vertical-align: middle; border: 1px solid #555; }
@@ -1000,4 +1042,4 @@ def _category_legend_rows(config, colours, fac_ll) -> str:
         rows.append(
             f'<div><span class="dot" style="background:{colours[c]}"></span>{_esc(label)}</div>'
         )
-    return "<h2>设施 facilities</h2>" + "".join(rows)
+    return "<details><summary>设施 facilities</summary>" + "".join(rows) + "</details>"

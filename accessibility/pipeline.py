@@ -398,7 +398,7 @@ def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame, table: pd.
     files = []
     p = out / "coverage_by_unit.csv"
     with atomic_path(p) as tmp:
-        table.to_csv(tmp, index=False, encoding="utf-8-sig")
+        _rounded(table).to_csv(tmp, index=False, encoding="utf-8-sig")
     files.append(p)
 
     cells = study.cells.join(results)
@@ -435,6 +435,21 @@ def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame, table: pd.
     report_mod.write_workbook(p, tables, config=cfg)
     files.append(p)
     return files
+
+
+def _rounded(table: pd.DataFrame) -> pd.DataFrame:
+    """Round a coverage table for people to read: shares to 6 decimals, people to 0.1, times to 0.01."""
+    out = table.copy()
+    for col in out.columns:
+        if not pd.api.types.is_float_dtype(out[col]):
+            continue
+        if "share" in col:
+            out[col] = out[col].round(6)
+        elif "population" in col:
+            out[col] = out[col].round(1)
+        else:
+            out[col] = out[col].round(2)
+    return out
 
 
 def _to_gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:

@@ -35,9 +35,8 @@ def demo_area(tmp_path_factory) -> Path:
 
     The real reference layers are read from the project; nothing under data/ is written.
     """
-    from accessibility.synthetic import make_demo_data
-
     from accessibility.config import load_area
+    from accessibility.synthetic import make_demo_data
 
     base = tmp_path_factory.mktemp("jiangbei")
     (base / "config" / "areas").mkdir(parents=True)

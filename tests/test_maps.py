@@ -500,3 +500,16 @@ def test_headless_render_overview_and_unit_map(config, tmp_path):
         )
         colours, non_bg = _map_pixels(png)
         assert colours > 20 and non_bg > 0.2, (colours, non_bg)
+
+
+def test_cell_size_from_a_degree_grid_projected_to_utm():
+    """WorldPop-style 3-arc-second centres are a rotated rectangular grid in UTM: ~80 m x ~92 m."""
+    from accessibility.maps import _infer_cell_size
+
+    lon, lat = np.meshgrid(106.50 + np.arange(40) / 1200, 29.55 + np.arange(30) / 1200)
+    pts = gpd.GeoSeries(gpd.points_from_xy(lon.ravel(), lat.ravel()), crs=4326).to_crs(CRS)
+    w, h = _infer_cell_size(gpd.GeoDataFrame(geometry=pts))
+    geod_w = 6378137 * np.cos(np.radians(29.56)) * np.radians(1 / 1200)
+    geod_h = 6378137 * np.radians(1 / 1200)
+    assert w == pytest.approx(geod_w * 1.02, rel=0.02)
+    assert h == pytest.approx(geod_h * 1.02, rel=0.02)

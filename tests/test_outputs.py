@@ -1,0 +1,140 @@
+"""The main job on the offline default: every output exists, says SYNTHETIC DEMO, and can be audited.
+
+Uses one full run of the Jiangbei synthetic demo (session fixture ``demo_run``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from accessibility.config import load_area
+
+pytestmark = pytest.mark.slow
+
+COLUMNS = ["unit_code", "unit_name", "circle", "population", "covered_population", "coverage_share",
+           "target_share", "meets_target", "median_t", "p90_t", "uncovered_population",
+           "coverage_share_flat"]
+
+
+def test_coverage_table_shape_and_status(demo_run):
+    out = demo_run.output_dir
+    table = pd.read_csv(out / "coverage_by_unit.csv", dtype={"unit_code": str})
+    for col in COLUMNS:
+        assert col in table.columns, col
+    cfg = demo_run.study.config
+    # 12 units + the district row, for every circle
+    assert len(table) == 13 * len(cfg.circles)
+    assert set(table["circle"]) == set(cfg.circles)
+    assert (table["data_status"].str.contains("SYNTHETIC DEMO")).all()
+    district = table[table["unit_code"] == "500105"].set_index("circle")
+    units = table[table["unit_code"] != "500105"]
+    for cid, grp in units.groupby("circle"):
+        # the district row is the sum of the units
+        assert district.loc[cid, "population"] == pytest.approx(grp["population"].sum(), rel=1e-9)
+        assert district.loc[cid, "covered_population"] == pytest.approx(grp["covered_population"].sum(),
+                                                                        rel=1e-6)
+        assert (grp["covered_population"] <= grp["population"] + 1e-6).all()
+    # the whole district's residents are counted once per all-resident circle
+    assert district.loc["culture_15min", "population"] == pytest.approx(925_800, abs=1)
+    assert district.loc["eldercare_15min", "population"] == pytest.approx(925_800 * 0.191, rel=0.01)
+    # slopes can only slow walkers down: flat-terrain coverage is never lower
+    time_rows = table[table["mode"] == "time"]
+    assert (time_rows["coverage_share_flat"] >= time_rows["coverage_share"] - 1e-9).all()
+
+
+def test_every_output_file_is_there(demo_run):
+    out = demo_run.output_dir
+    for name in ["coverage_by_unit.csv", "coverage.xlsx", "cells_results.gpkg", "analysis_inputs.gpkg",
+                 "report.html", "maps/overview.html", "run.json", "_COMPLETE",
+                 "siting_culture_15min.csv", "siting_eldercare_15min.csv", "siting_fitness_15min.csv",
+                 "siting_eldercare_15min_lscp_by_unit.csv"]:
+        assert (out / name).exists(), name
+    assert len(list((out / "maps").glob("unit_*.html"))) == 12
+    meta = json.loads((out / "run.json").read_text())
+    assert "SYNTHETIC DEMO" in meta["data_status"]
+
+
+def test_map_sizes_within_targets(demo_run):
+    maps = demo_run.output_dir / "maps"
+    assert (maps / "overview.html").stat().st_size < 10e6
+    for p in maps.glob("unit_*.html"):
+        assert p.stat().st_size < 5e6, p.name
+
+
+def test_report_banner_and_escaping(demo_run):
+    html = (demo_run.output_dir / "report.html").read_text(encoding="utf-8")
+    assert "SYNTHETIC DEMO" in html
+    for code in demo_run.study.units["unit_code"]:
+        assert f"maps/unit_{code}.html" in html
+    # the generator plants a facility name with markup; it must never appear raw anywhere
+    raw = '<b>测试&"引号"</b>'
+    for p in [demo_run.output_dir / "report.html", *sorted((demo_run.output_dir / "maps").glob("*.html"))]:
+        assert raw not in p.read_text(encoding="utf-8"), p.name
+
+
+def test_siting_curve_columns(demo_run):
+    curve = pd.read_csv(demo_run.output_dir / "siting_eldercare_15min.csv", dtype={"unit_code": str})
+    for col in ["rank", "site_id", "unit_code", "lon", "lat", "added_covered_population",
+                "cumulative_coverage_share"]:
+        assert col in curve.columns, col
+    assert curve["rank"].tolist() == list(range(1, len(curve) + 1))
+    assert (np.diff(curve["cumulative_coverage_share"]) >= -1e-12).all()
+    assert (curve["added_covered_population"] > 0).all()
+    assert curve["lon"].between(106.3, 107.0).all() and curve["lat"].between(29.4, 29.9).all()
+
+
+def test_audit_bundle_reproduces_published_shares(demo_run):
+    """Recompute every unit's coverage from analysis_inputs.gpkg with a plain networkx Dijkstra."""
+    out = demo_run.output_dir
+    cfg = demo_run.study.config
+    edges = gpd.read_file(out / "analysis_inputs.gpkg", layer="edges")
+    cells = gpd.read_file(out / "analysis_inputs.gpkg", layer="cells")
+    fac = gpd.read_file(out / "analysis_inputs.gpkg", layer="facilities")
+    table = pd.read_csv(out / "coverage_by_unit.csv", dtype={"unit_code": str})
+    for cid in ["culture_15min", "fitness_15min", "eldercare_15min"]:
+        c = cfg.circles[cid]
+        w = f"time_s_{c.profile}"
+        G = nx.DiGraph()
+        e = edges[np.isfinite(edges[w])]
+        # reversed graph: search from the facilities gives "home -> facility" times
+        G.add_weighted_edges_from(zip(e["v"], e["u"], e[w], strict=True), weight="t")
+        f = fac[fac["circles"].str.split(";").map(lambda xs, cid=cid: cid in xs)]
+        f = f[f["snap_m"] <= cfg.max_snap_m]
+        G.add_node("SRC")
+        for node, walk in zip(f["node"], f[f"walk_s_{c.profile}"], strict=True):
+            if not G.has_edge("SRC", node) or G["SRC"][node]["t"] > walk:
+                G.add_edge("SRC", int(node), t=float(walk))
+        dist = nx.single_source_dijkstra_path_length(G, "SRC", cutoff=c.threshold + 1e-6, weight="t")
+        t_net = cells["node"].map(dist).astype(float).fillna(np.inf).to_numpy()
+        t = cells[f"walk_s_{c.profile}"].to_numpy() + t_net
+        covered = (t <= c.threshold + 1e-6) & (cells["snap_m"].to_numpy() <= cfg.max_snap_m)
+        weight = cells[c.weight_column].to_numpy()
+        got = pd.Series(weight * covered).groupby(cells["unit_code"].to_numpy()).sum() / \
+            pd.Series(weight).groupby(cells["unit_code"].to_numpy()).sum()
+        pub = table[(table["circle"] == cid) & (table["unit_code"] != "500105")].set_index("unit_code")
+        pd.testing.assert_series_equal(got.sort_index(), pub["coverage_share"].sort_index(),
+                                       check_names=False, atol=1e-5, rtol=0)
+
+
+def test_failed_run_leaves_previous_results_intact(demo_run, demo_area):
+    """A run that fails half-way must not touch the finished folder."""
+    from accessibility.pipeline import run
+
+    out = demo_run.output_dir
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    cfg = load_area(demo_area)
+    # break the population layer: points to a file that is not a raster
+    bad = out.parent / "not_a_raster.tif"
+    bad.write_text("this is not a GeoTIFF")
+    with pytest.raises(Exception):  # noqa: B017 - any failure will do; what matters is what is left
+        run(cfg, output_dir=out, scenario={"sources": {"population": {"path": str(bad)}}},
+            progress=False, maps=False, siting=False)
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert before == after
+    assert not list(out.parent.glob(f".{out.name}.*"))  # no temporary folder left behind
