@@ -172,7 +172,11 @@ def load_study_area(
                 progress=False,
             )
         with _stage(timings, "facilities", bar):
-            facilities = fac_mod.load_facilities(cfg, osm_cache=osm_cache)
+            # inventory points outside the district (plus a 2 km margin) are errors, named by row
+            bx = boundary.to_crs(4326).total_bounds
+            margin = 0.02
+            bbox = (bx[0] - margin, bx[1] - margin, bx[2] + margin, bx[3] + margin)
+            facilities = fac_mod.load_facilities(cfg, osm_cache=osm_cache, bbox_wgs84=bbox)
             fac_mod.warn_if_category_empty(facilities, cfg)
             _check_inventory_datums(cfg, facilities, osm)
         with _stage(timings, "population", bar):
@@ -340,8 +344,12 @@ def run(
     siting_out: dict[str, dict] = {}
 
     with atomic_dir(out) as tmp:
-        with _stage(timings, "travel times and coverage"):
+        with _stage(timings, "travel times and coverage"), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AccessibilityWarning)
             results, table = analyse(study, circles=circles, progress=progress)
+        for w in caught:  # keep them for the report, and pass them on to the caller
+            study.warnings.append(str(w.message))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         with _stage(timings, "tables"):
             files += _write_tables(tmp, study, results, table)
         if siting:
@@ -575,6 +583,8 @@ def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, siting_out: 
                            "categories": ", ".join(c.categories)} for c in cfg.circles.values()},
         "max_snap_m": cfg.max_snap_m,
         "crs": cfg.crs,
+        "scenario": cfg.scenario or "none",
+        "data checks (warnings)": "; ".join(dict.fromkeys(study.warnings)) or "none",
     }
     siting_tables = {cid: r["curve"] for cid, r in siting_out.items()} if siting_out else None
     p = report_mod.write_report(

@@ -15,7 +15,7 @@ import pytest
 
 from accessibility.config import load_area
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::accessibility._errors.AccessibilityWarning")]
 
 COLUMNS = ["unit_code", "unit_name", "circle", "population", "covered_population", "coverage_share",
            "target_share", "meets_target", "median_t", "p90_t", "uncovered_population",
@@ -36,10 +36,10 @@ def test_coverage_table_shape_and_status(demo_run):
     units = table[table["unit_code"] != "500105"]
     for cid, grp in units.groupby("circle"):
         # the district row is the sum of the units
-        assert district.loc[cid, "population"] == pytest.approx(grp["population"].sum(), rel=1e-9)
-        assert district.loc[cid, "covered_population"] == pytest.approx(grp["covered_population"].sum(),
-                                                                        rel=1e-6)
-        assert (grp["covered_population"] <= grp["population"] + 1e-6).all()
+        assert district.loc[cid, "population"] == pytest.approx(grp["population"].sum(), abs=1)
+        assert district.loc[cid, "covered_population"] == pytest.approx(
+            grp["covered_population"].sum(), abs=1)
+        assert (grp["covered_population"] <= grp["population"] + 0.1).all()
     # the whole district's residents are counted once per all-resident circle
     assert district.loc["culture_15min", "population"] == pytest.approx(925_800, abs=1)
     assert district.loc["eldercare_15min", "population"] == pytest.approx(925_800 * 0.191, rel=0.01)
