@@ -611,7 +611,9 @@ def _cell_classes(ucells, ures, circle, size: tuple[float, float], crs, clip=Non
             np.round(x[sel] + hw, 3),
             np.round(y[sel] + hh, 3),
         )
-        geom = shapely.union_all(boxes)
+        # closing (grow, merge, shrink) removes the slivers a slightly rotated grid leaves
+        geom = shapely.union_all(boxes).buffer(0.1 * hw, join_style="mitre").buffer(
+            -0.1 * hw, join_style="mitre")
         if clip is not None:
             geom = geom.intersection(clip)
         pop = float(weight[sel].sum())
@@ -855,7 +857,8 @@ def _outline_style(_feature) -> dict:
 
 
 def _service_area_style(_feature) -> dict:
-    return {"fillColor": "#6baed6", "color": "#2171b5", "weight": 1, "fillOpacity": 0.25}
+    # no stroke: drawn under the cells, it shows where the network reach goes beyond them
+    return {"fillColor": "#6baed6", "color": "#2171b5", "weight": 0, "fillOpacity": 0.3}
 
 
 def _marker_style(feature) -> dict:
@@ -938,6 +941,7 @@ _BOX_CSS = """
 .acc-title { top: 10px; left: 55px; }
 .acc-title h1 { font-size: 15px; margin: 0 0 2px 0; }
 .acc-legend { bottom: 24px; right: 10px; max-height: 55%; overflow-y: auto; max-width: 330px; }
+.leaflet-control-layers { font-size: 11px; line-height: 1.3; }
 .acc-legend summary { cursor: pointer; font-weight: bold; margin: 4px 0 2px 0; }
 .acc-legend h2 { font-size: 12px; margin: 4px 0 2px 0; }
 .acc-legend .sw { display: inline-block; width: 14px; height: 12px; margin-right: 5px;
@@ -1005,7 +1009,7 @@ def _coverage_legend_rows() -> str:
 def _time_legend_rows(config, circle_ids) -> str:
     modes = {config.circles[c].mode for c in circle_ids}
     parts = []
-    for mode in sorted(modes):
+    for mode in sorted(modes, reverse=True):  # time first
         circle = next(config.circles[c] for c in circle_ids if config.circles[c].mode == mode)
         labels = _class_labels(circle)
         head = "步行时间 walking time" if mode == "time" else "步行距离 walking distance"

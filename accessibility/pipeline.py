@@ -78,6 +78,7 @@ class RunResult:
     study: StudyArea | None = None
     results: pd.DataFrame | None = None
     siting: dict[str, dict] = field(default_factory=dict)
+    planned: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -342,6 +343,7 @@ def run(
     circles = list(cfg.circles)
     files: list[Path] = []
     siting_out: dict[str, dict] = {}
+    planned: pd.DataFrame | None = None
 
     with atomic_dir(out) as tmp:
         with _stage(timings, "travel times and coverage"), warnings.catch_warnings(record=True) as caught:
@@ -356,6 +358,10 @@ def run(
             with _stage(timings, "siting"):
                 siting_out = _run_siting(tmp, study, results, k_max=k_max, progress=progress)
                 files += sorted(tmp.glob("siting_*"))
+            if cfg.siting.planned_projects is not None:
+                with _stage(timings, "planned projects (before/after)"):
+                    planned = _planned_projects(tmp, study, results)
+                    files.append(tmp / "scenario_planned_projects.csv")
         node_times: dict[str, np.ndarray] = {}
         if maps:
             with _stage(timings, "maps"):
@@ -363,7 +369,7 @@ def run(
                 files += _write_maps(tmp, study, results, table, siting_out, node_times, basemap,
                                      embed_assets, progress)
         with _stage(timings, "report and workbook"):
-            files += _write_report(tmp, study, table, siting_out, maps=maps)
+            files += _write_report(tmp, study, table, siting_out, maps=maps, planned=planned)
         meta = {
             "run_id": cfg.run_id,
             "data_status": cfg.data_status,
@@ -377,7 +383,7 @@ def run(
         write_text_atomic(tmp / COMPLETE_MARKER, json.dumps({"inputs_fingerprint": meta["inputs_fingerprint"]}))
     files = [out / f.relative_to(tmp) for f in files]
     return RunResult(output_dir=out, coverage=table, files=files, study=study, results=results,
-                     siting=siting_out, timings=timings)
+                     siting=siting_out, planned=planned, timings=timings)
 
 
 def is_complete(output_dir: str | Path, config: AreaConfig | None = None) -> bool:
@@ -569,7 +575,58 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
     return res_all
 
 
-def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, siting_out: dict, *, maps: bool) -> list[Path]:
+def read_planned_projects(path: str | Path, crs: str) -> gpd.GeoDataFrame:
+    """Read a planned-projects file: CSV with ``name, category, lon, lat`` (WGS-84) and ``circle``.
+
+    ``circle`` names the circle the project serves (several joined with ``;``).
+    """
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, encoding="utf-8-sig")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the planned-projects CSV ({exc})") from exc
+    required = ["name", "lon", "lat", "circle"]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, df.columns))}); "
+                        "fix: give name, category, lon, lat (WGS-84) and circle for every project")
+    lon = pd.to_numeric(df["lon"], errors="coerce")
+    lat = pd.to_numeric(df["lat"], errors="coerce")
+    bad = df.index[lon.isna() | lat.isna() | ~lon.between(-180, 180) | ~lat.between(-90, 90)]
+    if len(bad):
+        rows = ", ".join(str(i + 2) for i in bad[:20])
+        raise DataError(f"{path}: fields 'lon'/'lat' are not valid WGS-84 degrees on line(s) {rows}; "
+                        "fix: decimal degrees, longitude first")
+    gdf = gpd.GeoDataFrame(df.rename(columns={"circle": "circles"}),
+                           geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    return gdf.to_crs(crs)
+
+
+def _planned_projects(out: Path, study: StudyArea, results: pd.DataFrame) -> pd.DataFrame:
+    """Coverage before and after the plan's named projects, per circle and unit."""
+    from accessibility import siting as siting_mod
+    from accessibility._io import atomic_path
+
+    cfg = study.config
+    planned = read_planned_projects(cfg.siting.planned_projects, cfg.crs)
+    named = set(";".join(planned["circles"].astype(str)).split(";"))
+    parts = []
+    for cid in [c for c in cfg.circles if c in named]:
+        t = siting_mod.evaluate_scenario(study.cells, results, study.network, planned, cfg.circles[cid], cfg,
+                                         units=study.units, progress=False)
+        projects = planned.loc[planned["circles"].astype(str).str.split(";").map(lambda xs, c=cid: c in xs),
+                               "name"]
+        parts.append(t.assign(circle=cid, projects="; ".join(map(str, projects))))
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    table["data_status"] = cfg.data_status
+    p = out / "scenario_planned_projects.csv"
+    with atomic_path(p) as tmp:
+        _rounded(table).to_csv(tmp, index=False, encoding="utf-8-sig")
+    return table
+
+
+def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, siting_out: dict, *, maps: bool,
+                  planned: pd.DataFrame | None = None) -> list[Path]:
     from accessibility import report as report_mod
 
     cfg = study.config
@@ -586,7 +643,23 @@ def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, siting_out: 
         "scenario": cfg.scenario or "none",
         "data checks (warnings)": "; ".join(dict.fromkeys(study.warnings)) or "none",
     }
-    siting_tables = {cid: r["curve"] for cid, r in siting_out.items()} if siting_out else None
+    siting_tables: dict[str, pd.DataFrame] = {}
+    for cid, r in (siting_out or {}).items():
+        c = cfg.circles[cid]
+        curve = r["curve"]
+        keep = [k for k in ["rank", "site_id", "unit_code", "lon", "lat", "added_covered_population",
+                            "cumulative_covered_population", "cumulative_coverage_share"] if k in curve.columns]
+        siting_tables[cid] = curve[keep]
+        lscp = r["lscp_by_unit"]
+        keep = [k for k in ["unit_code", "unit_name", "population", "covered_now", "covered_share_now",
+                            "target", "sites_needed", "reachable_max_share", "capped", "method"]
+                if k in lscp.columns]
+        siting_tables[f"{c.label_zh}：各街镇达标所需最少新增设施 / {c.label_en}: fewest new sites "
+                      "each unit needs to reach its target (LSCP)"] = lscp[keep]
+    if planned is not None and len(planned):
+        siting_tables["规划项目建成前后覆盖率 / Coverage before and after the plan's named projects"] = (
+            planned.drop(columns=["data_status"], errors="ignore"))
+    siting_tables = siting_tables or None
     p = report_mod.write_report(
         out / "report.html", config=cfg, coverage=table, unit_maps=unit_maps,
         overview_href="maps/overview.html" if maps else None, siting=siting_tables,

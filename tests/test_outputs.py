@@ -138,3 +138,27 @@ def test_failed_run_leaves_previous_results_intact(demo_run, demo_area):
     after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     assert before == after
     assert not list(out.parent.glob(f".{out.name}.*"))  # no temporary folder left behind
+
+
+def test_planned_projects_before_after(demo_run):
+    t = pd.read_csv(demo_run.output_dir / "scenario_planned_projects.csv", dtype={"unit_code": str})
+    assert {"eldercare_15min", "health_15min"} <= set(t["circle"])
+    assert (t["covered_after"] >= t["covered_before"] - 1e-6).all()
+    # the plan's new elderly-care homes in Wulidian must add coverage there
+    wl = t[(t["circle"] == "eldercare_15min") & (t["unit_code"] == "500105007")]
+    assert float(wl["gain"].iloc[0]) > 0
+    html = (demo_run.output_dir / "report.html").read_text(encoding="utf-8")
+    assert "规划项目建成前后覆盖率" in html
+
+
+def test_planned_projects_file_errors(tmp_path):
+    from accessibility import DataError
+    from accessibility.pipeline import read_planned_projects
+
+    p = tmp_path / "planned.csv"
+    p.write_text("name,lon,lat\nA,106.5,29.6\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"missing column\(s\) circle"):
+        read_planned_projects(p, "EPSG:32648")
+    p.write_text("name,lon,lat,circle\nA,106.5,29.6,x\nB,abc,29.6,x\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line\\(s\\) 3"):
+        read_planned_projects(p, "EPSG:32648")
