@@ -242,6 +242,16 @@ def summary_text(study: StudyArea) -> str:
         f"{net.edges['length_m'].sum() / 2000:,.0f} km of walkable segments, "
         f"{int(net.nodes['component'].max()) + 1} components",
     ]
+    from accessibility.network import component_report
+
+    comp = component_report(net, study.cells, study.facilities)
+    frag = comp.iloc[1:]
+    if len(frag) and (frag["n_cells"].sum() or frag["n_facilities"].sum()):
+        lines.append(
+            f"Cut off from the main network: {len(frag)} fragment(s) holding "
+            f"{frag['population'].sum():,.0f} residents in {int(frag['n_cells'].sum())} cells and "
+            f"{int(frag['n_facilities'].sum())} facilities (they reach only their own fragment)"
+        )
     if "elev_m" in net.nodes and net.nodes["elev_m"].notna().any():
         lines.append(
             f"Elevation on the network: {net.nodes['elev_m'].min():.0f}-{net.nodes['elev_m'].max():.0f} m; "
