@@ -83,6 +83,7 @@ def _circle_params(circle, config):
 
 
 def cell_results(cells, facilities, net, config, *, circles=None, flat: bool = True,
+                 counts: bool = True, search_factor: float = SEARCH_LIMIT_FACTOR,
                  progress: bool = True) -> pd.DataFrame:
     """Per-cell time (or distance) to the nearest facility, reachable count and coverage.
 
@@ -99,6 +100,15 @@ def cell_results(cells, facilities, net, config, *, circles=None, flat: bool = T
         Circle ids to compute; default all of ``config.circles``.
     flat : bool, default True
         Also compute ``<circle>_t_flat`` (time-mode circles, flat terrain).
+    counts : bool, default True
+        Also count the facilities reachable within the threshold (``<circle>_n``), by bounded
+        per-facility searches. ``False`` (verdicts only, for scenario sweeps) leaves ``<circle>_n``
+        out and takes ``<circle>_covered`` from ``<circle>_t``; circles that need more than one
+        facility (``min_reachable > 1``) are always counted.
+    search_factor : float, default 3
+        ``<circle>_t`` is searched up to ``search_factor`` x the threshold (``inf`` beyond), so that
+        medians and 90th percentiles mean something for poorly served units. 1 is enough for the
+        coverage verdicts alone.
     progress : bool, default True
         Progress bar over circles.
 
@@ -156,20 +166,25 @@ def cell_results(cells, facilities, net, config, *, circles=None, flat: bool = T
         weights = [(weight, "_t")]
         if flat and circle.mode == "time":
             weights.append((weight + "_flat", "_t_flat"))
+        reach = max(float(search_factor), 1.0) * thr
         for w, suffix in weights:
-            times, _ = multi_source(net, w, s_nodes, s_off, limit=SEARCH_LIMIT_FACTOR * thr)
+            times, _ = multi_source(net, w, s_nodes, s_off, limit=reach, with_origin=False)
             t = c_walk + times[cell_node]
-            t[cell_far | ~(t <= SEARCH_LIMIT_FACTOR * thr + _TOL)] = np.inf
+            t[cell_far | ~(t <= reach + _TOL)] = np.inf
             out[f"{cid}{suffix}"] = t
-            if suffix == "_t":
+            if suffix != "_t":
+                continue
+            if counts or circle.min_reachable > 1:
                 n_reach = _count_within(net, w, s_nodes, s_off, cell_node, c_walk, thr)
                 n_reach[cell_far] = 0
                 out[f"{cid}_n"] = n_reach
                 out[f"{cid}_covered"] = n_reach >= circle.min_reachable
+            else:
+                out[f"{cid}_covered"] = t <= thr + _TOL
     # column order: per circle _t, _n, _covered, _t_flat
     cols = []
     for cid in ids:
-        cols += [f"{cid}_t", f"{cid}_n", f"{cid}_covered"]
+        cols += [c for c in (f"{cid}_t", f"{cid}_n", f"{cid}_covered") if c in out]
         if f"{cid}_t_flat" in out:
             cols.append(f"{cid}_t_flat")
     return out[cols]
@@ -205,6 +220,20 @@ def weighted_quantile(values, weights, q: float) -> float:
     cw = np.cumsum(w)
     i = int(np.searchsorted(cw, q * cw[-1] - 1e-12 * cw[-1], side="left"))
     return float(v[min(i, v.size - 1)])
+
+
+def _sorted_quantiles(v, w, qs) -> list[float]:
+    """:func:`weighted_quantile` for values already sorted (stable), several q at once."""
+    keep = (w > 0) & ~np.isnan(v)
+    v, w = v[keep], w[keep]
+    if v.size == 0 or w.sum() <= 0:
+        return [float("nan")] * len(qs)
+    cw = np.cumsum(w)
+    out = []
+    for q in qs:
+        i = int(np.searchsorted(cw, q * cw[-1] - 1e-12 * cw[-1], side="left"))
+        out.append(float(v[min(i, v.size - 1)]))
+    return out
 
 
 def coverage_by_unit(cells, results, units, config, *, circles=None, district_code: str = "500105",
@@ -263,7 +292,10 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
         t = results[f"{cid}_t"].to_numpy(dtype=float)
         scale, t_unit = (60.0, "min") if circle.mode == "time" else (1.0, "m")
         t_flat = results[f"{cid}_t_flat"].to_numpy(dtype=float) if f"{cid}_t_flat" in results else None
+        order = np.argsort(t, kind="stable")  # once per circle; groups take their part in order
+        t_sorted, d_sorted = t[order], demand[order]
         for code, name, name_en, m in groups:
+            med, p90 = _sorted_quantiles(t_sorted[m[order]], d_sorted[m[order]], (0.5, 0.9))
             pop = float(demand[m].sum())
             cov = float(demand[m & covered].sum())
             share = cov / pop if pop > 0 else np.nan
@@ -289,8 +321,8 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
                 "meets_target": gap == 0.0,
                 "uncovered_population": pop - cov,
                 "gap_population": gap,
-                "median_t": weighted_quantile(t[m], demand[m], 0.5) / scale,
-                "p90_t": weighted_quantile(t[m], demand[m], 0.9) / scale,
+                "median_t": med / scale,
+                "p90_t": p90 / scale,
                 "t_unit": t_unit,
                 "coverage_share_flat": share_flat,
                 "data_status": config.data_status,

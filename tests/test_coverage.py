@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyproj import Transformer
 
 from accessibility._errors import AccessibilityWarning, CRSMismatchError
@@ -237,3 +239,39 @@ def test_grid_oracle_and_audit_layers(tmp_path):
         layer.to_file(tmp_path / "analysis_inputs.gpkg", layer=name, driver="GPKG")
     back = gpd.read_file(tmp_path / "analysis_inputs.gpkg", layer="cells")
     assert len(back) == 40 and back.node.tolist() == c.node.tolist()
+
+
+def test_verdicts_only_mode_agrees_with_full_mode():
+    """counts=False, search_factor=1 (scenario sweeps) gives the same verdicts and times within T."""
+    import warnings as _w
+
+    from accessibility._synthcity import synthetic_city, synthetic_config
+
+    city = synthetic_city(4_000, seed=11)
+    cfg = synthetic_config(crs=city.net.crs)
+    with _w.catch_warnings():
+        _w.simplefilter("ignore")
+        full = cell_results(city.cells, city.facilities, city.net, cfg, progress=False)
+        fast = cell_results(city.cells, city.facilities, city.net, cfg, flat=False, counts=False,
+                            search_factor=1.0, progress=False)
+    for cid, c in cfg.circles.items():
+        assert f"{cid}_n" not in fast and f"{cid}_t_flat" not in fast
+        assert (fast[f"{cid}_covered"] == full[f"{cid}_covered"]).all()
+        within = full[f"{cid}_t"] <= c.threshold
+        assert within.any() and (~within).any()
+        np.testing.assert_allclose(fast.loc[within, f"{cid}_t"], full.loc[within, f"{cid}_t"])
+        assert np.isinf(fast.loc[~within, f"{cid}_t"]).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 2000) | st.just(np.inf), st.floats(0, 50)), min_size=1, max_size=40),
+       st.sampled_from([0.1, 0.5, 0.9]))
+def test_sorted_quantiles_equal_weighted_quantile(pairs, q):
+    from accessibility.coverage import _sorted_quantiles, weighted_quantile
+
+    v = np.array([p[0] for p in pairs])
+    w = np.array([p[1] for p in pairs])
+    order = np.argsort(v, kind="stable")
+    got = _sorted_quantiles(v[order], w[order], (q,))[0]
+    want = weighted_quantile(v, w, q)
+    assert (np.isnan(got) and np.isnan(want)) or got == want

@@ -259,3 +259,39 @@ def test_points_snap_on_real_network(helsinki_pbf):
     d_all = np.hypot(net.nodes.x.to_numpy()[None, :] - (xy[:, 0] + 0.5)[:, None],
                      net.nodes.y.to_numpy()[None, :] - xy[:, 1][:, None])
     np.testing.assert_allclose(d_all.min(axis=1), dist)
+
+
+@pytest.mark.parametrize("weight,limit", [("time_s_adult", 900.0), ("time_s_elderly", 600.0),
+                                          ("length_m", 800.0)])
+def test_reach_matrix_local_subgraphs_equal_whole_graph(monkeypatch, weight, limit):
+    """The straight-line box around each batch loses nothing: same matrix as the whole-graph search."""
+    from accessibility import traveltime as tt
+    from accessibility._synthcity import synthetic_city
+
+    city = synthetic_city(6_000, seed=3)
+    net = city.net
+    rng = np.random.default_rng(7)
+    src = rng.choice(net.n_nodes, 300, replace=False)
+    off = rng.uniform(0, 120, src.size)
+    monkeypatch.setattr(tt, "_LOCAL_MIN_NODES", 10**9)
+    whole = tt.reach_matrix(net, weight, src, limit=limit, offsets=off, batch_size=64)
+    monkeypatch.setattr(tt, "_LOCAL_MIN_NODES", 0)
+    local = tt.reach_matrix(net, weight, src, limit=limit, offsets=off, batch_size=64)
+    assert whole.nnz > 10 * src.size  # the searches reach well beyond their own node
+    assert (whole != local).nnz == 0
+    # and the bound used is the real top speed of the weight
+    v = net.edges["length_m"] / net.edges[weight]
+    assert tt.max_speed(net, weight) == pytest.approx(v[np.isfinite(v)].max())
+
+
+def test_multi_source_without_origin_gives_the_same_times():
+    from accessibility._synthcity import synthetic_city
+
+    net = synthetic_city(3_000, seed=5).net
+    rng = np.random.default_rng(2)
+    src = rng.choice(net.n_nodes, 20, replace=False)
+    off = rng.uniform(0, 60, src.size)
+    t1, o1 = multi_source(net, "time_s_adult", src, off, limit=600)
+    t2, o2 = multi_source(net, "time_s_adult", src, off, limit=600, with_origin=False)
+    np.testing.assert_array_equal(t1, t2)
+    assert (o2 == -1).all() and (o1[np.isfinite(t1)] >= 0).all()
