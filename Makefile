@@ -32,4 +32,6 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py
+	$(BIN)/accessibility demo-data $(AREA)
+	$(BIN)/python scripts/bench.py --sizes 10k,100k,1m --repeat 3 --out docs/PERFORMANCE.md
+	$(BIN)/python scripts/bench_siting.py $(AREA) --out docs/SITING_BENCH.md
