@@ -23,6 +23,7 @@ __all__ = [
     "COVERAGE_COLUMNS",
     "audit_layers",
     "cell_results",
+    "cell_facility_reach",
     "circle_facilities",
     "coverage_by_unit",
     "unit_summary_text",
@@ -188,6 +189,41 @@ def cell_results(cells, facilities, net, config, *, circles=None, flat: bool = T
         if f"{cid}_t_flat" in out:
             cols.append(f"{cid}_t_flat")
     return out[cols]
+
+
+def cell_facility_reach(cells, facilities, net, circle, config):
+    """Which facilities each cell reaches within the circle's threshold (DESIGN.md formula).
+
+    Parameters
+    ----------
+    cells, facilities : GeoDataFrame
+        In the network CRS. Pass only the facilities you want as columns (e.g. those of the circle).
+    net : WalkNetwork
+    circle : Circle
+    config : AreaConfig
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of bool, shape (len(cells), len(facilities))
+        Cells and facilities farther than ``max_snap_m`` from the network reach nothing.
+    """
+    from scipy.sparse import csr_matrix
+
+    weight, speed, _ = _circle_params(circle, config)
+    thr = float(circle.threshold)
+    n_cells, n_fac = len(cells), len(facilities)
+    if n_cells == 0 or n_fac == 0:
+        return csr_matrix((n_cells, n_fac), dtype=bool)
+    cell_node, cell_snap = _snap_gdf(net, cells)
+    fac_node, fac_snap = _snap_gdf(net, facilities)
+    off = np.where(fac_snap <= config.max_snap_m, fac_snap / speed, np.inf)
+    c_walk = np.where(cell_snap <= config.max_snap_m, cell_snap / speed, np.inf)
+    r = reach_matrix(net, weight, fac_node, limit=thr, offsets=off).tocsc()
+    m = r[:, cell_node].tocsc()  # facilities x cells
+    col = np.repeat(np.arange(n_cells), np.diff(m.indptr))
+    ok = (m.data - REACH_EPS) + c_walk[col] <= thr + _TOL
+    return csr_matrix((np.ones(int(ok.sum()), dtype=bool), (col[ok], m.indices[ok])),
+                      shape=(n_cells, n_fac))
 
 
 def _count_within(net, weight, s_nodes, s_off, cell_node, c_walk, thr) -> np.ndarray:

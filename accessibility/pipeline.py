@@ -446,6 +446,9 @@ def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame, table: pd.
         _to_gpkg(fac, tmp, "facilities")
     files.append(p)
 
+    supply = _supply_2sfca(out, study)
+    if supply is not None:
+        files.append(out / "supply_2sfca.csv")
     units_tbl = study.units.drop(columns="geometry").copy()
     units_tbl["area_km2"] = study.units.area / 1e6
     tables = {
@@ -453,6 +456,7 @@ def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame, table: pd.
         "units": units_tbl,
         "facilities": pd.DataFrame(fac.drop(columns="geometry")),
         "partition_check": study.partition_report,
+        **({"supply_2sfca": supply} if supply is not None else {}),
         "layers": pd.DataFrame(study.provenance()),
     }
     p = out / "coverage.xlsx"
@@ -583,6 +587,65 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
                 sites.to_crs(4326).assign(circle=c.id, data_status=cfg.data_status).to_file(tmp, driver="GeoJSON")
         res_all[c.id] = res
     return res_all
+
+
+def supply_by_unit(study: StudyArea, *, per: float = 1000.0) -> pd.DataFrame | None:
+    """Two-step floating catchment (2SFCA) capacity per 1,000 people in reach, per unit and circle.
+
+    Only facilities with a known capacity take part (e.g. elderly-care beds from an inventory);
+    circles with no capacity at all are left out. ``None`` when no facility has a capacity.
+    """
+    from accessibility.coverage import cell_facility_reach, circle_facilities
+    from accessibility.siting import two_step_fca
+
+    cfg = study.config
+    fac = study.facilities
+    cap = pd.to_numeric(fac["capacity"], errors="coerce")
+    rows = []
+    names = dict(zip(study.units["unit_code"].astype(str), study.units["unit_name"].astype(str), strict=True))
+    for c in cfg.circles.values():
+        sel = circle_facilities(fac, c.id)
+        known = sel & cap.notna().to_numpy() & (cap.fillna(0) > 0).to_numpy()
+        if not known.any():
+            continue
+        R = cell_facility_reach(study.cells, fac[known], study.network, c, cfg)
+        _, by_unit = two_step_fca(study.cells[c.weight_column].to_numpy(dtype=float), cap[known].to_numpy(),
+                                  R, unit_labels=study.cells["unit_code"].astype(str).to_numpy(), per=per)
+        dem = study.cells[c.weight_column].to_numpy(dtype=float)
+        total_ratio = float(cap[known].sum() / dem.sum() * per) if dem.sum() > 0 else np.nan
+        by_unit = pd.concat([by_unit, pd.DataFrame({"unit_code": ["500105"], "demand": [dem.sum()],
+                                                     "ratio": [np.nan]})], ignore_index=True)
+        # district row: capacity actually in reach of someone, per 1,000 of the circle's demand
+        reached = np.asarray(R.sum(axis=0)).ravel() > 0
+        by_unit.loc[by_unit.index[-1], "ratio"] = float(cap[known].to_numpy()[reached].sum() / dem.sum() * per)
+        rows.append(by_unit.assign(
+            circle=c.id, circle_label=c.label_zh,
+            unit_name=by_unit["unit_code"].map(names).fillna("全区"),
+            facilities_with_capacity=int(known.sum()), facilities_in_circle=int(sel.sum()),
+            capacity_total=float(cap[known].sum()), capacity_per_1000_overall=total_ratio,
+        ))
+    if not rows:
+        return None
+    out = pd.concat(rows, ignore_index=True).rename(columns={"ratio": "capacity_per_1000_in_reach"})
+    out["data_status"] = cfg.data_status
+    cols = ["circle", "circle_label", "unit_code", "unit_name", "demand", "capacity_per_1000_in_reach",
+            "capacity_per_1000_overall", "capacity_total", "facilities_with_capacity", "facilities_in_circle",
+            "data_status"]
+    return out[cols]
+
+
+def _supply_2sfca(out: Path, study: StudyArea) -> pd.DataFrame | None:
+    from accessibility._io import atomic_path
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AccessibilityWarning)
+        table = supply_by_unit(study)
+    if table is None:
+        return None
+    p = out / "supply_2sfca.csv"
+    with atomic_path(p) as tmp:
+        _rounded(table).to_csv(tmp, index=False, encoding="utf-8-sig")
+    return table
 
 
 def read_planned_projects(path: str | Path, crs: str) -> gpd.GeoDataFrame:

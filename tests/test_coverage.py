@@ -275,3 +275,21 @@ def test_sorted_quantiles_equal_weighted_quantile(pairs, q):
     got = _sorted_quantiles(v[order], w[order], (q,))[0]
     want = weighted_quantile(v, w, q)
     assert (np.isnan(got) and np.isnan(want)) or got == want
+
+
+def test_cell_facility_reach_counts_match_cell_results():
+    import warnings as _w
+
+    from accessibility._synthcity import synthetic_city, synthetic_config
+    from accessibility.coverage import cell_facility_reach, circle_facilities
+
+    city = synthetic_city(4_000, seed=4)
+    cfg = synthetic_config(crs=city.net.crs)
+    with _w.catch_warnings():
+        _w.simplefilter("ignore")
+        res = cell_results(city.cells, city.facilities, city.net, cfg, flat=False, progress=False)
+    for cid, c in cfg.circles.items():
+        fac = city.facilities[circle_facilities(city.facilities, cid)]
+        R = cell_facility_reach(city.cells, fac, city.net, c, cfg)
+        assert R.shape == (len(city.cells), len(fac))
+        np.testing.assert_array_equal(np.asarray(R.sum(axis=1)).ravel(), res[f"{cid}_n"].to_numpy())

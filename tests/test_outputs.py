@@ -162,3 +162,14 @@ def test_planned_projects_file_errors(tmp_path):
     p.write_text("name,lon,lat,circle\nA,106.5,29.6,x\nB,abc,29.6,x\n", encoding="utf-8")
     with pytest.raises(DataError, match="line\\(s\\) 3"):
         read_planned_projects(p, "EPSG:32648")
+
+
+def test_supply_2sfca_table(demo_run):
+    t = pd.read_csv(demo_run.output_dir / "supply_2sfca.csv", dtype={"unit_code": str})
+    elder = t[t["circle"] == "eldercare_15min"]
+    assert len(elder) == 13  # 12 units + district
+    # beds come from the inventory only: fewer facilities with a capacity than in the circle
+    assert (elder["facilities_with_capacity"] < elder["facilities_in_circle"]).all()
+    district = elder[elder["unit_code"] == "500105"].iloc[0]
+    assert district["capacity_per_1000_in_reach"] <= district["capacity_per_1000_overall"] + 1e-6
+    assert (elder["capacity_per_1000_in_reach"] >= 0).all()
