@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 import warnings
@@ -179,9 +180,15 @@ def _cmd_fetch(args) -> int:
 
 
 def _cmd_batch(args) -> int:
+    import pandas as pd
     import yaml
 
     from accessibility.batch import run_batch, scenario_tasks
+
+    if not args.verbose:  # distributed logs every worker start and stop at INFO
+        for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.core",
+                     "distributed.worker", "distributed.http.proxy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     tasks = []
     if args.scenarios is not None:
@@ -198,6 +205,25 @@ def _cmd_batch(args) -> int:
     table = run_batch(tasks, scheduler=args.scheduler, n_workers=args.workers, retries=args.retries,
                       progress=not args.quiet)
     print(table.to_string(index=False))
+    # one comparison table: district coverage share per circle (rows) and task (columns)
+    parts = {}
+    for row in table.itertuples():
+        f = Path(row.output_dir) / "coverage_by_unit.csv"
+        if row.status in ("ok", "skipped") and f.exists():
+            cov = pd.read_csv(f, dtype={"unit_code": str})
+            district = cov[cov["unit_code"] == "500105"].set_index("circle")["coverage_share"]
+            parts[row.task_id] = district
+    if parts:
+        summary = pd.DataFrame(parts)
+        print()
+        print("District coverage share per circle and task:")
+        print(summary.map(lambda v: f"{v:.1%}").to_string())
+        out = Path(os.path.commonpath([str(Path(p).parent) for p in table["output_dir"]]))
+        from accessibility._io import atomic_path
+
+        with atomic_path(out / "batch_summary.csv") as tmp:
+            summary.to_csv(tmp, encoding="utf-8-sig")
+        print(f"(written to {out / 'batch_summary.csv'})")
     return 0 if (table["status"] != "failed").all() else 1
 
 

@@ -39,3 +39,25 @@ def test_summary_of_demo_area(demo_area, capsys):
     assert "boundary         REAL" in out and "network          SYNTHETIC" in out
     for cid in ["culture_15min", "fitness_15min", "eldercare_15min"]:
         assert cid in out
+
+
+@pytest.mark.slow
+def test_batch_on_dask_equals_serial_run(demo_area, demo_run, tmp_path, capsys):
+    """Two scenarios on a 2-worker local cluster; the baseline equals the serial run's table."""
+    import pandas as pd
+
+    scen = tmp_path / "scenarios.yaml"
+    scen.write_text("baseline: {}\nflat_terrain:\n  terrain: {model: flat}\n", encoding="utf-8")
+    assert main(["-q", "batch", str(demo_area), "--scenarios", str(scen), "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "District coverage share per circle and task" in out
+    root = demo_run.study.config.output_dir / "scenarios"
+    base = pd.read_csv(root / "baseline" / "coverage_by_unit.csv", dtype={"unit_code": str})
+    serial = pd.read_csv(demo_run.output_dir / "coverage_by_unit.csv", dtype={"unit_code": str})
+    pd.testing.assert_frame_equal(base, serial)
+    summary = pd.read_csv(root / "batch_summary.csv", index_col=0)
+    # slopes only slow walkers down: flat terrain covers at least as many
+    assert (summary["flat_terrain"] >= summary["baseline"] - 1e-9).all()
+    # a second run skips both completed tasks
+    assert main(["-q", "batch", str(demo_area), "--scenarios", str(scen)]) == 0
+    assert capsys.readouterr().out.count("skipped") == 2
