@@ -156,12 +156,37 @@ def overview_map(
         _add_facilities(group, fac_ll, cid, colours)
         group.add_to(m)
 
+    _add_unit_labels(m, shown_units, config, basemap)
     folium.LayerControl(collapsed=False).add_to(m)
     title_text = title or f"{config.title_zh} · {config.title_en}"
     district = _district_lines(cov, circle_ids, config)
     _add_title_box(m, title_text, "覆盖率 coverage (population share) · " + district, config)
     _add_legend(m, _coverage_legend_rows(), _category_legend_rows(config, colours, fac_ll), config)
     return m
+
+
+def _add_unit_labels(m, units, config, basemap: str) -> None:
+    """Permanent bilingual unit names at a point inside each unit (not clickable)."""
+    pts = units[["unit_name", "unit_name_en"]].copy()
+    pts = gpd.GeoDataFrame(pts, geometry=units.geometry.representative_point(), crs=units.crs)
+    ll = pts.to_crs("EPSG:4326")
+    geoms = np.asarray(ll.geometry.values)
+    if basemap == "amap":
+        geoms = _to_gcj02(geoms)
+    # own pane above the facility markers and clusters (markerPane is 600), never catching clicks
+    folium.map.CustomPane("acc-labels", z_index=650, pointer_events=False).add_to(m)
+    group = folium.FeatureGroup(name="街镇名称 unit names", overlay=True, show=True, control=False)
+    for (_, r), g in zip(ll.iterrows(), geoms, strict=True):
+        html = (f'<div class="acc-label">{_esc(r["unit_name"])}<br>'
+                f'<span>{_esc(r["unit_name_en"])}</span></div>')
+        folium.Marker(
+            location=[round(g.y, 5), round(g.x, 5)],
+            icon=folium.DivIcon(html=html, icon_size=(110, 30), icon_anchor=(55, 15),
+                                class_name="acc-label-icon"),
+            interactive=False,
+            pane="acc-labels",
+        ).add_to(group)
+    group.add_to(m)
 
 
 def unit_map(
@@ -954,6 +979,10 @@ _BOX_CSS = """
 .acc-star span { position: absolute; left: 0; right: 0; top: 7px; font-size: 9px; color: #fff;
   text-shadow: none; font-weight: bold; }
 .acc-star-icon { background: none; border: none; }
+.acc-label-icon { background: none; border: none; pointer-events: none; }
+.acc-label { text-align: center; font: bold 12px/1.15 sans-serif; color: #222;
+  text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 3px #fff; white-space: nowrap; }
+.acc-label span { font-weight: normal; font-size: 10px; }
 </style>
 """
 

@@ -168,7 +168,7 @@ def test_overview_layers_tooltips_and_legend(config, tmp_path):
     out = maps.save_map(m, tmp_path / "overview.html")
     text = out.read_text(encoding="utf-8")
     # one feature group per circle, only the first shown
-    groups = [c for c in m._children.values() if c.__class__.__name__ == "FeatureGroup"]
+    groups = [c for c in m._children.values() if c.__class__.__name__ == "FeatureGroup" and c.control]
     assert [g.layer_name for g in groups] == [
         maps._circle_label(config.circles[c]) for c in CIRCLES
     ]
