@@ -156,7 +156,7 @@ def overview_map(
         _add_facilities(group, fac_ll, cid, colours)
         group.add_to(m)
 
-    _add_unit_labels(m, shown_units, config, basemap)
+    _add_unit_labels(m, shown_units, basemap)
     folium.LayerControl(collapsed=False).add_to(m)
     title_text = title or f"{config.title_zh} · {config.title_en}"
     district = _district_lines(cov, circle_ids, config)
@@ -165,7 +165,7 @@ def overview_map(
     return m
 
 
-def _add_unit_labels(m, units, config, basemap: str) -> None:
+def _add_unit_labels(m, units, basemap: str) -> None:
     """Permanent bilingual unit names at a point inside each unit (not clickable)."""
     pts = units[["unit_name", "unit_name_en"]].copy()
     pts = gpd.GeoDataFrame(pts, geometry=units.geometry.representative_point(), crs=units.crs)

@@ -563,7 +563,7 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
         exclude = gpd.GeoDataFrame(exclude, geometry="geometry", crs=cfg.crs)
     parcels = gpd.read_file(cfg.siting.parcels).to_crs(cfg.crs) if cfg.siting.parcels else None
     cands = siting_mod.candidate_sites(study.network, study.units, spacing_m=cfg.siting.candidate_spacing_m,
-                                       exclude=exclude, parcels=parcels)
+                                       exclude=exclude, parcels=parcels, cells=study.cells)
     res_all = {}
     for c in cfg.circles.values():
         if not c.plan:
@@ -571,6 +571,7 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
         res = siting_mod.site_circle(
             study.cells, results, study.facilities, study.network, cands, c, cfg,
             k_max=k_max or cfg.siting.max_new_sites, time_limit_s=cfg.siting.time_limit_s, progress=progress,
+            units=study.units,
         )
         curve = res["curve"].assign(circle=c.id, data_status=cfg.data_status)
         p = out / f"siting_{c.id}.csv"

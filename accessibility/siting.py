@@ -1036,6 +1036,13 @@ def _lonlat(x, y, crs):
     return np.asarray(lon), np.asarray(lat)
 
 
+def _circle_mask(facilities, circle_id: str) -> np.ndarray:
+    if "circles" not in facilities.columns:
+        return np.ones(len(facilities), dtype=bool)
+    ids = facilities["circles"].fillna("").astype(str).str.split(";")
+    return ids.map(lambda xs: circle_id in [x.strip() for x in xs]).to_numpy(dtype=bool)
+
+
 def site_circle(cells, results, facilities, net, candidates, circle, config, *, k_max: int = 30,
                 method: str = "auto", time_limit_s: float = 20.0, progress: bool = False,
                 units=None, district_code: str = "500105",
@@ -1158,7 +1165,8 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
     summary = {
         "circle": circle.id,
         "n_candidates": int(len(candidates)),
-        "n_existing_facilities": int(len(facilities)) if facilities is not None else 0,
+        "n_existing_facilities": (int(_circle_mask(facilities, circle.id).sum())
+                                  if facilities is not None and len(facilities) else 0),
         "demand_total": total,
         "covered_now": covered_w,
         "share_now": covered_w / total if total > 0 else float("nan"),

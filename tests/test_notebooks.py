@@ -36,7 +36,7 @@ def test_notebook_runs(path, demo_area, monkeypatch):
     t0 = time.perf_counter()
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     elapsed = time.perf_counter() - t0
-    assert elapsed < 240, f"{path.name} took {elapsed:.0f} s (target: under 2 minutes)"
+    assert elapsed < 120, f"{path.name} took {elapsed:.0f} s (target: under 2 minutes)"
     text = "\n".join(
         o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
         for c in nb.cells if c.cell_type == "code" for o in c.outputs
