@@ -29,7 +29,9 @@ from shapely.geometry import LineString, Point, Polygon
 
 from accessibility._errors import CRSMismatchError, DataError
 
-__all__ = ["OSMData", "POI_KEYS", "SUPPORTED_FORMATS", "fetch_overpass", "is_poi", "read_osm"]
+__all__ = [
+    "OSMData", "POI_KEYS", "SUPPORTED_FORMATS", "fetch_admin_boundaries", "fetch_overpass", "is_poi",
+    "read_osm"]
 
 logger = logging.getLogger(__name__)
 
@@ -367,6 +369,67 @@ def _osmnx_settings(**changes: Any) -> Iterator[Any]:
         socket.getaddrinfo = old_getaddrinfo
 
 
+def _guarded_settings(cache_dir: Path, timeout_s: float) -> dict[str, Any]:
+    """osmnx settings for one cached, error-refusing Overpass session."""
+    import osmnx as ox
+
+    req_kwargs = dict(ox.settings.requests_kwargs)
+    hooks = dict(req_kwargs.get("hooks") or {})
+    prior = hooks.get("response")
+    prior_list = [] if prior is None else (list(prior) if isinstance(prior, (list, tuple)) else [prior])
+    hooks["response"] = [*prior_list, _refuse_error_answers]
+    req_kwargs["hooks"] = hooks
+    useful = list(ox.settings.useful_tags_way)
+    useful += [t for t in _EXTRA_WAY_TAGS if t not in useful]
+    return {
+        "cache_folder": cache_dir,
+        "use_cache": True,
+        "cache_only_mode": False,
+        "requests_timeout": timeout_s,
+        "requests_kwargs": req_kwargs,
+        "useful_tags_way": useful,
+        "log_console": False,
+    }
+
+
+def fetch_admin_boundaries(polygon_wgs84: Any, *, cache_dir: str | Path, admin_level: str = "8",
+                           timeout_s: float = 180) -> gpd.GeoDataFrame:
+    """OSM administrative boundaries inside a polygon, through osmnx/Overpass (cached).
+
+    For street/town units (admin_level 8 in China) when no unit polygons are supplied; pass the
+    result to :func:`accessibility.units.units_from_osm_admin`. Error answers are refused and
+    never cached, as in :func:`fetch_overpass`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        EPSG:4326 features with tag columns (``boundary``, ``admin_level``, ``name``, ``ref`` ...).
+    """
+    import requests
+
+    _check_polygon(polygon_wgs84)
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with _osmnx_settings(**_guarded_settings(cache_dir, timeout_s)) as ox:
+        url = ox.settings.overpass_url
+        try:
+            feats = ox.features_from_polygon(
+                polygon_wgs84, tags={"boundary": "administrative", "admin_level": str(admin_level)})
+        except _OverpassAnswerError as exc:
+            raise DataError(f"Overpass server {exc.url.split('?')[0]} refused the boundary query: {exc}. "
+                            "Nothing was cached.") from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise DataError(
+                f"cannot reach the Overpass server {url} for the unit boundaries ({type(exc).__name__}) "
+                f"and no cached answer is in {cache_dir}: retry when online, or give the unit polygons "
+                "as a file (sources.units.kind: vector)") from exc
+        except ox._errors.InsufficientResponseError as exc:
+            raise DataError(f"no admin_level={admin_level} boundaries in the Overpass answer from {url} "
+                            "for this polygon: give the unit polygons as a file (sources.units.kind: "
+                            "vector)") from exc
+    return feats
+
+
 def _isnull(value: Any) -> bool:
     if value is None:
         return True
@@ -445,26 +508,7 @@ def fetch_overpass(
     cache_dir.mkdir(parents=True, exist_ok=True)
     poi_tags = dict(tags) if tags is not None else dict.fromkeys(POI_KEYS, True)
 
-    import osmnx as ox
-
-    req_kwargs = dict(ox.settings.requests_kwargs)
-    hooks = dict(req_kwargs.get("hooks") or {})
-    prior = hooks.get("response")
-    prior_list = [] if prior is None else (list(prior) if isinstance(prior, (list, tuple)) else [prior])
-    hooks["response"] = [*prior_list, _refuse_error_answers]
-    req_kwargs["hooks"] = hooks
-    useful = list(ox.settings.useful_tags_way)
-    useful += [t for t in _EXTRA_WAY_TAGS if t not in useful]
-
-    changes = {
-        "cache_folder": cache_dir,
-        "use_cache": True,
-        "cache_only_mode": False,
-        "requests_timeout": timeout_s,
-        "requests_kwargs": req_kwargs,
-        "useful_tags_way": useful,
-        "log_console": False,
-    }
+    changes = _guarded_settings(cache_dir, timeout_s)
     with _osmnx_settings(**changes) as ox:
         url = ox.settings.overpass_url
         try:

@@ -144,10 +144,18 @@ def load_study_area(
         warnings.simplefilter("always", AccessibilityWarning)
         with _stage(timings, "boundary and units", bar):
             boundary = units_mod.read_boundary(cfg.sources["boundary"], cfg.crs)
-            if "units" in cfg.sources:
-                units = units_mod.read_units(
-                    cfg.sources["units"], cfg.crs, unit_table=cfg.sources.get("unit_table")
+            usrc = cfg.sources.get("units")
+            if usrc is not None and usrc.kind == "overpass":
+                feats = osm_mod.fetch_admin_boundaries(
+                    boundary.to_crs(4326).geometry.union_all(),
+                    cache_dir=cfg.base_dir / "data" / "raw" / cfg.name / "overpass_cache",
+                    admin_level=str(usrc.options.get("admin_level", "8")),
                 )
+                units = units_mod.units_from_osm_admin(
+                    feats, cfg.crs, admin_level=str(usrc.options.get("admin_level", "8")),
+                    unit_table=cfg.sources.get("unit_table"))
+            elif usrc is not None:
+                units = units_mod.read_units(usrc, cfg.crs, unit_table=cfg.sources.get("unit_table"))
             else:
                 units = boundary.assign(unit_code="district", unit_name=cfg.title_zh,
                                         unit_name_en=cfg.title_en, unit_kind="")
