@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     warnings.simplefilter("default")
+    warnings.showwarning = _show_warning
     try:
         return _COMMANDS[args.command](args)
     except AccessibilityError as exc:
@@ -111,6 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: previous outputs are left as they were", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+    """Warnings for people: one line, no source line; the package's own ones without a class name."""
+    from accessibility._errors import AccessibilityWarning
+
+    kind = "warning" if issubclass(category, AccessibilityWarning) else f"warning ({category.__name__})"
+    print(f"{kind}: {message}", file=file or sys.stderr)
 
 
 def _cmd_demo_data(args) -> int:
