@@ -164,10 +164,10 @@ def _cmd_run(args) -> int:
     print(unit_summary_text(res.coverage))
     if res.siting:
         print()
-        print("Where to build (greedy MCLP curve; LSCP per unit in siting_<circle>_lscp_by_unit.csv):")
+        print("Where to build (siting_<circle>.csv: best k new sites; siting_<circle>_lscp_by_unit.csv: "
+              "fewest sites per unit):")
         for cid, r in res.siting.items():
-            s = r.get("summary", {})
-            print(f"  {cid:<18} " + ", ".join(f"{k}={v}" for k, v in s.items()))
+            print("  " + _siting_line(res.study.config.circles[cid], r.get("summary", {})))
     print()
     print("Timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
     print(f"Outputs ({len(res.files)} files, {time.perf_counter() - t0:.0f} s) in {res.output_dir}:")
@@ -176,6 +176,28 @@ def _cmd_run(args) -> int:
             print(f"  {f.name}")
     print(f"  maps/ ({sum(1 for f in res.files if f.parent.name == 'maps')} HTML maps)")
     return 0
+
+
+def _siting_line(circle, s: dict) -> str:
+    """One readable sentence per circle from site_circle's summary."""
+    who = "residents aged 60+" if circle.population == "60plus" else "residents"
+    k = s.get("k_max", "?")
+    parts = [f"{circle.label_zh} / {circle.label_en}: {s.get('uncovered_demand', float('nan')):,.0f} {who} "
+             f"not covered now ({s.get('share_now', float('nan')):.1%} covered)"]
+    greedy = s.get("greedy_covered_k_max")
+    if greedy is not None:
+        txt = f"the best {k} new sites would cover {greedy:,.0f} of them"
+        exact = s.get("exact_covered_k_max")
+        if exact is not None and exact == exact:
+            txt += f" (ranked greedily; exact optimum for {k} sites: {exact:,.0f}, gap {s.get('exact_gap_k_max', 0):.1%})"
+        parts.append(txt)
+    need = s.get("sites_needed_all_units")
+    if need is not None:
+        txt = f"reaching the target in every unit needs {need} new sites"
+        if s.get("capped"):
+            txt += f" (capped: {s.get('unreachable_by_candidates', 0):,.0f} {who} no candidate site can reach)"
+        parts.append(txt)
+    return "; ".join(parts)
 
 
 def _cmd_fetch(args) -> int:

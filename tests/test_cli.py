@@ -61,3 +61,18 @@ def test_batch_on_dask_equals_serial_run(demo_area, demo_run, tmp_path, capsys):
     # a second run skips both completed tasks
     assert main(["-q", "batch", str(demo_area), "--scenarios", str(scen)]) == 0
     assert capsys.readouterr().out.count("skipped") == 2
+
+
+def test_siting_summary_line_reads_like_a_sentence():
+    from accessibility.cli import _siting_line
+    from accessibility.config import load_area
+    from tests.conftest import AREA
+
+    c = load_area(AREA, check_files=False).circles["eldercare_15min"]
+    line = _siting_line(c, {"k_max": 30, "share_now": 0.873, "uncovered_demand": 22424.6,
+                            "unreachable_by_candidates": 74.6, "greedy_covered_k_max": 16576.7,
+                            "exact_covered_k_max": 16908.5, "exact_gap_k_max": 0.0,
+                            "sites_needed_all_units": 320, "capped": True})
+    assert "22,425 residents aged 60+ not covered now (87.3% covered)" in line
+    assert "best 30 new sites would cover 16,577" in line and "exact optimum for 30 sites: 16,908" in line
+    assert "needs 320 new sites" in line and "capped" in line
