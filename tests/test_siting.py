@@ -23,9 +23,11 @@ from accessibility.siting import (
     coverage_curve,
     coverage_sets,
     evaluate_scenario,
+    greedy_capacitated_mclp,
     greedy_lscp,
     greedy_mclp,
     site_circle,
+    solve_capacitated_mclp,
     solve_lscp,
     solve_mclp,
     two_step_fca,
@@ -478,3 +480,207 @@ def test_site_circle_and_scenario_end_to_end():
     other = planned.assign(circles="other_circle")
     ev2 = evaluate_scenario(cells, results, net, other, circle, config)
     assert (ev2["gain"] == 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# capacitated MCLP
+#
+# hand case: 3 demand points, 2 sites, weights w = [5, 5, 4]
+#   site 0 covers demand {0, 1} (reaches 10)   site 1 covers demand {1, 2} (reaches 9)
+# k=1 without capacities: site 0 (10 > 9), as in solve_mclp.
+# k=1 with capacities [6, 9]: site 0 serves min(6, 10) = 6, site 1 serves min(9, 9) = 9 -> site 1.
+# k=2 with capacities [6, 9]: site 0 takes demand 0 (5) + 1 of demand 1, site 1 takes demand 2 (4)
+#   + 4 of demand 1: everything (14) is served. (The split of demand 1 is not unique: site 0 may
+#   take 0..1 of it, so site 0 serves 5..6 and site 1 serves 8..9; site 1 always serves more.)
+# greedy (proportional fill): gains min(6, 10) = 6 and min(9, 9) = 9 -> site 1 fills demand 1 and 2
+#   completely; then site 0 reaches only demand 0 (5 <= 6): total 14.
+
+CAP_A = sp.csr_matrix(np.array([[1, 0], [1, 1], [0, 1]], dtype=bool))
+CAP_W = np.array([5.0, 5.0, 4.0])
+
+
+def test_capacitated_hand_case_capacity_changes_the_optimum():
+    unc = solve_capacitated_mclp(CAP_A, CAP_W, 1, np.inf)
+    assert unc.sites == [0] and unc.objective == pytest.approx(10.0)
+    assert solve_mclp(CAP_A, CAP_W, 1).sites == [0]
+    # greedy serves 9 = the simple bound min(14, largest capacity 9): optimal without a solver
+    r = solve_capacitated_mclp(CAP_A, CAP_W, 1, [6.0, 9.0])
+    assert r.status == "optimal" and r.method == "greedy" and "milp_skipped" in r.details
+    assert r.sites == [1] and r.objective == 9.0 and r.bound == 9.0 and r.gap == 0.0
+    r = solve_capacitated_mclp(CAP_A, CAP_W, 1, [6.0, 9.0], _shortcut=False)
+    assert r.status == "optimal" and r.method == "milp" and not r.time_limited
+    assert r.sites == [1] and r.objective == pytest.approx(9.0)
+    assert r.added_weight.tolist() == pytest.approx([9.0])
+    assert r.bound == pytest.approx(9.0) and r.gap == pytest.approx(0.0, abs=1e-9)
+    r2 = solve_capacitated_mclp(CAP_A, CAP_W, 2, [6.0, 9.0], _shortcut=False)
+    assert sorted(r2.sites) == [0, 1] and r2.objective == pytest.approx(14.0)
+    by_site = r2.details["served_by_site"]
+    assert 5.0 - 1e-9 <= by_site[0] <= 6.0 + 1e-9 and 8.0 - 1e-9 <= by_site[1] <= 9.0 + 1e-9
+    assert by_site[0] + by_site[1] == pytest.approx(14.0)
+    assert r2.sites == [1, 0]  # ordered by assigned demand, largest first
+    g = greedy_capacitated_mclp(CAP_A, CAP_W, 2, [6.0, 9.0])
+    assert g.sites == [1, 0] and g.added_weight.tolist() == pytest.approx([9.0, 5.0])
+    assert g.objective == pytest.approx(14.0) and g.status == "greedy"
+    # demand 1 already covered by an existing facility: site 0 serves 5, site 1 serves 4
+    cov = np.array([False, True, False])
+    assert solve_capacitated_mclp(CAP_A, CAP_W, 1, [6.0, 9.0], covered=cov).objective == 5.0
+    # a scalar capacity applies to every site: 3 each -> k=1 serves 3
+    assert solve_capacitated_mclp(CAP_A, CAP_W, 1, 3.0).objective == pytest.approx(3.0)
+
+
+def test_capacitated_greedy_proportional_fill_strands_capacity():
+    # site 0 covers demand {0, 1} (cap 5), site 1 covers demand {1} (cap 5), w = [5, 5], k = 2.
+    # greedy: gains min(5, 10) = 5 and min(5, 5) = 5, tie -> site 0, which takes half of each
+    #   row (2.5 + 2.5); site 1 then reaches only 2.5 of demand 1: total 7.5.
+    # optimum: site 0 serves demand 0, site 1 serves demand 1: 10.
+    A = sp.csr_matrix(np.array([[1, 0], [1, 1]], dtype=bool))
+    w = [5.0, 5.0]
+    g = greedy_capacitated_mclp(A, w, 2, [5.0, 5.0])
+    assert g.sites == [0, 1] and g.added_weight.tolist() == pytest.approx([5.0, 2.5])
+    assert g.details["remaining_demand"].tolist() == pytest.approx([2.5, 0.0])
+    ex = solve_capacitated_mclp(A, w, 2, [5.0, 5.0])
+    assert ex.objective == pytest.approx(10.0) and ex.details["greedy_objective"] == 7.5
+
+
+def test_capacitated_existing_capacity_hand():
+    # site 0 is an existing facility with 6 places (not a candidate: capacity 0); site 1 a
+    # candidate with 3. Existing alone: 6 of demand {0, 1}. With site 1: 6 + 3 = 9 served,
+    # 3 newly. k = 0: only the existing 6.
+    kw = {"existing_capacity": [6.0, 0.0]}
+    r = solve_capacitated_mclp(CAP_A, CAP_W, 1, [0.0, 3.0], **kw)
+    assert r.sites == [1] and r.objective == pytest.approx(9.0)
+    assert r.details["served_existing_only"] == pytest.approx(6.0)
+    assert r.details["newly_served"] == pytest.approx(3.0)
+    assert solve_capacitated_mclp(CAP_A, CAP_W, 0, [0.0, 3.0], **kw).objective == 6.0
+    g = greedy_capacitated_mclp(CAP_A, CAP_W, 1, [0.0, 3.0], **kw)
+    # existing site 0 fills proportionally: 6 of 10 -> demand 0 and 1 keep 2 each; site 1 then
+    # reaches 2 + 4 = 6 and serves its 3
+    assert g.details["served_existing"] == pytest.approx(6.0)
+    assert g.sites == [1] and g.objective == pytest.approx(3.0)
+    # an expansion: site 0 (existing 6) may add 4 more places; k = 1 -> 10 of its 10 in reach
+    r = solve_capacitated_mclp(CAP_A, CAP_W, 1, [4.0, 0.0], existing_capacity=[6.0, 0.0])
+    assert r.sites == [0] and r.objective == pytest.approx(10.0)
+
+
+def test_capacitated_bad_inputs_and_size_limit():
+    with pytest.raises(DataError, match=r"(?s)capacity.*NaN.*negative"):
+        solve_capacitated_mclp(CAP_A, CAP_W, 1, [np.nan, -1.0])
+    with pytest.raises(DataError, match="one capacity per site"):
+        greedy_capacitated_mclp(CAP_A, CAP_W, 1, [1.0, 2.0, 3.0])
+    with pytest.raises(DataError, match="existing_capacity.*infinite"):
+        solve_capacitated_mclp(CAP_A, CAP_W, 1, [1.0, 1.0], existing_capacity=[np.inf, 0.0])
+    with pytest.raises(DataError, match=r"4 non-zeros.*max_nnz=3.*greedy_capacitated_mclp"):
+        solve_capacitated_mclp(CAP_A, CAP_W, 1, [6.0, 9.0], max_nnz=3)
+    # the limit applies after reduction: with demand 1 covered, 2 non-zeros remain
+    r = solve_capacitated_mclp(CAP_A, CAP_W, 1, [6.0, 9.0], max_nnz=3,
+                               covered=[False, True, False])
+    assert r.details["nnz"] == 2 and r.objective == 5.0
+
+
+def _transport_lp(A: np.ndarray, w: np.ndarray, cap: np.ndarray) -> float:
+    """Most demand sites with capacities ``cap`` can serve (dense linprog, independent model)."""
+    from scipy.optimize import linprog
+
+    ii, jj = np.nonzero(A)
+    if ii.size == 0:
+        return 0.0
+    n_e = ii.size
+    A_ub = np.zeros((A.shape[0] + A.shape[1], n_e))
+    A_ub[ii, np.arange(n_e)] = 1.0
+    A_ub[A.shape[0] + jj, np.arange(n_e)] = 1.0
+    res = linprog(-np.ones(n_e), A_ub=A_ub, b_ub=np.concatenate([w, cap]), bounds=(0, None),
+                  method="highs")
+    assert res.status == 0
+    return float(-res.fun)
+
+
+def _brute_capacitated(A, w, k, cap, ex):
+    best = -1.0
+    for size in range(0, min(k, A.shape[1]) + 1):
+        for combo in itertools.combinations(range(A.shape[1]), size):
+            c = ex.copy()
+            c[list(combo)] += cap[list(combo)]
+            best = max(best, _transport_lp(A, w, c))
+    return best
+
+
+@settings(deadline=None, max_examples=30, derandomize=True)
+@given(seed=st.integers(0, 10_000), n_d=st.integers(1, 8), n_s=st.integers(1, 5),
+       k=st.integers(1, 3), density=st.floats(0.1, 0.7), with_existing=st.booleans())
+def test_capacitated_against_transportation_lp_brute_force(seed, n_d, n_s, k, density,
+                                                           with_existing):
+    rng = np.random.default_rng(seed)
+    A = rng.random((n_d, n_s)) < density
+    w = rng.integers(0, 12, n_d).astype(float)
+    cap = rng.integers(0, 15, n_s).astype(float)
+    ex = (rng.integers(0, 3, n_s) * rng.integers(0, 8, n_s)).astype(float) if with_existing \
+        else np.zeros(n_s)
+    covered = rng.random(n_d) < 0.2
+    w_eff = np.where(covered, 0.0, w)
+    opt = _brute_capacitated(A, w_eff, k, cap, ex)
+    for shortcut in (True, False):
+        r = solve_capacitated_mclp(sp.csr_matrix(A), w, k, cap, covered=covered,
+                                   existing_capacity=ex if with_existing else None,
+                                   _shortcut=shortcut)
+        assert r.objective == pytest.approx(opt, abs=1e-6)
+        assert r.status in ("optimal", "nothing_to_do") and r.bound >= opt - 1e-6
+        assert r.gap == pytest.approx(0.0, abs=1e-6)
+        assert len(r.sites) <= k and all(cap[j] > 0 for j in r.sites)
+        if not shortcut and r.status == "optimal":
+            assert r.method == "milp"
+        # the reported sites really serve the objective (re-solved independently)
+        c = ex.copy()
+        c[r.sites] += cap[r.sites]
+        assert _transport_lp(A, w_eff, c) == pytest.approx(r.objective, abs=1e-6)
+        if r.status == "optimal":
+            assert r.details["served_existing_only"] == pytest.approx(
+                _transport_lp(A, w_eff, ex), abs=1e-6)
+    # greedy: feasible and no better than the optimum
+    g = greedy_capacitated_mclp(sp.csr_matrix(A), w, k, cap, covered=covered,
+                                existing_capacity=ex if with_existing else None)
+    total_g = g.objective + g.details["served_existing"]
+    assert total_g <= opt + 1e-6
+    rem = g.details["remaining_demand"]
+    assert np.all(rem >= -1e-9) and np.all(rem <= w_eff + 1e-9)
+    assert float((w_eff - rem).sum()) == pytest.approx(total_g, abs=1e-6)
+    assert np.all(g.added_weight <= cap[g.sites] + ex[g.sites] + 1e-9)
+    assert len(g.sites) <= k and len(set(g.sites)) == len(g.sites)
+
+
+@settings(deadline=None, max_examples=30, derandomize=True)
+@given(seed=st.integers(0, 10_000), n_d=st.integers(1, 25), n_s=st.integers(1, 8),
+       k=st.integers(1, 4), density=st.floats(0.05, 0.6), big=st.booleans())
+def test_capacitated_with_unlimited_capacity_equals_mclp(seed, n_d, n_s, k, density, big):
+    rng = np.random.default_rng(seed)
+    A = sp.csr_matrix(rng.random((n_d, n_s)) < density)
+    w = rng.integers(0, 20, n_d).astype(float)
+    covered = rng.random(n_d) < 0.15
+    cap = np.full(n_s, w.sum() if big else np.inf)  # >= total demand, or +inf
+    r = solve_capacitated_mclp(A, w, k, cap, covered=covered, _shortcut=False)
+    m = solve_mclp(A, w, k, covered=covered)
+    assert r.objective == pytest.approx(m.objective, abs=1e-6)
+    # unlimited capacity: the greedy is greedy_mclp (same gains, same tie-break)
+    g = greedy_capacitated_mclp(A, w, k, cap, covered=covered)
+    gm = greedy_mclp(A, w, k, covered=covered)
+    assert g.sites == gm.sites
+    assert g.added_weight.tolist() == pytest.approx(gm.added_weight.tolist())
+
+
+def test_capacitated_time_limit_reports_status_and_gap():
+    rng = np.random.default_rng(3)
+    n_d, n_s = 600, 80
+    A = sp.random(n_d, n_s, density=0.05, random_state=rng, format="csr").astype(bool)
+    w = rng.integers(1, 30, n_d).astype(float)
+    cap = rng.integers(20, 120, n_s).astype(float)
+    r = solve_capacitated_mclp(A, w, 6, cap, time_limit_s=0.5)
+    g = greedy_capacitated_mclp(A, w, 6, cap)
+    assert r.status in ("optimal", "time_limit")
+    assert r.time_limited == (r.status == "time_limit")
+    assert np.isfinite(r.gap) and r.gap >= 0 and r.bound >= r.objective - 1e-6
+    assert r.objective >= g.objective - 1e-9
+    assert r.objective <= cap[r.sites].sum() + 1e-6 and len(r.sites) <= 6
+    assert r.cumulative[-1] == pytest.approx(r.objective)
+    # capacity binding everywhere: greedy serves 6 x 20 = the simple bound, no solver needed
+    r = solve_capacitated_mclp(A, w, 6, np.full(n_s, 20.0), time_limit_s=0.5)
+    assert r.status == "optimal" and r.objective == pytest.approx(120.0) and r.gap == 0.0
+    assert r.method == "greedy" and "milp_skipped" in r.details
