@@ -108,7 +108,22 @@ def write_osm(osm, path: str | Path) -> Path:
 
 
 def fetch_area(config, *, overpass_url: str | None = None, urls: list[str] | None = None) -> dict[str, Path]:
-    """Download an area's OSM network and POIs (and optional extra files); return what was written."""
+    """Download an area's OSM network and POIs (and optional extra files); return what was written.
+
+    Parameters
+    ----------
+    config : AreaConfig or path of the area YAML
+    overpass_url : str, optional
+        Overpass API base, e.g. ``https://overpass-api.de/api`` (a trailing ``/interpreter`` is
+        accepted and dropped); default osmnx's ``settings.overpass_url``.
+    urls : list of str, optional
+        Files to download into ``data/raw/<area>/downloads/`` (cached by file name).
+
+    Returns
+    -------
+    dict of str to Path
+        ``"osm"``: the written ``<area>_overpass.osm.pbf``; then one entry per downloaded file name.
+    """
     import osmnx as ox
 
     from accessibility import osm as osm_mod
@@ -121,7 +136,10 @@ def fetch_area(config, *, overpass_url: str | None = None, urls: list[str] | Non
     poly = boundary.to_crs(4326).geometry.union_all()
     old = ox.settings.overpass_url
     if overpass_url:
-        ox.settings.overpass_url = overpass_url
+        # osmnx wants the API base (".../api") and appends /interpreter and /status itself; the
+        # endpoint as usually quoted (".../api/interpreter") would make it ask .../interpreter/status
+        # (unparsable: a silent 60 s pause) and then POST to .../interpreter/interpreter (HTTP 404)
+        ox.settings.overpass_url = overpass_url.rstrip("/").removesuffix("/interpreter")
     try:
         osm = osm_mod.fetch_overpass(poly, cache_dir=raw / "overpass_cache")
     finally:
