@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import unicodedata
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,11 +20,17 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from accessibility._errors import AccessibilityWarning, DataError, problems_message
+from accessibility._errors import (
+    AccessibilityWarning,
+    CRSMismatchError,
+    DataError,
+    problems_message,
+)
 
 __all__ = [
     "FACILITY_COLUMNS",
     "check_datum",
+    "check_datum_by_names",
     "classify",
     "facilities_from_osm",
     "load_facilities",
@@ -505,6 +512,191 @@ def check_datum(
     return None
 
 
+def _name_key(name: Any) -> str | None:
+    """Normalised name for matching across sources; None for blank and unnamed placeholders.
+
+    NFKC folds full-width letters, digits and brackets to half-width; case is folded; spaces,
+    punctuation (brackets included, their content kept) and symbols are removed. A name ending
+    in "（未命名）" (the placeholder given to unnamed facilities) never matches.
+    """
+    if _blank(name):
+        return None
+    text = unicodedata.normalize("NFKC", str(name)).casefold().strip()
+    if text.endswith("(未命名)") or text.endswith("未命名"):
+        return None
+    key = "".join(ch for ch in text if unicodedata.category(ch)[0] not in "PZSC")
+    return key or None
+
+
+def _points_lonlat(frame: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """WGS-84 lon/lat of a GeoDataFrame's (point) geometries; NaN where empty."""
+    if frame.crs is None:
+        raise CRSMismatchError(f"{what}: the GeoDataFrame has no CRS: set it with "
+                               "`gdf.set_crs(...)` (EPSG:4326 for lon/lat) before the datum check")
+    geom = frame.geometry.to_crs(4326) if not frame.crs.equals("EPSG:4326") else frame.geometry
+    if len(geom) and not (geom.geom_type == "Point").all():
+        geom = geom.representative_point()
+    lon = np.full(len(geom), np.nan)
+    lat = np.full(len(geom), np.nan)
+    ok = ~(geom.is_empty | geom.isna()).to_numpy()
+    if ok.any():
+        lon[ok] = geom[ok].x.to_numpy()
+        lat[ok] = geom[ok].y.to_numpy()
+    return lon, lat
+
+
+_EARTH_R_M = 6371008.8
+
+
+def _east_north_m(lon: np.ndarray, lat: np.ndarray, lon0: np.ndarray, lat0: np.ndarray) -> np.ndarray:
+    """Metres east/north of (lon, lat) from (lon0, lat0), local equirectangular (fine below ~5 km)."""
+    k = np.pi / 180 * _EARTH_R_M
+    return np.column_stack([(lon - lon0) * k * np.cos(np.radians(lat0)), (lat - lat0) * k])
+
+
+_COMPASS = ("north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest")
+
+
+def _compass(east_m: float, north_m: float) -> str:
+    bearing = np.degrees(np.arctan2(east_m, north_m)) % 360
+    return _COMPASS[int((bearing + 22.5) // 45) % 8]
+
+
+def _split_ids(value: Any) -> list[str]:
+    if _blank(value):
+        return []
+    return [v for v in str(value).split(";") if v]
+
+
+def check_datum_by_names(
+    inventory: gpd.GeoDataFrame,
+    reference: gpd.GeoDataFrame,
+    *,
+    declared: str = "wgs84",
+    min_matches: int = 3,
+    max_pair_m: float = 1500.0,
+    min_shift_m: float = 200.0,
+    tolerance_m: float = 100.0,
+    min_share: float = 0.6,
+) -> str | None:
+    """Detect an inventory in the wrong coordinate system from the facilities it shares with OSM.
+
+    Planners' inventories list many facilities OSM also has, under the same names. Each
+    inventory facility is paired with the nearest reference facility of the same normalised
+    name (spaces, brackets and punctuation removed, full-width folded to half-width; the
+    "（未命名）" placeholders never match) within ``max_pair_m``. If the pairs are typically
+    (median) displaced by more than ``min_shift_m`` and at least ``min_share`` of them lie within
+    ``tolerance_m`` of the displacement a coordinate-system mix-up gives at that place (e.g. the
+    GCJ-02 offset, ~480 m southeast in Chongqing, for GCJ-02 data declared WGS-84), the file is
+    almost certainly in that other system. Unlike :func:`check_datum` this works in dense street
+    grids, where a shifted point still lands next to some street.
+
+    Parameters
+    ----------
+    inventory : geopandas.GeoDataFrame
+        The inventory's facilities as loaded (converted from ``declared`` to WGS-84), any CRS;
+        column ``name``. Rows with a non-empty ``also_in`` (set by :func:`load_facilities`
+        when it merged the row with an OSM facility within its ``merge_duplicates_m``) whose
+        merged ids are not in ``reference['fac_id']`` count as pairs with no displacement.
+    reference : geopandas.GeoDataFrame
+        The OSM facilities (WGS-84 by construction), any CRS; column ``name``.
+    declared : {'wgs84', 'gcj02', 'bd09'}, default 'wgs84'
+        The system the inventory's source declares (``coords``).
+    min_matches : int, default 3
+        Fewer name pairs than this: no verdict (None).
+    max_pair_m : float, default 1500
+        The farthest a same-name reference facility may be to form a pair.
+    min_shift_m, tolerance_m, min_share : float
+        The verdict's thresholds (see above).
+
+    Returns
+    -------
+    str or None
+        A warning text naming the likely system and the fix, or None when nothing looks wrong
+        (or too few pairs to tell).
+
+    Raises
+    ------
+    CRSMismatchError
+        If either frame has no CRS.
+    """
+    from accessibility.coords import SYSTEMS, from_wgs84, to_wgs84
+
+    declared = str(declared).lower().replace("-", "").replace("_", "")
+    if declared not in SYSTEMS:
+        raise ValueError(f"unknown coordinate system {declared!r}: use one of {', '.join(SYSTEMS)}")
+    if len(inventory) == 0 or (len(reference) == 0 and "also_in" not in inventory.columns):
+        return None
+    ilon, ilat = _points_lonlat(inventory, "inventory")
+    rlon, rlat = (_points_lonlat(reference, "reference") if len(reference)
+                  else (np.empty(0), np.empty(0)))
+    ref_ids = set(reference["fac_id"].astype(str)) if "fac_id" in reference.columns else set()
+
+    by_key: dict[str, list[int]] = {}
+    for j, name in enumerate(reference["name"] if len(reference) else []):
+        key = _name_key(name)
+        if key is not None and np.isfinite(rlon[j]) and np.isfinite(rlat[j]):
+            by_key.setdefault(key, []).append(j)
+
+    also = inventory["also_in"] if "also_in" in inventory.columns else None
+    # pairs: inventory lon/lat, reference lon/lat (a merged row is its own reference)
+    pi_lon, pi_lat, pr_lon, pr_lat = [], [], [], []
+    for i, name in enumerate(inventory["name"]):
+        if not (np.isfinite(ilon[i]) and np.isfinite(ilat[i])):
+            continue
+        merged = _split_ids(also.iat[i]) if also is not None else []
+        if merged and not ref_ids.intersection(merged):
+            pi_lon.append(ilon[i])
+            pi_lat.append(ilat[i])
+            pr_lon.append(ilon[i])
+            pr_lat.append(ilat[i])
+            continue
+        key = _name_key(name)
+        cand = by_key.get(key, []) if key is not None else []
+        if not cand:
+            continue
+        cand = np.asarray(cand)
+        d = np.hypot(*_east_north_m(np.full(len(cand), ilon[i]), np.full(len(cand), ilat[i]),
+                                    rlon[cand], rlat[cand]).T)
+        best = int(np.argmin(d))
+        if d[best] <= max_pair_m:
+            pi_lon.append(ilon[i])
+            pi_lat.append(ilat[i])
+            pr_lon.append(rlon[cand[best]])
+            pr_lat.append(rlat[cand[best]])
+    n_pairs = len(pi_lon)
+    if n_pairs < min_matches:
+        logger.debug("datum check by names: %d pairs (< %d), no verdict", n_pairs, min_matches)
+        return None
+    pi_lon, pi_lat, pr_lon, pr_lat = map(np.asarray, (pi_lon, pi_lat, pr_lon, pr_lat))
+    shift = _east_north_m(pi_lon, pi_lat, pr_lon, pr_lat)
+    if float(np.median(np.hypot(shift[:, 0], shift[:, 1]))) <= min_shift_m:
+        return None
+
+    best_verdict: tuple[int, str, np.ndarray] | None = None
+    for actual in SYSTEMS:
+        if actual == declared:
+            continue
+        # where a reference point would land if the file held `actual` coordinates read as `declared`
+        ax, ay = from_wgs84(pr_lon, pr_lat, actual)
+        lx, ly = to_wgs84(np.asarray(ax, dtype=float), np.asarray(ay, dtype=float), declared)
+        expected = _east_north_m(np.asarray(lx, dtype=float), np.asarray(ly, dtype=float), pr_lon, pr_lat)
+        fits = np.hypot(*(shift - expected).T) <= tolerance_m
+        if fits.sum() >= min_share * n_pairs and (best_verdict is None or fits.sum() > best_verdict[0]):
+            best_verdict = (int(fits.sum()), actual, fits)
+    if best_verdict is None:
+        return None
+    n_fit, actual, fits = best_verdict
+    med = np.median(shift[fits], axis=0)
+    dist = float(np.median(np.hypot(shift[fits, 0], shift[fits, 1])))
+    label = {"wgs84": "WGS-84", "gcj02": "GCJ-02", "bd09": "BD-09"}
+    what = (f"the {label[actual]} offset" if declared == "wgs84"
+            else f"what {label[actual]} coordinates read as {label[declared]} give")
+    return (f"{n_fit} of {n_pairs} facilities that also appear in OSM (same name) sit ~{dist:.0f} m "
+            f"{_compass(float(med[0]), float(med[1]))} of their OSM position, {what}: this file looks "
+            f"like {label[actual]} declared as {label[declared]}; declare `coords: {actual}`")
+
+
 def warn_if_category_empty(facilities: gpd.GeoDataFrame, config: Any) -> list[str]:
     """Warn (:class:`AccessibilityWarning`) for every circle none of whose categories has a facility.
 
@@ -530,6 +722,7 @@ def load_facilities(
     *,
     osm_cache: dict[Any, Any] | None = None,
     bbox_wgs84: tuple[float, float, float, float] | None = None,
+    merge_duplicates_m: float = 100.0,
 ) -> gpd.GeoDataFrame:
     """Read every facility source of a study area into one Facilities table.
 
@@ -542,17 +735,25 @@ def load_facilities(
         by the pipeline).
     bbox_wgs84 : tuple, optional
         Study-area bounding box for the inventory checks (see :func:`read_inventory`).
+    merge_duplicates_m : float, default 100
+        A facility listed both in an inventory and in OSM (same normalised name, same category,
+        at most this far apart) is kept once: the inventory's row (planners trust their own
+        list, and it carries the capacity), whose ``also_in`` lists the ids of the merged OSM facilities.
+        An OSM facility merges into the nearest such inventory row. ``0`` keeps everything.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        The Facilities contract, projected to ``config.crs``, index 0..n-1.
+        The Facilities contract, projected to ``config.crs``, index 0..n-1, plus ``also_in``
+        (str, ``;``-joined ids of OSM facilities merged into the row, ``""`` if none).
     """
     from accessibility.osm import read_osm
 
     cache = osm_cache if osm_cache is not None else {}
     parts = []
+    kinds = []
     for src in config.facility_sources:
+        kinds.append(src.kind)
         if src.kind == "osm_file":
             key = Path(src.path)
             osm = cache.get(key)
@@ -575,11 +776,55 @@ def load_facilities(
             raise DataError(f"facility source {src.name}: unknown kind {src.kind!r}: use osm_file, "
                             "overpass or inventory")
     if not parts:
-        return _frame(_empty_rows(), [], config.crs)
+        return _with_also_in(_frame(_empty_rows(), [], config.crs))
+    is_inv = np.concatenate([np.full(len(p), k == "inventory") for p, k in zip(parts, kinds, strict=True)])
     out = pd.concat(parts, ignore_index=True)
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=config.crs)
     dup = out["fac_id"].duplicated()
     if dup.any():
         raise DataError("facility ids repeat across sources: "
                         f"{sorted(out.loc[dup, 'fac_id'])[:5]}: two sources point to the same file?")
+    out = _with_also_in(out)
+    if merge_duplicates_m > 0 and is_inv.any() and not is_inv.all():
+        out = _merge_cross_source(out, is_inv, merge_duplicates_m)
     return out
+
+
+def _with_also_in(fac: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    fac = fac.copy()
+    fac.insert(fac.columns.get_loc("geometry"), "also_in", pd.Series([""] * len(fac), index=fac.index,
+                                                                     dtype=object))
+    return fac
+
+
+def _merge_cross_source(fac: gpd.GeoDataFrame, is_inv: np.ndarray, merge_m: float) -> gpd.GeoDataFrame:
+    """Drop OSM rows that an inventory row lists too; the inventory row records them in ``also_in``."""
+    keys = [_name_key(n) for n in fac["name"]]
+    cats = fac["category"].astype(object).tolist()
+    x = fac.geometry.x.to_numpy()
+    y = fac.geometry.y.to_numpy()
+    inv_by_key: dict[tuple[str, str], list[int]] = {}
+    for i in np.flatnonzero(is_inv):
+        if keys[i] is not None and cats[i] is not None:
+            inv_by_key.setdefault((keys[i], cats[i]), []).append(int(i))
+    keep = np.ones(len(fac), dtype=bool)
+    merged: dict[int, list[str]] = {}
+    for j in np.flatnonzero(~is_inv):
+        cand = inv_by_key.get((keys[j], cats[j])) if keys[j] is not None else None
+        if not cand:
+            continue
+        d = np.hypot(x[cand] - x[j], y[cand] - y[j])
+        best = int(np.argmin(d))
+        if d[best] <= merge_m:
+            keep[j] = False
+            merged.setdefault(cand[best], []).append(str(fac["fac_id"].iat[j]))
+    if not merged:
+        return fac
+    also = fac["also_in"].tolist()
+    for i, ids in merged.items():
+        also[i] = ";".join(ids)
+    fac = fac.assign(also_in=pd.Series(also, index=fac.index, dtype=object))
+    logger.info("%d OSM facilities also listed in an inventory (same name and category within %g m) "
+                "merged into %d inventory rows (kept; see column also_in)",
+                int((~keep).sum()), merge_m, len(merged))
+    return fac[keep].reset_index(drop=True)

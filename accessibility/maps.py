@@ -159,10 +159,17 @@ def overview_map(
     _add_unit_labels(m, shown_units, basemap)
     folium.LayerControl(collapsed=False).add_to(m)
     title_text = title or f"{config.title_zh} · {config.title_en}"
+    _set_page_title(m, f"{title_text} — 覆盖率总览 coverage overview", config)
     district = _district_lines(cov, circle_ids, config)
     _add_title_box(m, title_text, "覆盖率 coverage (population share) · " + district, config)
     _add_legend(m, _coverage_legend_rows(), _category_legend_rows(config, colours, fac_ll), config)
     return m
+
+
+def _set_page_title(m, text: str, config) -> None:
+    """The browser tab's title (escaped), with SYNTHETIC DEMO first when any layer is synthetic."""
+    prefix = "[SYNTHETIC DEMO 合成示例] " if config.is_synthetic else ""
+    m.get_root().title = _esc(prefix + str(text))
 
 
 def _add_unit_labels(m, units, basemap: str) -> None:
@@ -326,6 +333,8 @@ def unit_map(
     folium.LayerControl(collapsed=False).add_to(m)
 
     name = _esc(unit_row.get("unit_name", "")) + " " + _esc(unit_row.get("unit_name_en", ""))
+    _set_page_title(m, f"{unit_row.get('unit_name', '')} {unit_row.get('unit_name_en', '')} "
+                       f"({unit_code}) — 步行可达 walking access", config)
     _add_title_box(
         m,
         name.strip() or _esc(unit_code),
@@ -1039,14 +1048,15 @@ def _time_legend_rows(config, circle_ids) -> str:
     modes = {config.circles[c].mode for c in circle_ids}
     parts = []
     for mode in sorted(modes, reverse=True):  # time first
-        circle = next(config.circles[c] for c in circle_ids if config.circles[c].mode == mode)
-        labels = _class_labels(circle)
+        in_mode = [config.circles[c] for c in circle_ids if config.circles[c].mode == mode]
         head = "步行时间 walking time" if mode == "time" else "步行距离 walking distance"
-        if (
-            len({config.circles[c].threshold for c in circle_ids if config.circles[c].mode == mode})
-            > 1
-        ):
-            head += " (thirds of each circle's threshold)"
+        if len({c.threshold for c in in_mode}) > 1:
+            # circles of this mode differ in threshold: classes are thirds of each one's threshold
+            labels = ["0–⅓ 阈值 of the threshold", "⅓–⅔ 阈值 of the threshold",
+                      "⅔ 阈值–阈值 of the threshold", "超过阈值或不可达 beyond the threshold / not covered"]
+            head += " (" + ", ".join(f"{c.threshold_label}" for c in in_mode) + ")"
+        else:
+            labels = _class_labels(in_mode[0])
         rows = "".join(
             f'<div><span class="sw" style="background:{TIME_CLASS_COLOURS[k]}"></span>{_esc(labels[k])}</div>'
             for k in range(3)

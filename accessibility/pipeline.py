@@ -444,7 +444,7 @@ def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame, table: pd.
     p = out / "analysis_inputs.gpkg"
     with atomic_path(p) as tmp:
         for name, gdf in layers.items():
-            _to_gpkg(gdf, tmp, name)
+            _to_gpkg(gdf.assign(data_status=cfg.data_status), tmp, name)
     files.append(p)
 
     fac = study.facilities.copy()
@@ -460,7 +460,7 @@ def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame, table: pd.
     units_tbl = study.units.drop(columns="geometry").copy()
     units_tbl["area_km2"] = study.units.area / 1e6
     tables = {
-        "coverage_by_unit": table,
+        "coverage_by_unit": _rounded(table),
         "units": units_tbl,
         "facilities": pd.DataFrame(fac.drop(columns="geometry")),
         "partition_check": study.partition_report,
@@ -474,11 +474,15 @@ def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame, table: pd.
 
 
 def _rounded(table: pd.DataFrame) -> pd.DataFrame:
-    """Round a coverage table for people to read: shares to 6 decimals, people to 0.1, times to 0.01."""
+    """Round a table for people to read: shares to 6 decimals, people to 0.1, times to 0.01.
+
+    Infinite values (not reached within the search range) become empty cells, not the text 'inf'.
+    """
     out = table.copy()
     for col in out.columns:
         if not pd.api.types.is_float_dtype(out[col]):
             continue
+        out[col] = out[col].replace([np.inf, -np.inf], np.nan)
         if "share" in col:
             out[col] = out[col].round(6)
         elif "population" in col:
@@ -515,6 +519,7 @@ def circle_node_times(study: StudyArea, circles: list[str] | None = None) -> dic
     fnode, fsnap = tt.snap(net, fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
     for c in (cfg.circles[cid] for cid in (circles or list(cfg.circles))):
         sel = fac["circles"].fillna("").str.split(";").map(lambda xs, cid=c.id: cid in xs).to_numpy()
+        sel &= fsnap <= cfg.max_snap_m  # as in coverage: farther facilities are left out
         if not sel.any():
             out[c.id] = np.full(len(net.nodes), np.inf)
             continue
@@ -530,11 +535,17 @@ def circle_node_times(study: StudyArea, circles: list[str] | None = None) -> dic
 
 def _write_maps(out, study, results, table, siting_out, node_times, basemap, embed_assets, progress):
     from accessibility import maps as maps_mod
+    from accessibility import traveltime as tt
 
     cfg = study.config
     files = []
     mdir = out / "maps"
-    m = maps_mod.overview_map(study.units, table, study.facilities, cfg, basemap=basemap)
+    # facilities farther than max_snap_m from any street are left out of coverage (and warned
+    # about): do not draw them as if they served anyone
+    _, fsnap = tt.snap(study.network, study.facilities.geometry.x.to_numpy(),
+                       study.facilities.geometry.y.to_numpy())
+    facilities = study.facilities[fsnap <= cfg.max_snap_m]
+    m = maps_mod.overview_map(study.units, table, facilities, cfg, basemap=basemap)
     files.append(maps_mod.save_map(m, mdir / "overview.html", embed_assets=embed_assets))
     proposed = None
     if siting_out:
@@ -553,7 +564,7 @@ def _write_maps(out, study, results, table, siting_out, node_times, basemap, emb
         it = tqdm(codes, desc="unit maps", leave=False)
     for code in it:
         m = maps_mod.unit_map(
-            code, study.units, study.cells, results, study.facilities, cfg,
+            code, study.units, study.cells, results, facilities, cfg,
             net=study.network, node_times=node_times, proposed_sites=proposed, basemap=basemap,
         )
         files.append(maps_mod.save_map(m, mdir / f"unit_{code}.html", embed_assets=embed_assets))

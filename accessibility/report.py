@@ -41,7 +41,8 @@ COLUMN_GLOSSARY: dict[str, str] = {
     "circle": "服务圈编号 circle id",
     "circle_label": "服务圈名称 circle label",
     "mode": "time (walking time) or distance (network metres)",
-    "threshold": "阈值 threshold: seconds in time mode, metres in distance mode",
+    "threshold": "阈值 threshold, in t_unit (minutes in time mode, metres in distance mode)",
+    "t_unit": "单位 unit of threshold, median_t and p90_t: min or m",
     "population": "需求人口 demand population of the unit (all residents or aged 60+, per circle)",
     "covered_population": "覆盖人口 demand population within the threshold of enough facilities",
     "coverage_share": "覆盖率 covered_population / population",
@@ -49,8 +50,10 @@ COLUMN_GLOSSARY: dict[str, str] = {
     "meets_target": "是否达标 coverage_share >= target_share",
     "uncovered_population": "未覆盖人口 population - covered_population",
     "gap_population": "缺口 people to cover to reach the target",
-    "median_t": "中位时间/距离 median time (s) or distance (m) to the nearest facility",
-    "p90_t": "90th percentile time (s) or distance (m) to the nearest facility",
+    "median_t": "中位时间/距离 population-weighted median time (min) or distance (m) to the nearest "
+                "facility; empty = not reached within 3x the threshold",
+    "p90_t": "90th percentile time (min) or distance (m) to the nearest facility; empty = not reached "
+             "within 3x the threshold",
     "coverage_share_flat": "coverage share if the terrain were flat (time mode)",
     "data_status": "数据状态 real data or SYNTHETIC DEMO",
     "fac_id": "设施编号 facility id (osm:n123, inv:eldercare:17)",
@@ -202,13 +205,15 @@ def _int(x) -> str:
     return "—" if x is None or pd.isna(x) else f"{float(x):,.0f}"
 
 
-def _t(x, mode: str) -> str:
+def _t(x, mode: str, unit: str | None = None) -> str:
+    """A median/p90 of the coverage table, which is already in its ``t_unit`` (min or m)."""
     if x is None or pd.isna(x):
         return "—"
     x = float(x)
     if not np.isfinite(x):
-        return "∞"
-    return f"{x / 60:.1f} min" if mode == "time" else f"{x:,.0f} m"
+        return "不可达 not reached (> 3× threshold)"
+    unit = unit if isinstance(unit, str) and unit in ("min", "m") else ("min" if mode == "time" else "m")
+    return f"{x:.1f} min" if unit == "min" else f"{x:,.0f} m"
 
 
 def _plain(v) -> str:
@@ -270,8 +275,8 @@ def _circle_summary(config, cid, units, district, worst_n: int) -> dict:
             "share": _pct(r.get("coverage_share")),
             "gap": _int(r.get("gap_population")),
             "uncovered": _int(r.get("uncovered_population")),
-            "median": _t(r.get("median_t"), mode),
-            "p90": _t(r.get("p90_t"), mode),
+            "median": _t(r.get("median_t"), mode, r.get("t_unit")),
+            "p90": _t(r.get("p90_t"), mode, r.get("t_unit")),
         }
         for _, r in bad.head(worst_n).iterrows()
     ]
@@ -344,8 +349,8 @@ def _unit_sections(config, units, circle_ids, unit_maps) -> list[dict]:
                     "population": _int(r.get("population")),
                     "uncovered": _int(r.get("uncovered_population")),
                     "gap": _int(r.get("gap_population")),
-                    "median": _t(r.get("median_t"), mode),
-                    "p90": _t(r.get("p90_t"), mode),
+                    "median": _t(r.get("median_t"), mode, r.get("t_unit")),
+                    "p90": _t(r.get("p90_t"), mode, r.get("t_unit")),
                 }
             )
         out.append(

@@ -1290,7 +1290,8 @@ def _ensure_snapped(net, cells):
 
 
 def coverage_sets(net, cells, candidates, circle, *, profile_speed_mps: float, weight_col: str,
-                  progress: bool = False, batch_size: int = 256) -> sp.csr_matrix:
+                  progress: bool = False, batch_size: int = 256,
+                  max_snap_m: float = np.inf) -> sp.csr_matrix:
     """Which cells each candidate site would cover: a sparse bool ``n_cells x n_candidates``.
 
     Cell ``i`` is covered by candidate ``c`` iff
@@ -1321,6 +1322,9 @@ def coverage_sets(net, cells, candidates, circle, *, profile_speed_mps: float, w
         Progress bar of the search.
     batch_size : int
         Sources per bounded search batch.
+    max_snap_m : float, default inf
+        Cells (and candidates with ``snap_m``) farther than this from the network are covered by
+        nothing, as in :func:`accessibility.coverage.cell_results` (pass ``config.max_snap_m``).
 
     Returns
     -------
@@ -1342,13 +1346,15 @@ def coverage_sets(net, cells, candidates, circle, *, profile_speed_mps: float, w
     thr = float(circle.threshold)
     scale = 1.0 / profile_speed_mps if circle.mode == "time" else 1.0
     node_c, snap_c = _ensure_snapped(net, cells)
-    walk_c = snap_c * scale
+    walk_c = np.where(snap_c <= max_snap_m, snap_c * scale, np.inf)
     n_cells, n_cand = len(cells), len(candidates)
     if n_cand == 0 or n_cells == 0:
         return sp.csr_matrix((n_cells, n_cand), dtype=bool)
     cand_nodes = candidates["node"].to_numpy().astype(np.int64)
     offsets = (candidates["snap_m"].to_numpy(dtype=float) * scale
                if "snap_m" in candidates.columns else np.zeros(n_cand))
+    if "snap_m" in candidates.columns:
+        offsets = np.where(candidates["snap_m"].to_numpy(dtype=float) <= max_snap_m, offsets, np.inf)
     R = reach_matrix(net, weight_col, cand_nodes, limit=thr, offsets=offsets,
                      batch_size=batch_size, progress=progress)
     RT = sp.csr_matrix(R).T.tocsr()  # node x candidate
@@ -1453,7 +1459,8 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
     unit_all = cells["unit_code"].astype(str).to_numpy()
     demand = (~covered_now) & (w_all > 0)
     A_all = coverage_sets(net, cells, candidates, circle, profile_speed_mps=prof.flat_speed_mps,
-                          weight_col=weight_col, progress=progress)
+                          weight_col=weight_col, progress=progress,
+                          max_snap_m=getattr(config, "max_snap_m", np.inf))
     A = A_all[np.flatnonzero(demand)]
     w = w_all[demand]
     units_d = unit_all[demand]
@@ -1599,7 +1606,8 @@ def evaluate_scenario(cells, results, net, planned, circle, config, *,
                                     planned.geometry.y.to_numpy())
         cand = pd.DataFrame({"node": node, "snap_m": dist})
         A = coverage_sets(net, cells, cand, circle, profile_speed_mps=prof.flat_speed_mps,
-                          weight_col=weight_col, progress=progress)
+                          weight_col=weight_col, progress=progress,
+                          max_snap_m=getattr(config, "max_snap_m", np.inf))
         after |= np.diff(A.indptr) > 0
     names = {}
     if units is not None and "unit_name" in units.columns:

@@ -72,10 +72,10 @@ def _row(code, name, en, cid, pop, cov):
     share = cov / pop
     return {
         "unit_code": code, "unit_name": name, "unit_name_en": en, "circle": cid,
-        "circle_label": cid, "mode": "time", "threshold": 900.0, "population": pop,
+        "circle_label": cid, "mode": "time", "threshold": 15.0, "population": pop,
         "covered_population": cov, "coverage_share": share, "target_share": 1.0,
         "meets_target": share >= 1.0, "uncovered_population": pop - cov,
-        "gap_population": max(0.0, pop - cov), "median_t": 420.0, "p90_t": 840.0,
+        "gap_population": max(0.0, pop - cov), "median_t": 7.0, "p90_t": 14.0, "t_unit": "min",
         "coverage_share_flat": min(1.0, share + 0.05), "data_status": "x",
     }  # fmt: skip
 
@@ -149,7 +149,7 @@ def test_report_units_links_and_summary(synthetic_config, tmp_path):
     assert "15 min" in text and "300 m" in text
     for s in synthetic_config.sources.values():
         assert s.provenance.split(";")[0][:30].replace('"', "&#34;") in text
-    assert "7.0 min" in text and "14.0 min" in text  # median / p90 of 420 s / 840 s
+    assert "7.0 min" in text and "14.0 min" in text  # median / p90, already in minutes (t_unit)
     # siting table, numbers formatted
     assert "1,200" in text and "c7" in text
 

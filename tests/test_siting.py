@@ -684,3 +684,30 @@ def test_capacitated_time_limit_reports_status_and_gap():
     r = solve_capacitated_mclp(A, w, 6, np.full(n_s, 20.0), time_limit_s=0.5)
     assert r.status == "optimal" and r.objective == pytest.approx(120.0) and r.gap == 0.0
     assert r.method == "greedy" and "milp_skipped" in r.details
+
+
+def test_coverage_sets_respect_max_snap_m():
+    """A cell (or planned site) farther than max_snap_m from the network is covered by nothing,
+    as in coverage.cell_results: siting must not count people a re-run would call uncovered."""
+    import geopandas as gpd
+
+    from accessibility._synthcity import synthetic_city, synthetic_config
+    from accessibility.siting import coverage_sets
+
+    city = synthetic_city(3_000, seed=8)
+    cfg = synthetic_config(crs=city.net.crs)
+    circle = cfg.circles["culture_15min"]
+    cells = city.cells.iloc[:50].copy()
+    # 600 m west of the westernmost node: beyond max_snap_m (500 m) but 500 s of walk leaves
+    # 400 s of network time, so without the limit a candidate near the edge would cover it
+    x, y = city.net.nodes["x"].to_numpy(), city.net.nodes["y"].to_numpy()
+    i = int(np.argmin(x))
+    far = gpd.GeoDataFrame(geometry=gpd.points_from_xy([x[i] - 600.0], [y[i]]), crs=cells.crs)
+    cells = gpd.GeoDataFrame(pd.concat([cells, far], ignore_index=True), crs=cells.crs)
+    cand = pd.DataFrame({"node": np.arange(0, city.net.n_nodes, 7)})
+    kw = {"profile_speed_mps": 1.2, "weight_col": "time_s_adult"}
+    A_inf = coverage_sets(city.net, cells, cand, circle, **kw)
+    A_lim = coverage_sets(city.net, cells, cand, circle, **kw, max_snap_m=cfg.max_snap_m)
+    assert A_inf[len(cells) - 1].nnz > 0  # without the limit the far cell counts as coverable
+    assert A_lim[len(cells) - 1].nnz == 0
+    assert (A_lim[: len(cells) - 1] != A_inf[: len(cells) - 1]).nnz == 0  # near cells unchanged
