@@ -369,33 +369,58 @@ def _unit_sections(config, units, circle_ids, unit_maps) -> list[dict]:
     return out
 
 
+SITING_HEADERS = {
+    "rank": "排序 rank", "site_id": "候选点 site", "unit_code": "街镇代码 unit code",
+    "unit_name": "街镇 unit", "lon": "经度 lon (WGS-84)", "lat": "纬度 lat (WGS-84)",
+    "added_covered_population": "新增覆盖 people added",
+    "cumulative_covered_population": "累计新增 cumulative added",
+    "cumulative_coverage_share": "累计覆盖率 coverage after", "population": "需求人口 demand",
+    "covered_now": "现状覆盖 covered now", "covered_share_now": "现状覆盖率 share now",
+    "target": "目标 target", "sites_needed": "最少新增 fewest new sites",
+    "reachable_max_share": "可达上限 reachable max", "capped": "目标受限 capped",
+    "method": "方法 method", "covered_before": "建成前 covered before",
+    "covered_after": "建成后 covered after", "share_before": "建成前覆盖率 share before",
+    "share_after": "建成后覆盖率 share after", "gain": "新增 gain", "circle": "服务圈 circle",
+    "projects": "规划项目 projects",
+}
+
+
+def _siting_cell(col: str, v) -> tuple[str, bool]:
+    """Text of one siting-table cell and whether it is numeric (right-aligned)."""
+    if isinstance(v, bool | np.bool_):
+        return ("是 yes" if v else "否 no"), False
+    num = isinstance(v, int | float | np.integer | np.floating)
+    if not num:
+        return ("" if v is None or (np.ndim(v) == 0 and pd.isna(v)) else str(v)), False
+    if pd.isna(v):
+        return "—", True
+    v = float(v)
+    if col in ("lon", "lat"):
+        return f"{v:.5f}", True  # 1 m: a planner must find the spot
+    if "share" in col or col == "target":
+        return _pct(v), True
+    if col in ("rank", "sites_needed") or "population" in col or col.startswith("covered") or col == "gain":
+        return f"{v:,.0f}", True
+    return (f"{v:,.0f}" if v.is_integer() else f"{v:,.2f}"), True
+
+
 def _siting_tables(config, siting: Mapping[str, pd.DataFrame]) -> list[dict]:
     out = []
     for key, df in siting.items():
         circle = config.circles.get(str(key))
         title = f"{circle.label_zh} / {circle.label_en}" if circle else str(key)
+        if circle:
+            title += ": 最佳新增选址（贪心排序）/ best new sites, ranked greedily (MCLP)"
         cols = [c for c in df.columns if c != "geometry"]
         rows = []
         for _, r in df[cols].iterrows():
             cells = []
             for c in cols:
-                v = r[c]
-                num = isinstance(v, int | float | np.integer | np.floating) and not isinstance(
-                    v, bool
-                )
-                if num and pd.isna(v):
-                    text = "—"
-                elif num and "share" in str(c):
-                    text = _pct(v)
-                elif num and float(v).is_integer():
-                    text = f"{float(v):,.0f}"
-                elif num:
-                    text = f"{float(v):,.2f}"
-                else:
-                    text = "" if v is None or (np.ndim(v) == 0 and pd.isna(v)) else str(v)
+                text, num = _siting_cell(str(c), r[c])
                 cells.append({"text": text, "num": num})
             rows.append(cells)
-        out.append({"title": title, "columns": [str(c) for c in cols], "rows": rows})
+        out.append({"title": title, "columns": [SITING_HEADERS.get(str(c), str(c)) for c in cols],
+                    "rows": rows})
     return out
 
 

@@ -215,3 +215,18 @@ def test_workbook_real_has_no_banner(real_config, tmp_path):
     ]
     assert not any("SYNTHETIC" in str(v) for v in head)  # (the glossary may name the status)
     assert "数据状态 data status: real data" in head
+
+
+def test_siting_table_is_readable(tmp_path):
+    """Bilingual headers, lon/lat to 1 m, shares as %, people as whole numbers, yes/no."""
+    config = load_area(ROOT / "config" / "areas" / "jiangbei.yaml", check_files=False)
+    curve = pd.DataFrame({"rank": [1], "site_id": ["cand_00001"], "lon": [106.5812345], "lat": [29.6144961],
+                          "added_covered_population": [1234.4], "cumulative_coverage_share": [0.8731]})
+    lscp = pd.DataFrame({"unit_code": ["500105004"], "target": [1.0], "sites_needed": [12.0],
+                         "capped": [True]})
+    path = write_report(tmp_path / "r.html", config=config, coverage=make_coverage(), unit_maps={},
+                        overview_href=None, siting={"eldercare_15min": curve, "LSCP": lscp})
+    text = path.read_text(encoding="utf-8")
+    assert "106.58123" in text and "29.61450" in text
+    assert "1,234" in text and "87.3 %" in text and "100.0 %" in text
+    assert "经度 lon (WGS-84)" in text and "最少新增 fewest new sites" in text and "是 yes" in text
