@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from accessibility.config import Category, Source, load_area
 from accessibility.facilities import (
     FACILITY_COLUMNS,
     check_datum,
+    check_datum_by_names,
     classify,
     facilities_from_osm,
     load_facilities,
@@ -378,3 +380,228 @@ def test_load_facilities(tmp_path, cfg):
     over = dataclasses.replace(cfg, facility_sources=(dataclasses.replace(osm_src, kind="overpass"),))
     with pytest.raises(DataError, match="accessibility fetch"):
         load_facilities(over)
+
+
+# ---------------------------------------------------------------------------------------------
+# datum check by names, cross-source duplicates
+
+# Displacement of the GCJ-02 offset near (106.55, 29.58), worked out independently of the module:
+# wgs84_to_gcj02 moves the point by +0.003716° lon and -0.002840° lat, i.e. ~360 m east and
+# ~316 m south (479 m towards the southeast).
+_M_PER_DEG = np.pi / 180 * 6371008.8
+
+
+def _grid(lon0=106.53, lat0=29.57, n=50, step_deg=0.0006):
+    """A dense street grid: a node every ~60 m (lon) / ~67 m (lat) over ~3 km (WGS-84)."""
+    g = np.arange(n) * step_deg
+    lon, lat = np.meshgrid(lon0 + g, lat0 + g)
+    return np.column_stack([lon.ravel(), lat.ravel()])
+
+
+def _named(lonlat, names, crs="EPSG:4326", **cols):
+    pts = gpd.GeoDataFrame({"name": pd.Series(names, dtype=object), **cols},
+                           geometry=gpd.points_from_xy(lonlat[:, 0], lonlat[:, 1]), crs="EPSG:4326")
+    return pts.to_crs(crs)
+
+
+def _ref_points():
+    """Ten OSM facilities on grid nodes, with distinct names."""
+    nodes = _grid()
+    idx = np.array([105, 333, 517, 742, 968, 1211, 1406, 1650, 1888, 2213])
+    names = [f"测试社区养老服务站{i}" for i in range(len(idx))]
+    return nodes, nodes[idx], names
+
+
+def _shift_m(lonlat, east_m, north_m):
+    lat = lonlat[:, 1]
+    return np.column_stack([lonlat[:, 0] + np.asarray(east_m) / (_M_PER_DEG * np.cos(np.radians(lat))),
+                            lat + np.asarray(north_m) / _M_PER_DEG])
+
+
+def test_gcj_offset_hand_value():
+    from accessibility.coords import wgs84_to_gcj02
+
+    x, y = wgs84_to_gcj02(106.55, 29.58)
+    east = (x - 106.55) * _M_PER_DEG * np.cos(np.radians(29.58))
+    north = (y - 29.58) * _M_PER_DEG
+    assert east == pytest.approx(360, abs=5) and north == pytest.approx(-316, abs=5)
+
+
+def test_datum_by_names_fires_in_dense_grid_where_check_datum_cannot():
+    from accessibility.coords import from_wgs84
+
+    nodes, ref, names = _ref_points()
+    glon, glat = from_wgs84(ref[:, 0], ref[:, 1], "gcj02")
+    gcj = np.column_stack([glon, glat])
+    # the old network-distance check is blind here: every shifted point is < 50 m from a node
+    assert check_datum(gcj, nodes) is None
+    reference = _named(ref, names)
+    inventory = _named(gcj, names, crs="EPSG:32648")  # any CRS
+    msg = check_datum_by_names(inventory, reference)
+    assert msg is not None
+    assert msg.startswith("10 of 10 facilities that also appear in OSM (same name) sit ~")
+    dist = float(msg.split("~")[1].split(" m")[0])
+    assert 470 <= dist <= 490
+    assert " m southeast of their OSM position, the GCJ-02 offset" in msg
+    assert msg.endswith("GCJ-02 declared as WGS-84; declare `coords: gcj02`")
+    # 7 of 10 shifted, 3 in place: median shifted and 70 % >= 60 % -> still fires
+    mixed = np.vstack([gcj[:7], ref[7:]])
+    msg = check_datum_by_names(_named(mixed, names), reference)
+    assert msg is not None and msg.startswith("7 of 10 ")
+    # 5 of 10: the median displacement is no longer clearly the offset -> 5/10 < 60 %
+    half = np.vstack([gcj[:5], ref[5:]])
+    assert check_datum_by_names(_named(half, names), reference, min_shift_m=0) is None
+
+
+def test_datum_by_names_bd09_and_wrong_declarations():
+    from accessibility.coords import from_wgs84, to_wgs84
+
+    _, ref, names = _ref_points()
+    reference = _named(ref, names)
+    blon, blat = from_wgs84(ref[:, 0], ref[:, 1], "bd09")
+    msg = check_datum_by_names(_named(np.column_stack([blon, blat]), names), reference)
+    assert msg is not None and "BD-09 declared as WGS-84; declare `coords: bd09`" in msg
+    assert "the BD-09 offset" in msg
+    # true WGS-84 coordinates declared GCJ-02: read_inventory moved them by minus the offset (northwest)
+    wlon, wlat = to_wgs84(ref[:, 0], ref[:, 1], "gcj02")
+    msg = check_datum_by_names(_named(np.column_stack([wlon, wlat]), names), reference, declared="gcj02")
+    assert msg is not None and " m northwest of their OSM position" in msg
+    assert msg.endswith("WGS-84 declared as GCJ-02; declare `coords: wgs84`")
+    # GCJ-02 coordinates declared BD-09
+    glon, glat = from_wgs84(ref[:, 0], ref[:, 1], "gcj02")
+    llon, llat = to_wgs84(glon, glat, "bd09")
+    msg = check_datum_by_names(_named(np.column_stack([llon, llat]), names), reference, declared="bd09")
+    assert msg is not None and msg.endswith("GCJ-02 declared as BD-09; declare `coords: gcj02`")
+    # a correctly declared GCJ-02 file (loaded exactly) is fine
+    assert check_datum_by_names(_named(ref, names), reference, declared="gcj02") is None
+
+
+def test_datum_by_names_quiet_cases():
+    from accessibility.coords import from_wgs84
+
+    _, ref, names = _ref_points()
+    reference = _named(ref, names)
+    # correct WGS-84 inventory (a few metres of digitising noise)
+    rng = np.random.default_rng(7)
+    noisy = _shift_m(ref, rng.normal(0, 8, len(ref)), rng.normal(0, 8, len(ref)))
+    assert check_datum_by_names(_named(noisy, names), reference) is None
+    # a uniform 500 m shift to the northeast is not the GCJ offset
+    assert check_datum_by_names(_named(_shift_m(ref, 354, 354), names), reference) is None
+    # 500 m in random directions
+    ang = rng.uniform(0, 2 * np.pi, len(ref))
+    rand = _shift_m(ref, 500 * np.sin(ang), 500 * np.cos(ang))
+    assert check_datum_by_names(_named(rand, names), reference) is None
+    # only two names in common -> no verdict; with min_matches=2 the same data fires
+    glon, glat = from_wgs84(ref[:, 0], ref[:, 1], "gcj02")
+    gcj = np.column_stack([glon, glat])
+    few = [names[0], names[1]] + [f"别的名字{i}" for i in range(8)]
+    assert check_datum_by_names(_named(gcj, few), reference) is None
+    assert check_datum_by_names(_named(gcj, few), reference, min_matches=2).startswith("2 of 2 ")
+    # unnamed placeholders never match, even with the same label
+    unnamed = ["养老服务站（未命名）"] * len(ref)
+    assert check_datum_by_names(_named(gcj, unnamed), _named(ref, unnamed)) is None
+    # a same-name reference farther than max_pair_m does not pair
+    assert check_datum_by_names(_named(gcj, names), reference, max_pair_m=300) is None
+    assert check_datum_by_names(_named(gcj[:0], []), reference) is None
+
+
+def test_datum_by_names_normalised_names_and_nearest_of_repeats():
+    from accessibility.coords import from_wgs84
+
+    _, ref, _ = _ref_points()
+    ref = ref[:3]
+    glon, glat = from_wgs84(ref[:, 0], ref[:, 1], "gcj02")
+    gcj = np.column_stack([glon, glat])
+    ref_names = ["江北区图书馆（分馆）", "ABC 健身中心", "观音桥·文化站"]
+    inv_names = ["江北区图书馆(分馆)", "ＡＢＣ健身中心", " 观音桥 文化站 "]
+    assert check_datum_by_names(_named(gcj, inv_names), _named(ref, ref_names)) is not None
+    # a name repeated in OSM: each inventory point pairs with the nearest one (here the true
+    # twins); decoys of the same name 1 km away would pair if they were the nearest
+    same = ["社区老年食堂"] * 3
+    decoys = _shift_m(ref, 0, 1000)
+    both = _named(np.vstack([ref, decoys]), same * 2)
+    msg = check_datum_by_names(_named(gcj, same), both)
+    assert msg is not None and msg.startswith("3 of 3 ")
+    # pairs with the decoys only: displaced ~ (360 E, -1316 N), not the offset
+    assert check_datum_by_names(_named(gcj, same), _named(decoys, same)) is None
+
+
+def test_datum_by_names_counts_merged_rows():
+    from accessibility.coords import from_wgs84
+
+    _, ref, names = _ref_points()
+    glon, glat = from_wgs84(ref[:, 0], ref[:, 1], "gcj02")
+    gcj = np.column_stack([glon, glat])
+    inventory = _named(np.vstack([gcj[:3], ref[3:6]]), names[:6],
+                       also_in=pd.Series([""] * 3 + ["osm:n1", "osm:n2", "osm:n3"], dtype=object))
+    reference = _named(ref[:3], names[:3])  # the merged OSM rows are gone from the reference
+    # 3 shifted pairs + 3 merged (in place) -> 3/6 < 60 %: no warning
+    assert check_datum_by_names(inventory, reference) is None
+    # without the merged rows the 3 shifted ones would fire
+    assert check_datum_by_names(inventory.iloc[:3], reference) is not None
+    # a merged row whose OSM twin is still in the reference pairs normally
+    ref_ids = _named(ref[:6], names[:6], fac_id=pd.Series([f"osm:n{i}" for i in range(6)], dtype=object))
+    assert check_datum_by_names(inventory, ref_ids) is None
+
+
+def test_datum_by_names_needs_crs():
+    _, ref, names = _ref_points()
+    bare = _named(ref, names).set_crs(None, allow_override=True)
+    with pytest.raises(DataError, match="set_crs"):
+        check_datum_by_names(bare, _named(ref, names))
+
+
+def _dup_setup(tmp_path, cfg, inv_rows, osm_rows):
+    csv = _write_csv(tmp_path / "inv.csv", inv_rows)
+    osm = _osm(osm_rows)
+    key = tmp_path / "x.osm"
+    osm_src = Source(name="facilities[0]", kind="osm_file", path=key, status="real")
+    conf = dataclasses.replace(cfg, facility_sources=(osm_src, _src(csv, coords="wgs84", status="real")))
+    return conf, {key: osm}
+
+
+def test_load_facilities_merges_cross_source_duplicates(tmp_path, cfg, caplog):
+    lib = {"amenity": "library"}
+    # 0.0009° lat ~ 100 m: 0.0006° ~ 67 m (merged), 0.00135° ~ 150 m (not merged)
+    inv = [("江北区图书馆", "library", 106.5300, 29.5800, "500"),
+           ("华新街图书馆", "culture_centre", 106.5400, 29.5800, ""),  # planners file it otherwise
+           ("石马河体育公园", "sports_park", 106.5500, 29.5800, "")]
+    osm_rows = [
+        ("node", 1, "江北区图书馆", lib, (106.5300, 29.5806)),             # 67 m: merged
+        ("way", 2, "江北区 图书馆", lib, (106.5300, 29.5794)),             # 67 m, spaces: merged
+        ("node", 3, "华新街图书馆", lib, (106.5400, 29.5801)),              # other category: kept
+        ("node", 4, "石马河体育公园", {"leisure": "park"}, (106.5500, 29.58135)),  # 150 m: kept
+        ("node", 5, "江北区图书馆", lib, (106.5300, 29.5900)),             # 1.1 km: another branch, kept
+    ]
+    conf, cache = _dup_setup(tmp_path, cfg, inv, osm_rows)
+    fac = load_facilities(conf, osm_cache=dict(cache), merge_duplicates_m=0)
+    assert "osm:n1" in set(fac["fac_id"]) and len(fac) == 8
+    # dedupe in facilities_from_osm (50 m) does not touch the OSM pair: they are 133 m apart
+    fac_osm = facilities_from_osm(cache[tmp_path / "x.osm"], conf)
+    assert fac_osm["category"].tolist() == ["library", "library", "library", "sports_park", "library"]
+    assert (fac["also_in"] == "").all()
+    with caplog.at_level(logging.INFO, logger="accessibility.facilities"):
+        fac = load_facilities(conf, osm_cache=dict(cache))
+    assert "2 OSM facilities also listed in an inventory (same name and category within 100 m) merged " \
+           "into 1 inventory rows" in caplog.text
+    assert fac["fac_id"].tolist() == ["osm:n3", "osm:n4", "osm:n5", "inv:inv:2", "inv:inv:3", "inv:inv:4"]
+    assert fac.index.tolist() == list(range(6))
+    kept = fac.set_index("fac_id").loc["inv:inv:2"]
+    assert kept["also_in"] == "osm:n1;osm:w2" and kept["capacity"] == 500.0 and kept["source"] == "inv.csv"
+    assert fac.set_index("fac_id").loc["inv:inv:3", "also_in"] == ""
+    assert list(fac.columns) == [*FACILITY_COLUMNS[:-1], "also_in", "geometry"]
+    assert fac.crs.to_epsg() == 32648
+    # a tighter distance keeps them apart
+    assert len(load_facilities(conf, osm_cache=dict(cache), merge_duplicates_m=50)) == 8
+
+
+def test_load_facilities_merge_nearest_inventory_row(tmp_path, cfg):
+    lib = {"amenity": "library"}
+    inv = [("社区图书室", "library", 106.5300, 29.5800, ""),
+           ("社区图书室", "library", 106.5300, 29.5810, "")]  # 111 m apart
+    osm_rows = [("node", 1, "社区图书室", lib, (106.5300, 29.5807)),  # 78 m / 33 m -> the second
+                ("node", 2, "图书馆（未命名）", lib, (106.5300, 29.5800))]
+    conf, cache = _dup_setup(tmp_path, cfg, inv, osm_rows)
+    fac = load_facilities(conf, osm_cache=cache).set_index("fac_id")
+    assert fac.index.tolist() == ["osm:n2", "inv:inv:2", "inv:inv:3"]
+    assert fac.loc["inv:inv:2", "also_in"] == "" and fac.loc["inv:inv:3", "also_in"] == "osm:n1"
