@@ -237,13 +237,16 @@ def _cmd_batch(args) -> int:
                       progress=not args.quiet)
     print(table.to_string(index=False))
     # one comparison table: district coverage share per circle (rows) and task (columns)
+    from accessibility.config import load_area
+
+    district_code = {t["task_id"]: load_area(t["config"], check_files=False).district_code for t in tasks}
     parts = {}
     for row in table.itertuples():
         f = Path(row.output_dir) / "coverage_by_unit.csv"
         if row.status in ("ok", "skipped") and f.exists():
             cov = pd.read_csv(f, dtype={"unit_code": str})
-            district = cov[cov["unit_code"] == "500105"].set_index("circle")["coverage_share"]
-            parts[row.task_id] = district
+            district = cov[cov["unit_code"] == district_code[row.task_id]]
+            parts[row.task_id] = district.set_index("circle")["coverage_share"]
     if parts:
         summary = pd.DataFrame(parts)
         print()

@@ -151,6 +151,9 @@ class AreaConfig:
     siting: Siting
     max_snap_m: float = 500.0
     scenario: dict = field(default_factory=dict)
+    district_code: str = "DISTRICT"
+    district_name: str = "全区"
+    district_name_en: str = "District"
 
     @property
     def synthetic_layers(self) -> list[str]:
@@ -323,6 +326,9 @@ _TOP_KEYS = {
     "circles": dict,
     "siting": dict,
     "max_snap_m": float,
+    "district_code": str,
+    "district_name": str,
+    "district_name_en": str,
 }
 _SOURCE_KEYS = {
     "kind": str,
@@ -577,6 +583,9 @@ def load_area(
         siting=siting,
         max_snap_m=_num(top.get("max_snap_m"), 500.0),
         scenario=dict(overrides or {}),
+        district_code=str(top.get("district_code", "DISTRICT")),
+        district_name=str(top.get("district_name", "全区")),
+        district_name_en=str(top.get("district_name_en", "District")),
     )
 
 

@@ -272,8 +272,8 @@ def _sorted_quantiles(v, w, qs) -> list[float]:
     return out
 
 
-def coverage_by_unit(cells, results, units, config, *, circles=None, district_code: str = "500105",
-                     district_name: str = "全区", district_name_en: str = "District") -> pd.DataFrame:
+def coverage_by_unit(cells, results, units, config, *, circles=None, district_code: str | None = None,
+                     district_name: str | None = None, district_name_en: str | None = None) -> pd.DataFrame:
     """Population-weighted coverage per unit and circle, plus a district row.
 
     Parameters
@@ -301,6 +301,10 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
     """
     if not results.index.equals(cells.index):
         raise DataError("results are not indexed like the cells: pass the output of cell_results(cells, ...)")
+    district_code = getattr(config, "district_code", "DISTRICT") if district_code is None else district_code
+    district_name = getattr(config, "district_name", "全区") if district_name is None else district_name
+    district_name_en = (getattr(config, "district_name_en", "District") if district_name_en is None
+                        else district_name_en)
     if circles is None:
         ids = [c for c in config.circles if f"{c}_covered" in results.columns]
     else:

@@ -954,7 +954,7 @@ def _service_area_tip(circle) -> str:
 
 def _district_lines(cov: pd.DataFrame, circle_ids, config) -> str:
     parts = []
-    district = cov[cov["unit_code"] == "500105"]
+    district = cov[cov["unit_code"] == str(config.district_code)]
     for cid in circle_ids:
         row = district[district["circle"] == cid]
         if len(row):

@@ -518,8 +518,9 @@ def circle_node_times(study: StudyArea, circles: list[str] | None = None) -> dic
     out = {}
     fnode, fsnap = tt.snap(net, fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
     for c in (cfg.circles[cid] for cid in (circles or list(cfg.circles))):
-        sel = fac["circles"].fillna("").str.split(";").map(lambda xs, cid=c.id: cid in xs).to_numpy()
-        sel &= fsnap <= cfg.max_snap_m  # as in coverage: farther facilities are left out
+        in_circle = fac["circles"].fillna("").str.split(";").map(lambda xs, cid=c.id: cid in xs)
+        # as in coverage: facilities farther than max_snap_m from the network are left out
+        sel = in_circle.to_numpy(dtype=bool) & (fsnap <= cfg.max_snap_m)
         if not sel.any():
             out[c.id] = np.full(len(net.nodes), np.inf)
             continue
@@ -633,14 +634,14 @@ def supply_by_unit(study: StudyArea, *, per: float = 1000.0) -> pd.DataFrame | N
                                   R, unit_labels=study.cells["unit_code"].astype(str).to_numpy(), per=per)
         dem = study.cells[c.weight_column].to_numpy(dtype=float)
         total_ratio = float(cap[known].sum() / dem.sum() * per) if dem.sum() > 0 else np.nan
-        by_unit = pd.concat([by_unit, pd.DataFrame({"unit_code": ["500105"], "demand": [dem.sum()],
+        by_unit = pd.concat([by_unit, pd.DataFrame({"unit_code": [cfg.district_code], "demand": [dem.sum()],
                                                      "ratio": [np.nan]})], ignore_index=True)
         # district row: capacity actually in reach of someone, per 1,000 of the circle's demand
         reached = np.asarray(R.sum(axis=0)).ravel() > 0
         by_unit.loc[by_unit.index[-1], "ratio"] = float(cap[known].to_numpy()[reached].sum() / dem.sum() * per)
         rows.append(by_unit.assign(
             circle=c.id, circle_label=c.label_zh,
-            unit_name=by_unit["unit_code"].map(names).fillna("全区"),
+            unit_name=by_unit["unit_code"].map(names).fillna(cfg.district_name),
             facilities_with_capacity=int(known.sum()), facilities_in_circle=int(sel.sum()),
             capacity_total=float(cap[known].sum()), capacity_per_1000_overall=total_ratio,
         ))

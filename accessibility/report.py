@@ -126,7 +126,7 @@ def write_report(
     cov = coverage.copy()
     cov["unit_code"] = cov["unit_code"].astype(str)
     cov["circle"] = cov["circle"].astype(str)
-    is_district = cov["unit_code"].eq(DISTRICT_CODE)
+    is_district = cov["unit_code"].eq(str(getattr(config, "district_code", DISTRICT_CODE)))
     if "unit_name" in cov.columns:
         is_district |= cov["unit_name"].astype(str).eq("全区")
     district, units = cov[is_district], cov[~is_district]

@@ -1398,7 +1398,7 @@ def _circle_mask(facilities, circle_id: str) -> np.ndarray:
 
 def site_circle(cells, results, facilities, net, candidates, circle, config, *, k_max: int = 30,
                 method: str = "auto", time_limit_s: float = 20.0, progress: bool = False,
-                units=None, district_code: str = "500105",
+                units=None, district_code: str | None = None,
                 max_milp_nnz: int = 400_000) -> dict:
     """Where to build for one circle: ranked new sites, sites needed per unit, a layer of sites.
 
@@ -1514,7 +1514,10 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
                               res))
     res_all = _lscp(A, w, circle.target_share, total, covered_w, units_d,
                     pd.DataFrame.from_dict(per_unit, orient="index"), time_limit_s, method)
-    rows.append(_lscp_row(district_code, "全区", total, covered_w, circle.target_share, res_all))
+    rows.append(_lscp_row(district_code if district_code is not None
+                          else getattr(config, "district_code", "DISTRICT"),
+                          getattr(config, "district_name", "全区"), total, covered_w, circle.target_share,
+                          res_all))
     lscp_by_unit = pd.DataFrame(rows)
     summary = {
         "circle": circle.id,
@@ -1587,7 +1590,7 @@ def evaluate_scenario(cells, results, net, planned, circle, config, *,
     -------
     pandas.DataFrame
         ``unit_code, unit_name, population, covered_before, covered_after, share_before,
-        share_after, gain`` plus a district row ``全区``.
+        share_after, gain`` plus a district row (``config.district_code``).
     """
     problems: list[str] = []
     planned = _to_crs(planned, net.crs, "planned", problems)
@@ -1609,15 +1612,16 @@ def evaluate_scenario(cells, results, net, planned, circle, config, *,
                           weight_col=weight_col, progress=progress,
                           max_snap_m=getattr(config, "max_snap_m", np.inf))
         after |= np.diff(A.indptr) > 0
-    names = {}
+    names = {str(getattr(config, "district_code", "DISTRICT")): getattr(config, "district_name", "全区")}
     if units is not None and "unit_name" in units.columns:
-        names = dict(zip(units["unit_code"].astype(str), units["unit_name"].astype(str),
+        names.update(zip(units["unit_code"].astype(str), units["unit_name"].astype(str),
                          strict=False))
     df = pd.DataFrame({"unit_code": cells["unit_code"].astype(str).to_numpy(), "w": w_all,
                        "b": w_all * before, "a": w_all * after})
     g = df.groupby("unit_code", sort=True)[["w", "b", "a"]].sum().reset_index()
     tot = g[["w", "b", "a"]].sum()
-    g = pd.concat([g, pd.DataFrame([{"unit_code": "全区", **tot.to_dict()}])], ignore_index=True)
+    g = pd.concat([g, pd.DataFrame([{"unit_code": getattr(config, "district_code", "DISTRICT"),
+                                     **tot.to_dict()}])], ignore_index=True)
     out = pd.DataFrame({
         "unit_code": g["unit_code"],
         "unit_name": [names.get(c, c) for c in g["unit_code"]],

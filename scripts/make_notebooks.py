@@ -66,7 +66,7 @@ table.style.format({{"coverage_share": "{{:.1%}}", "target_share": "{{:.0%}}", "
                     "population": "{{:,.0f}}", "covered_population": "{{:,.0f}}", "gap_population": "{{:,.0f}}",
                     "median_t": "{{:.1f}}", "p90_t": "{{:.1f}}"}})'''),
         ("md", "## Which streets and towns miss the target, and by how many people?"),
-        ("code", '''units_only = coverage[coverage["unit_code"] != "500105"]
+        ("code", '''units_only = coverage[coverage["unit_code"] != cfg.district_code]
 missing = units_only[~units_only["meets_target"]].sort_values("gap_population", ascending=False)
 print(f"{(units_only['meets_target']).sum()} of {len(units_only)} units meet the target")
 missing[["unit_name", "unit_name_en", "coverage_share", "gap_population"]]'''),
@@ -158,13 +158,13 @@ variants = {
 cfg_v = dataclasses.replace(cfg, circles={c.id: c for c in variants.values()})
 res_v = cell_results(study.cells, study.facilities, study.network, cfg_v, progress=False)
 cov_v = coverage_by_unit(study.cells, res_v, study.units, cfg_v)
-district = cov_v[cov_v.unit_code == "500105"].set_index("circle")
+district = cov_v[cov_v.unit_code == cfg.district_code].set_index("circle")
 compare = pd.DataFrame({
     "elderly, flat ground": [district.loc["eldercare_15min", "coverage_share_flat"]],
     **{name: [district.loc[c.id, "coverage_share"]] for name, c in variants.items()},
 }, index=["share of residents 60+ covered"]).T
 compare.style.format("{:.1%}")'''),
-            ("code", '''per_unit = cov_v[cov_v.unit_code != "500105"].pivot(index="unit_name", columns="circle",
+            ("code", '''per_unit = cov_v[cov_v.unit_code != cfg.district_code].pivot(index="unit_name", columns="circle",
                                                          values="coverage_share")
 per_unit.style.format("{:.1%}")'''),
         ]),
@@ -200,7 +200,7 @@ res["curve"]'''),
         ("code", '''from accessibility import maps
 from accessibility.pipeline import circle_node_times
 
-by_unit = res["lscp_by_unit"][res["lscp_by_unit"]["unit_code"] != "500105"]
+by_unit = res["lscp_by_unit"][res["lscp_by_unit"]["unit_code"] != cfg.district_code]
 worst = by_unit.sort_values("sites_needed", ascending=False).iloc[0]["unit_code"]
 m = maps.unit_map(worst, study.units, study.cells, results, study.facilities, cfg, net=study.network,
                   node_times=circle_node_times(study, [CIRCLE]), circles=[CIRCLE],

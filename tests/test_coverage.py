@@ -145,7 +145,7 @@ def test_coverage_by_unit_by_hand(line_case):
     with pytest.warns(AccessibilityWarning):
         res = cell_results(cells, fac, net, cfg, progress=False)
     units = pd.DataFrame({"unit_code": ["U1", "U2"], "unit_name": ["甲街道", "乙镇"], "unit_name_en": ["Jia", "Yi"]})
-    tab = coverage_by_unit(cells, res, units, cfg)
+    tab = coverage_by_unit(cells, res, units, cfg, district_code="500105")
     assert list(tab.columns) == COVERAGE_COLUMNS
     assert tab.unit_code.tolist() == ["U1", "U2", "500105", "U1", "U2", "500105"]
     assert tab.unit_name.tolist()[2] == "全区" and tab.unit_name_en.tolist()[2] == "District"

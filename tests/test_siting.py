@@ -438,7 +438,7 @@ def test_site_circle_and_scenario_end_to_end():
     cand = candidate_sites(net, units, spacing_m=200)
     circle = _circle(150.0)
     config = SimpleNamespace(profiles={"adult": Profile(name="adult", flat_speed_mps=1.2)},
-                             crs=CRS)
+                             crs=CRS, district_code="500105")
     out = site_circle(cells, results, None, net, cand, circle, config, k_max=5, units=units,
                       time_limit_s=5)
     curve, lscp, sites, summary = out["curve"], out["lscp_by_unit"], out["sites"], out["summary"]
@@ -473,7 +473,7 @@ def test_site_circle_and_scenario_end_to_end():
     planned = gpd.GeoDataFrame({"circles": ["test_circle"]},
                                geometry=[Point(first["x"], first["y"])], crs=CRS)
     ev = evaluate_scenario(cells, results, net, planned, circle, config, units=units)
-    row = ev.set_index("unit_code").loc["全区"]
+    row = ev.set_index("unit_code").loc["500105"]  # the district row uses the district code
     assert row["covered_before"] == pytest.approx(pop[covered].sum())
     assert row["gain"] > 0
     assert row["gain"] == pytest.approx(curve["added_covered_population"].iloc[0])
