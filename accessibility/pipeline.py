@@ -215,21 +215,29 @@ def load_study_area(
 
 
 def _check_inventory_datums(cfg: AreaConfig, facilities: gpd.GeoDataFrame, osm: Any) -> None:
-    """Warn when an inventory declared WGS-84 looks like GCJ-02 (points ~500 m off the network)."""
-    from accessibility.facilities import check_datum
+    """Warn when an inventory's declared coordinate system looks wrong.
+
+    First by names shared with OSM (works in dense streets: the same facility sits ~500 m off its
+    OSM position in the GCJ-02 direction); for files declared WGS-84, also by distance to the
+    network (works where streets are sparse).
+    """
+    from accessibility.facilities import check_datum, check_datum_by_names
 
     nodes = osm.nodes[["lon", "lat"]].to_numpy()
+    reference = facilities[facilities["fac_id"].astype(str).str.startswith("osm:")]
     for src in cfg.facility_sources:
-        if src.kind != "inventory" or src.coords != "wgs84" or src.path is None:
+        if src.kind != "inventory" or src.path is None:
             continue
         sel = facilities[facilities["source"] == src.path.name]
         if len(sel) == 0:
             continue
-        ll = sel.to_crs(4326).geometry
-        msg = check_datum(np.column_stack([ll.x, ll.y]), nodes)
+        msg = check_datum_by_names(sel, reference, declared=src.coords) if len(reference) else None
+        if msg is None and src.coords == "wgs84":
+            ll = sel.to_crs(4326).geometry
+            old = check_datum(np.column_stack([ll.x, ll.y]), nodes)
+            msg = f"{old}; if so, declare `coords: gcj02` for this source" if old else None
         if msg:
-            warnings.warn(f"{src.path}: {msg}; if so, declare `coords: gcj02` for this source",
-                          AccessibilityWarning, stacklevel=3)
+            warnings.warn(f"{src.path}: {msg}", AccessibilityWarning, stacklevel=3)
 
 
 def summary_text(study: StudyArea) -> str:

@@ -988,6 +988,20 @@ def _make_inventories(ref, units, pop, fac, rng):
         x, y = _sample_xy(pop, rng, 1, unit_index=k)
         xs.append(x[0])
         ys.append(y[0])
+    # as in real civil-affairs lists, some entries are facilities OSM also has (same name, a few
+    # metres apart): the loader merges them (keeping the inventory's beds) and the datum check
+    # compares the two positions
+    elder_osm = [f for f in fac if f["tags"].get("name", "").endswith(("养老服务站", "养老服务中心"))
+                 and f.get("area_m", 0.0) == 0.0]
+    for j in range(min(8, len(elder_osm))):
+        f = elder_osm[(j * 7) % len(elder_osm)]
+        if any(r[1] == f["tags"]["name"] for r in rows):
+            continue
+        kind = "养老服务中心" if f["tags"]["name"].endswith("养老服务中心") else "养老服务站"
+        rows.append((codes.index(f["unit"]) if f["unit"] in codes else 0, f["tags"]["name"], kind,
+                     int(rng.integers(6, 31))))
+        xs.append(f["x"] + float(rng.uniform(-15, 15)))
+        ys.append(f["y"] + float(rng.uniform(-15, 15)))
     lon, lat = ref["to_ll"].transform(np.array(xs), np.array(ys))
     glon, glat = wgs84_to_gcj02(lon, lat)
     elder = pd.DataFrame({"名称": [r[1] for r in rows], "类别": [r[2] for r in rows],

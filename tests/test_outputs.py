@@ -187,3 +187,29 @@ def test_report_times_match_the_table(demo_run):
     # not reached is an empty cell in the CSV, never the text 'inf'
     raw = (demo_run.output_dir / "coverage_by_unit.csv").read_text(encoding="utf-8-sig")
     assert "inf" not in raw.lower().replace("info", "")
+
+
+def test_gcj02_inventory_declared_wgs84_is_warned_about(demo_area):
+    """Issue 2: a GCJ-02 file declared as WGS-84 is caught (names shared with OSM sit ~500 m off)."""
+    import warnings
+
+    import yaml
+
+    from accessibility._errors import AccessibilityWarning
+    from accessibility.pipeline import load_study_area
+
+    spec = yaml.safe_load(demo_area.read_text(encoding="utf-8"))
+    fac = spec["sources"]["facilities"]
+    assert fac[1]["coords"] == "gcj02"
+    wrong = [dict(f) for f in fac]
+    wrong[1]["coords"] = "wgs84"
+    with pytest.warns(AccessibilityWarning, match="GCJ-02 declared as WGS-84"):
+        study = load_study_area(demo_area, scenario={"sources": {"facilities": wrong}}, progress=False)
+    # declared right: no datum warning, and inventory rows absorbed their OSM twins
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AccessibilityWarning)
+        study = load_study_area(demo_area, progress=False)
+    assert not [w for w in caught if "declared as" in str(w.message)]
+    merged = study.facilities[study.facilities["also_in"].astype(str) != ""]
+    assert len(merged) >= 5 and merged["fac_id"].str.startswith("inv:").all()
+    assert merged["capacity"].notna().all()

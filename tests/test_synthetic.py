@@ -305,7 +305,9 @@ def test_inventories_and_siting_inputs(demo):
     assert raw.startswith(b"\xef\xbb\xbf")
     e = pd.read_csv(demo["eldercare_inventory"], encoding="utf-8-sig")
     assert list(e.columns)[:5] == ["名称", "类别", "经度", "纬度", "床位数"]
-    assert 35 <= len(e) <= 45 and set(e["类别"]) == {"养老服务站", "日间照料中心", "养老院"}
+    # 40 inventory-only rows plus up to 8 that OSM also has (same name, a few metres apart)
+    assert 35 <= len(e) <= 50
+    assert set(e["类别"]) == {"养老服务站", "日间照料中心", "养老院", "养老服务中心"}
     lon, lat = gcj02_to_wgs84(e["经度"].to_numpy(), e["纬度"].to_numpy())
     assert shapely.contains_xy(bnd, lon, lat).mean() > 0.9
     # the GCJ-02 shift is real: the raw coordinates are ~300-600 m off the WGS-84 positions
