@@ -647,6 +647,10 @@ def solve_capacitated_mclp(A, w, k: int, capacity, *, covered=None, existing_cap
     m, n = A_r.shape
     nnz = int(A_r.nnz)
     details.update(n_rows=int(m), n_cols=int(n), nnz=nnz)
+    if n == 0 or nnz == 0:  # no site with places reaches any remaining demand
+        return SitingResult([], np.zeros(0), np.zeros(0), 0.0, "nothing_to_do", gap=0.0,
+                            method="milp", unreachable_weight=unreachable,
+                            time_s=time.perf_counter() - t0, bound=0.0, details=details)
     if nnz > max_nnz:
         raise DataError(
             f"solve_capacitated_mclp: the reduced coverage matrix has {nnz} non-zeros "

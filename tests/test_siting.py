@@ -711,3 +711,10 @@ def test_coverage_sets_respect_max_snap_m():
     assert A_inf[len(cells) - 1].nnz > 0  # without the limit the far cell counts as coverable
     assert A_lim[len(cells) - 1].nnz == 0
     assert (A_lim[: len(cells) - 1] != A_inf[: len(cells) - 1]).nnz == 0  # near cells unchanged
+
+
+def test_capacitated_with_no_usable_site_is_nothing_to_do():
+    """Regression (found by hypothesis): the only site has no places -> an empty MILP."""
+    A = sp.csr_matrix(np.array([[True], [False], [True]]))
+    r = solve_capacitated_mclp(A, np.array([5.0, 3.0, 2.0]), 1, np.array([0.0]), _shortcut=False)
+    assert r.status == "nothing_to_do" and r.objective == 0.0 and r.sites == []
