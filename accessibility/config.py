@@ -119,6 +119,7 @@ class Terrain:
     naismith_s_per_m_climb: float = 6.0
     steps_climb_s_per_m: float = 6.0
     steps_descent_s_per_m: float = 2.0
+    steps_reference_speed_mps: float = 1.2  # the stair costs above are for this flat speed
 
 
 @dataclass(frozen=True)
@@ -357,6 +358,7 @@ _TERRAIN_KEYS = {
     "naismith_s_per_m_climb": float,
     "steps_climb_s_per_m": float,
     "steps_descent_s_per_m": float,
+    "steps_reference_speed_mps": float,
 }
 _CIRCLE_KEYS = {
     "label_zh": str,

@@ -122,10 +122,13 @@ def edge_times(length_m, rise_m, is_steps, profile: Profile, terrain: Terrain) -
         t = length / v0
     else:  # config validation refuses other models; guard programmatic use
         raise ValueError(f"unknown terrain model {terrain.model!r}: use tobler, naismith or flat")
+    # the per-metre stair costs are for a walker at steps_reference_speed_mps; slower profiles
+    # (older people) climb and descend proportionally slower
+    slow = terrain.steps_reference_speed_mps / v0
     step_t = (
         length / v0
-        + terrain.steps_climb_s_per_m * np.clip(rise, 0.0, None)
-        + terrain.steps_descent_s_per_m * np.clip(-rise, 0.0, None)
+        + slow * terrain.steps_climb_s_per_m * np.clip(rise, 0.0, None)
+        + slow * terrain.steps_descent_s_per_m * np.clip(-rise, 0.0, None)
     )
     t = np.where(steps, step_t, t)
     if not profile.allow_steps:

@@ -138,3 +138,17 @@ def test_sample_dem_without_crs(tmp_path):
     _write_tif(p, np.zeros((5, 5)), from_origin(0, 5, 1, 1), None)
     with pytest.raises(CRSMismatchError, match="nocrs.tif.*no CRS"):
         sample_dem(p, [1.0], [1.0], "EPSG:32648")
+
+
+def test_stair_cost_scales_with_the_profile_speed():
+    """An older walker climbs stairs slower too: per-metre stair costs scale by 1.2 m/s / flat speed."""
+    from accessibility.config import Profile, Terrain
+    from accessibility.terrain import edge_times
+
+    terrain = Terrain(model="tobler")
+    length, rise = np.array([20.0, 20.0]), np.array([5.0, -5.0])
+    steps = np.array([True, True])
+    adult = edge_times(length, rise, steps, Profile("adult", 1.2), terrain)
+    elder = edge_times(length, rise, steps, Profile("elderly", 0.9), terrain)
+    np.testing.assert_allclose(adult, [20 / 1.2 + 6 * 5, 20 / 1.2 + 2 * 5])
+    np.testing.assert_allclose(elder, [20 / 0.9 + (1.2 / 0.9) * 6 * 5, 20 / 0.9 + (1.2 / 0.9) * 2 * 5])
