@@ -28,6 +28,7 @@ __all__ = [
     "coverage_by_unit",
     "unit_summary_text",
     "weighted_quantile",
+    "worst_places",
 ]
 
 logger = logging.getLogger(__name__)
@@ -373,6 +374,49 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
         table[c] = table[c].astype("str")
     table["meets_target"] = table["meets_target"].astype(bool)
     return table
+
+
+def worst_places(cells, results, units, circle, *, square_m: float = 1000.0, n: int = 10) -> pd.DataFrame:
+    """The places where most of a circle's demand is left out: uncovered demand per square.
+
+    Uncovered cells are grouped into ``square_m`` squares (projected CRS); the ``n`` squares with
+    the most uncovered demand are returned with their unit (the unit holding most of that demand),
+    the demand-weighted centre in WGS-84 and the median time/distance to the nearest facility.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``unit_code, unit_name, lon, lat, uncovered, median_t, t_unit`` (times in minutes or metres).
+    """
+    from pyproj import Transformer
+
+    cols = ["unit_code", "unit_name", "lon", "lat", "uncovered", "median_t", "t_unit"]
+    w = np.nan_to_num(cells[circle.weight_column].to_numpy(dtype=float), nan=0.0)
+    unc = ~results[f"{circle.id}_covered"].to_numpy(dtype=bool) & (w > 0)
+    if not unc.any():
+        return pd.DataFrame(columns=cols)
+    x, y = _xy(cells)
+    t = results[f"{circle.id}_t"].to_numpy(dtype=float)
+    df = pd.DataFrame({"sq": list(zip(np.floor(x / square_m).astype(np.int64),
+                                      np.floor(y / square_m).astype(np.int64), strict=True)),
+                       "w": w, "wx": w * x, "wy": w * y, "t": t,
+                       "unit": cells["unit_code"].astype(str).to_numpy()})[unc]
+    g = df.groupby("sq")
+    top = g["w"].sum().sort_values(ascending=False).head(n)
+    names = dict(zip(units["unit_code"].astype(str), units.get("unit_name", units["unit_code"]).astype(str),
+                     strict=False))
+    to_ll = Transformer.from_crs(cells.crs, "EPSG:4326", always_xy=True)
+    scale, t_unit = (60.0, "min") if circle.mode == "time" else (1.0, "m")
+    rows = []
+    for sq, tot in top.items():
+        part = df[df["sq"] == sq]
+        unit = part.groupby("unit")["w"].sum().idxmax()
+        lon, lat = to_ll.transform(part["wx"].sum() / tot, part["wy"].sum() / tot)
+        order = np.argsort(part["t"].to_numpy(), kind="stable")
+        med = _sorted_quantiles(part["t"].to_numpy()[order], part["w"].to_numpy()[order], (0.5,))[0]
+        rows.append({"unit_code": unit, "unit_name": names.get(unit, unit), "lon": lon, "lat": lat,
+                     "uncovered": float(tot), "median_t": med / scale, "t_unit": t_unit})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def audit_layers(net, cells, facilities, config) -> dict:

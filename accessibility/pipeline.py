@@ -395,7 +395,7 @@ def run(
                 files += _write_maps(tmp, study, results, table, siting_out, node_times, basemap,
                                      embed_assets, progress)
         with _stage(timings, "report and workbook"):
-            files += _write_report(tmp, study, table, siting_out, maps=maps, planned=planned)
+            files += _write_report(tmp, study, table, results, siting_out, maps=maps, planned=planned)
         meta = {
             "run_id": cfg.run_id,
             "data_status": cfg.data_status,
@@ -727,7 +727,8 @@ def _planned_projects(out: Path, study: StudyArea, results: pd.DataFrame) -> pd.
     return table
 
 
-def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, siting_out: dict, *, maps: bool,
+def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame, siting_out: dict,
+                  *, maps: bool,
                   planned: pd.DataFrame | None = None) -> list[Path]:
     from accessibility import report as report_mod
 
@@ -762,8 +763,12 @@ def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, siting_out: 
         siting_tables["规划项目建成前后覆盖率 / Coverage before and after the plan's named projects"] = (
             planned.drop(columns=["data_status"], errors="ignore"))
     siting_tables = siting_tables or None
+    from accessibility.coverage import worst_places
+
+    places = {c.id: worst_places(study.cells, results, study.units, c)
+              for c in cfg.circles.values() if c.plan and f"{c.id}_covered" in results}
     p = report_mod.write_report(
-        out / "report.html", config=cfg, coverage=table, unit_maps=unit_maps,
+        out / "report.html", config=cfg, coverage=table, unit_maps=unit_maps, places=places,
         overview_href="maps/overview.html" if maps else None, siting=siting_tables,
         provenance=study.provenance(), parameters=params,
     )

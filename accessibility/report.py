@@ -90,6 +90,7 @@ def write_report(
     siting: Mapping[str, pd.DataFrame] | None = None,
     provenance: list[dict] | None = None,
     parameters: Mapping[str, Any] | None = None,
+    places: Mapping[str, pd.DataFrame] | None = None,
     figures: Mapping[str, str] | None = None,
     worst_n: int = 10,
 ) -> Path:
@@ -113,6 +114,9 @@ def write_report(
         layers of ``config``.
     parameters : mapping, optional
         Further run parameters to list (run id, snap limits, scenario ...).
+    places : mapping of circle id to pandas.DataFrame, optional
+        Worst-served places per circle (:func:`accessibility.coverage.worst_places`): columns
+        ``unit_name, lon, lat, uncovered, median_t, t_unit``; shown in the circle's summary.
     figures : mapping of caption to href, optional
         Images to show.
     worst_n : int
@@ -144,7 +148,8 @@ def write_report(
         "synthetic_layers": config.synthetic_layers,
         "data_status": config.data_status,
         "overview_href": _href(overview_href),
-        "circles": [_circle_summary(config, cid, units, district, worst_n) for cid in circle_ids],
+        "circles": [_circle_summary(config, cid, units, district, worst_n, (places or {}).get(cid))
+                    for cid in circle_ids],
         "units": _unit_sections(config, units, circle_ids, unit_maps),
         "siting": _siting_tables(config, siting or {}),
         "figures": [{"caption": str(k), "href": _href(v)} for k, v in (figures or {}).items()],
@@ -240,7 +245,18 @@ def _meets(r) -> tuple[str, str]:
     return ("yes", "是 yes") if bool(v) else ("no", "否 no")
 
 
-def _circle_summary(config, cid, units, district, worst_n: int) -> dict:
+def _place_rows(places: pd.DataFrame | None) -> list[dict]:
+    if places is None or not len(places):
+        return []
+    return [{
+        "unit": str(r.get("unit_name", "")),
+        "lon": f"{float(r['lon']):.5f}", "lat": f"{float(r['lat']):.5f}",
+        "uncovered": _int(r.get("uncovered")),
+        "median": _t(r.get("median_t"), "time", r.get("t_unit")),
+    } for _, r in places.iterrows()]
+
+
+def _circle_summary(config, cid, units, district, worst_n: int, places=None) -> dict:
     circle = config.circles.get(cid)
     rows = units[units["circle"] == cid]
     drow = district[district["circle"] == cid]
@@ -306,6 +322,7 @@ def _circle_summary(config, cid, units, district, worst_n: int) -> dict:
             cid,
         )
     return {
+        "places": _place_rows(places),
         "id": cid,
         "label_zh": label_zh,
         "label_en": label_en,

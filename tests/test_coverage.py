@@ -293,3 +293,34 @@ def test_cell_facility_reach_counts_match_cell_results():
         R = cell_facility_reach(city.cells, fac, city.net, c, cfg)
         assert R.shape == (len(city.cells), len(fac))
         np.testing.assert_array_equal(np.asarray(R.sum(axis=1)).ravel(), res[f"{cid}_n"].to_numpy())
+
+
+def test_worst_places_by_hand():
+    from types import SimpleNamespace
+
+    import geopandas as gpd
+    from pyproj import Transformer
+
+    from accessibility.coverage import worst_places
+
+    crs = "EPSG:32648"
+    x = np.array([500_100.0, 500_300.0, 500_900.0, 503_500.0, 500_200.0])
+    y = np.array([3_270_100.0, 3_270_200.0, 3_270_900.0, 3_270_500.0, 3_270_500.0])
+    cells = gpd.GeoDataFrame({"population": [10.0, 30.0, 20.0, 100.0, 1000.0],
+                              "unit_code": ["A", "A", "B", "B", "A"]},
+                             geometry=gpd.points_from_xy(x, y), crs=crs)
+    # the last cell is covered: it must not count
+    results = pd.DataFrame({"c_covered": [False, False, False, False, True],
+                            "c_t": [1200.0, 960.0, 1500.0, np.inf, 300.0]})
+    units = pd.DataFrame({"unit_code": ["A", "B"], "unit_name": ["甲", "乙"]})
+    circle = SimpleNamespace(id="c", weight_column="population", mode="time")
+    out = worst_places(cells, results, units, circle, square_m=1000.0, n=5)
+    # squares: (500, 3270) holds cells 0-2 (60 people, most from unit A: 40 vs 20); (503, 3270): 100
+    assert out["uncovered"].tolist() == [100.0, 60.0]
+    assert out["unit_name"].tolist() == ["乙", "甲"]
+    lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(
+        (10 * 500_100 + 30 * 500_300 + 20 * 500_900) / 60, (10 * 3_270_100 + 30 * 3_270_200 + 20 * 3_270_900) / 60)
+    assert out.loc[1, "lon"] == pytest.approx(lon) and out.loc[1, "lat"] == pytest.approx(lat)
+    # lower weighted median of 960 s (30 people), 1200 s (10), 1500 s (20): half of 60 is reached
+    # at 960 s = 16 min; inf for the unreached square
+    assert out.loc[1, "median_t"] == pytest.approx(16.0) and np.isinf(out.loc[0, "median_t"])

@@ -213,3 +213,8 @@ def test_gcj02_inventory_declared_wgs84_is_warned_about(demo_area):
     merged = study.facilities[study.facilities["also_in"].astype(str) != ""]
     assert len(merged) >= 5 and merged["fac_id"].str.startswith("inv:").all()
     assert merged["capacity"].notna().all()
+
+
+def test_report_lists_worst_served_places(demo_run):
+    html = (demo_run.output_dir / "report.html").read_text(encoding="utf-8")
+    assert html.count("Worst-served places") >= 3  # one table per plan circle
