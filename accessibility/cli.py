@@ -161,7 +161,7 @@ def _cmd_run(args) -> int:
     )
     print(summary_text(res.study))
     print()
-    print(unit_summary_text(res.coverage))
+    print(unit_summary_text(res.coverage, res.study.config))
     if res.siting:
         print()
         print("Where to build (siting_<circle>.csv: best k new sites; siting_<circle>_lscp_by_unit.csv: "

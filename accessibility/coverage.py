@@ -467,13 +467,15 @@ def audit_layers(net, cells, facilities, config) -> dict:
     return {"edges": edges, "cells": cell_layer, "facilities": fac_layer}
 
 
-def unit_summary_text(table: pd.DataFrame) -> str:
+def unit_summary_text(table: pd.DataFrame, config=None) -> str:
     """A readable per-unit table: which units meet each circle and by how many people they miss.
 
     Parameters
     ----------
     table : DataFrame
         Output of :func:`coverage_by_unit`.
+    config : AreaConfig, optional
+        Names the demand of each circle (all residents, or residents aged 60+).
     """
     lines = []
     for cid, part in table.groupby("circle", sort=False):
@@ -481,7 +483,9 @@ def unit_summary_text(table: pd.DataFrame) -> str:
         thr = f"{first['threshold']:g} {first['t_unit']}"
         lines.append(f"{first['circle_label']} ({cid}, {first['mode']} {thr}, target "
                      f"{first['target_share']:.0%})")
-        lines.append(f"  {'unit':<24} {'population':>12} {'covered':>8} {'meets':>6} {'short by (people)':>18}")
+        circle = config.circles.get(cid) if config is not None else None
+        demand = "aged 60+" if circle is not None and circle.population == "60plus" else "population"
+        lines.append(f"  {'unit':<24} {demand:>12} {'covered':>8} {'meets':>6} {'short by (people)':>18}")
         for _, r in part.iterrows():
             name = f"{r['unit_name']} {r['unit_name_en']}".strip()
             share = "n/a" if pd.isna(r["coverage_share"]) else f"{r['coverage_share']:.1%}"

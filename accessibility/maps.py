@@ -268,7 +268,11 @@ def unit_map(
     unit_geom = shapely.union_all(unit.geometry.values)
     crs = units.crs
 
-    in_unit = (cells["unit_code"].astype(str) == str(unit_code)).to_numpy()
+    in_unit = (cells["unit_code"].astype(str) == str(unit_code)).to_numpy(dtype=bool)
+    if "population" in cells.columns:
+        # near-empty cells (forest, water: < 0.5 residents) would paint gaps where nobody lives
+        pop = pd.to_numeric(cells["population"], errors="coerce").fillna(0).to_numpy(dtype=float)
+        in_unit = in_unit & (pop >= 0.5)
     ucells = cells.loc[in_unit]
     ures = results.loc[ucells.index]
     size = (cell_size_m, cell_size_m) if cell_size_m else _infer_cell_size(cells)
