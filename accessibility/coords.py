@@ -229,6 +229,14 @@ def _system(system: str) -> str:
     return key
 
 
+def _convert(lon, lat, system: str, functions: dict):
+    func = functions.get(_system(system))
+    if func is not None:
+        return func(lon, lat)
+    lon, lat = _arrays(lon, lat)  # WGS-84 to WGS-84: a copy
+    return _out(lon.copy()), _out(lat.copy())
+
+
 def to_wgs84(lon, lat, system: str):
     """Convert coordinates given in ``system`` ('wgs84', 'gcj02' or 'bd09') to WGS-84.
 
@@ -237,13 +245,7 @@ def to_wgs84(lon, lat, system: str):
     ValueError
         For an unknown system (the message lists the allowed values).
     """
-    key = _system(system)
-    if key == "gcj02":
-        return gcj02_to_wgs84(lon, lat)
-    if key == "bd09":
-        return bd09_to_wgs84(lon, lat)
-    lon, lat = _arrays(lon, lat)
-    return _out(lon.copy()), _out(lat.copy())
+    return _convert(lon, lat, system, {"gcj02": gcj02_to_wgs84, "bd09": bd09_to_wgs84})
 
 
 def from_wgs84(lon, lat, system: str):
@@ -254,13 +256,7 @@ def from_wgs84(lon, lat, system: str):
     ValueError
         For an unknown system (the message lists the allowed values).
     """
-    key = _system(system)
-    if key == "gcj02":
-        return wgs84_to_gcj02(lon, lat)
-    if key == "bd09":
-        return wgs84_to_bd09(lon, lat)
-    lon, lat = _arrays(lon, lat)
-    return _out(lon.copy()), _out(lat.copy())
+    return _convert(lon, lat, system, {"gcj02": wgs84_to_gcj02, "bd09": wgs84_to_bd09})
 
 
 def transform_geometry(geom, func: Callable):

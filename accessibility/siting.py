@@ -768,6 +768,19 @@ def _served_existing_only(A_r: sp.csr_matrix, w_r: np.ndarray, ex_r: np.ndarray)
 # LSCP
 
 
+def _lscp_prepare(A, w, target_share, total_weight, covered_weight, unit_labels, unit_targets):
+    """Validated inputs and the requirement groups shared by greedy_lscp and solve_lscp."""
+    A = _as_csr_bool(A)
+    n_d, n_s = A.shape
+    w = _as_weights(w, n_d)
+    reqs = _lscp_requirements(A, w, target_share=target_share, total_weight=total_weight,
+                              covered_weight=covered_weight, unit_labels=unit_labels,
+                              unit_targets=unit_targets)
+    unreachable_total = float(w[np.diff(A.indptr) == 0].sum())
+    capped, details = _lscp_result_common(reqs)
+    return A, w, n_d, n_s, reqs, unreachable_total, capped, details
+
+
 def _lscp_requirements(A, w, *, target_share, total_weight, covered_weight, unit_labels,
                        unit_targets):
     """Groups of rows and the new weight each must reach: list of (name, rows_mask, need, ...)."""
@@ -860,14 +873,8 @@ def greedy_lscp(A, w, *, target_share: float, total_weight: float, covered_weigh
         Stop after this many sites even if a target is not met (``status="max_sites"``).
     """
     t0 = time.perf_counter()
-    A = _as_csr_bool(A)
-    n_d, n_s = A.shape
-    w = _as_weights(w, n_d)
-    reqs = _lscp_requirements(A, w, target_share=target_share, total_weight=total_weight,
-                              covered_weight=covered_weight, unit_labels=unit_labels,
-                              unit_targets=unit_targets)
-    unreachable_total = float(w[np.diff(A.indptr) == 0].sum())
-    capped, details = _lscp_result_common(reqs)
+    A, w, n_d, n_s, reqs, unreachable_total, capped, details = _lscp_prepare(
+        A, w, target_share, total_weight, covered_weight, unit_labels, unit_targets)
     # group index per row (rows in no group: none, since groups partition rows)
     grp = np.zeros(n_d, dtype=np.int64)
     for g, r in enumerate(reqs):
@@ -956,14 +963,8 @@ def solve_lscp(A, w, *, target_share: float, total_weight: float, covered_weight
         ``objective`` = number of new sites; ``bound`` = proven lower bound.
     """
     t0 = time.perf_counter()
-    A = _as_csr_bool(A)
-    n_d, n_s = A.shape
-    w = _as_weights(w, n_d)
-    reqs = _lscp_requirements(A, w, target_share=target_share, total_weight=total_weight,
-                              covered_weight=covered_weight, unit_labels=unit_labels,
-                              unit_targets=unit_targets)
-    unreachable_total = float(w[np.diff(A.indptr) == 0].sum())
-    capped, details = _lscp_result_common(reqs)
+    A, w, n_d, n_s, reqs, unreachable_total, capped, details = _lscp_prepare(
+        A, w, target_share, total_weight, covered_weight, unit_labels, unit_targets)
     greedy = greedy_lscp(A, w, target_share=target_share, total_weight=total_weight,
                          covered_weight=covered_weight, unit_labels=unit_labels,
                          unit_targets=unit_targets)
