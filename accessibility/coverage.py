@@ -321,7 +321,9 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
                       "their cells count only in the district row", AccessibilityWarning, stacklevel=2)
     names = units["unit_name"].astype(str).to_numpy() if "unit_name" in units else unit_codes
     names_en = units["unit_name_en"].astype(str).to_numpy() if "unit_name_en" in units else names
-    groups = [(c, n, e, codes == c) for c, n, e in zip(unit_codes, names, names_en, strict=True)]
+    uniq, inv = np.unique(codes, return_inverse=True)  # compare small ints, not strings
+    pos = {c: i for i, c in enumerate(uniq)}
+    groups = [(c, n, e, inv == pos.get(c, -1)) for c, n, e in zip(unit_codes, names, names_en, strict=True)]
     groups.append((str(district_code), district_name, district_name_en, np.ones(codes.size, dtype=bool)))
 
     rows = []
