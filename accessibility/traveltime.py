@@ -104,6 +104,20 @@ def _structure(net, reverse: bool):
     return out
 
 
+def _node_tiles(net, size: float) -> dict:
+    """Positional node ids per square tile of side ``size`` (cached on the network)."""
+    key = ("tiles", float(size))
+    if key in net._cache:
+        return net._cache[key]
+    tx = np.floor(net.nodes["x"].to_numpy(dtype=float) / size).astype(np.int64)
+    ty = np.floor(net.nodes["y"].to_numpy(dtype=float) / size).astype(np.int64)
+    order = np.lexsort((ty, tx))
+    cut = np.flatnonzero((np.diff(tx[order]) != 0) | (np.diff(ty[order]) != 0)) + 1
+    tiles = {(int(tx[c[0]]), int(ty[c[0]])): c for c in np.split(order, cut)} if order.size else {}
+    net._cache[key] = tiles
+    return tiles
+
+
 def max_speed(net, weight: str) -> float:
     """Largest ``length_m / weight`` over usable edges (metres per weight unit; 1 for length_m).
 
@@ -336,46 +350,55 @@ def reach_matrix(
              and {"x", "y"} <= set(net.nodes.columns))
     radius = (limit + slack) * max_speed(net, weight) if local else np.inf
     local = local and np.isfinite(radius)
-    if local:
-        x = net.nodes["x"].to_numpy(dtype=float)
-        y = net.nodes["y"].to_numpy(dtype=float)
-        radius = radius * (1 + 1e-9) + 1e-6
-        tile = max(radius, 1.0)
-        key = np.lexsort(((x[sn[usable]] // tile), (y[sn[usable]] // tile)))
-        usable = usable[key]  # spatially compact batches
-    bs = max(1, min(int(batch_size), int(max_batch_cells // max(n, 1)) if not local else int(batch_size)))
     rows_l, cols_l, vals_l = [], [], []
-    batches = range(0, usable.size, bs)
-    if progress:
-        from tqdm.auto import tqdm
 
-        batches = tqdm(batches, desc=f"reach {weight}", total=-(-usable.size // bs) if usable.size else 0)
-    for start in batches:
-        idx = usable[start:start + bs]
+    def _search(graph, idx, local_nodes, pos):
+        """Bounded search from sources idx (positions pos in graph); keep pairs within the limit."""
         lim_b = limit - off[idx].min() + slack if np.isfinite(limit) else np.inf
-        if local:
-            bx, by = x[sn[idx]], y[sn[idx]]
-            inside = np.flatnonzero((x >= bx.min() - radius) & (x <= bx.max() + radius)
-                                    & (y >= by.min() - radius) & (y <= by.max() + radius))
-            sub_g = g[inside][:, inside]
-            pos = np.searchsorted(inside, sn[idx])
-            chunks = max(1, -(-(idx.size * inside.size) // int(max_batch_cells)))
-            for part in np.array_split(np.arange(idx.size), chunks):
-                uniq, inv = np.unique(pos[part], return_inverse=True)
-                d = dijkstra(sub_g, directed=True, indices=uniq, limit=lim_b)
-                d = d[inv] + off[idx[part]][:, None]
-                r, c = np.nonzero(d <= limit + slack)
-                rows_l.append(idx[part][r])
-                cols_l.append(inside[c])
-                vals_l.append(d[r, c] + REACH_EPS)
-            continue
-        uniq, inv = np.unique(sn[idx], return_inverse=True)
-        d = dijkstra(g, directed=True, indices=uniq, limit=lim_b)
+        uniq, inv = np.unique(pos, return_inverse=True)
+        d = dijkstra(graph, directed=True, indices=uniq, limit=lim_b)
         d = d[inv] + off[idx][:, None]
         r, c = np.nonzero(d <= limit + slack)
         rows_l.append(idx[r])
-        cols_l.append(c)
+        cols_l.append(c if local_nodes is None else local_nodes[c])
         vals_l.append(d[r, c] + REACH_EPS)
+
+    if local:
+        # square tiles of side `radius`: the sources of one tile can only reach nodes in that tile
+        # and its 8 neighbours, so each tile's batch searches that small sub-graph
+        radius = radius * (1 + 1e-9) + 1e-6
+        x = net.nodes["x"].to_numpy(dtype=float)
+        y = net.nodes["y"].to_numpy(dtype=float)
+        tiles = _node_tiles(net, radius)
+        sx = np.floor(x[sn[usable]] / radius).astype(np.int64)
+        sy = np.floor(y[sn[usable]] / radius).astype(np.int64)
+        order = np.lexsort((sy, sx))
+        usable, sx, sy = usable[order], sx[order], sy[order]
+        cut = np.flatnonzero((np.diff(sx) != 0) | (np.diff(sy) != 0)) + 1
+        groups = [(g_idx, int(g_sx[0]), int(g_sy[0])) for g_idx, g_sx, g_sy in
+                  zip(np.split(usable, cut), np.split(sx, cut), np.split(sy, cut), strict=True)]
+        if progress:
+            from tqdm.auto import tqdm
+
+            groups = tqdm(groups, desc=f"reach {weight}")
+        for g_idx, tx, ty in groups:
+            near = [tiles.get((tx + dx, ty + dy)) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+            inside = np.sort(np.concatenate([a for a in near if a is not None]))
+            sub_g = g[inside][:, inside]
+            pos = np.searchsorted(inside, sn[g_idx])
+            step = max(1, min(int(batch_size), int(max_batch_cells // max(inside.size, 1))))
+            for k in range(0, g_idx.size, step):
+                _search(sub_g, g_idx[k:k + step], inside, pos[k:k + step])
+    else:
+        bs = max(1, min(int(batch_size), int(max_batch_cells // max(n, 1))))
+        batches = range(0, usable.size, bs)
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=f"reach {weight}", total=-(-usable.size // bs) if usable.size else 0)
+        for start in batches:
+            idx = usable[start:start + bs]
+            _search(g, idx, None, sn[idx])
     if rows_l:
         rows = np.concatenate(rows_l)
         cols = np.concatenate(cols_l)
