@@ -58,10 +58,12 @@ def _check_crs(gdf, net, what: str) -> None:
 
 
 def _xy(gdf) -> tuple[np.ndarray, np.ndarray]:
-    geom = gdf.geometry
-    if len(geom) and not (geom.geom_type == "Point").all():
-        geom = geom.representative_point()
-    return geom.x.to_numpy(dtype=float), geom.y.to_numpy(dtype=float)
+    import shapely
+
+    geom = np.asarray(gdf.geometry.values)
+    if len(geom) and not (shapely.get_type_id(geom) == 0).all():  # 0 = Point
+        geom = shapely.point_on_surface(geom)
+    return shapely.get_x(geom).astype(float), shapely.get_y(geom).astype(float)
 
 
 def _snap_gdf(net, gdf) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +75,10 @@ def circle_facilities(facilities, circle_id: str) -> np.ndarray:
     """Boolean mask of the facilities whose ``circles`` (``;``-joined ids) contain ``circle_id``."""
     if len(facilities) == 0:
         return np.zeros(0, dtype=bool)
-    ids = facilities["circles"].fillna("").astype(str)
-    return np.array([circle_id in {p.strip() for p in s.split(";")} for s in ids], dtype=bool)
+    ids = facilities["circles"].fillna("").astype(str).to_numpy()
+    uniq, inv = np.unique(ids, return_inverse=True)  # few distinct strings: test each once
+    hit = np.array([circle_id in {p.strip() for p in s.split(";")} for s in uniq], dtype=bool)
+    return hit[inv] if len(ids) else np.zeros(0, dtype=bool)
 
 
 def _circle_params(circle, config):
@@ -321,11 +325,16 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
                       "their cells count only in the district row", AccessibilityWarning, stacklevel=2)
     names = units["unit_name"].astype(str).to_numpy() if "unit_name" in units else unit_codes
     names_en = units["unit_name_en"].astype(str).to_numpy() if "unit_name_en" in units else names
-    uniq, inv = np.unique(codes, return_inverse=True)  # compare small ints, not strings
-    pos = {c: i for i, c in enumerate(uniq)}
-    groups = [(c, n, e, inv == pos.get(c, -1)) for c, n, e in zip(unit_codes, names, names_en, strict=True)]
-    groups.append((str(district_code), district_name, district_name_en, np.ones(codes.size, dtype=bool)))
+    inv, uniq = pd.factorize(codes)  # compare small ints, not strings (hash-based, fast)
+    groups = [(c, n, e, None) for c, n, e in zip(unit_codes, names, names_en, strict=True)]
+    groups.append((str(district_code), district_name, district_name_en, None))
 
+    # group of each cell: index into `groups` (units in table order), -1 for stray codes
+    unit_pos = {c: i for i, c in enumerate(unit_codes)}
+    gmap = np.array([unit_pos.get(c, -1) for c in uniq], dtype=np.int64)
+    gidx = gmap[inv] if len(inv) else np.zeros(0, dtype=np.int64)
+    n_groups = len(unit_codes)
+    in_unit = gidx >= 0
     rows = []
     for cid in ids:
         circle = config.circles[cid]
@@ -335,20 +344,33 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
         t = results[f"{cid}_t"].to_numpy(dtype=float)
         scale, t_unit = (60.0, "min") if circle.mode == "time" else (1.0, "m")
         t_flat = results[f"{cid}_t_flat"].to_numpy(dtype=float) if f"{cid}_t_flat" in results else None
-        order = np.argsort(t, kind="stable")  # once per circle; groups take their part in order
-        t_sorted, d_sorted = t[order], demand[order]
-        for code, name, name_en, m in groups:
-            med, p90 = _sorted_quantiles(t_sorted[m[order]], d_sorted[m[order]], (0.5, 0.9))
-            pop = float(demand[m].sum())
-            cov = float(demand[m & covered].sum())
+        with_flat = t_flat is not None and circle.min_reachable == 1
+
+        def sums(weights, _g=gidx[in_unit], _m=in_unit):
+            per_unit = np.bincount(_g, weights[_m], minlength=n_groups)
+            return np.append(per_unit, weights.sum())  # last: the district
+
+        pops = sums(demand)
+        covs = sums(demand * covered)
+        flats = sums(demand * (t_flat <= circle.threshold + _TOL)) if with_flat else None
+        # quantiles: one sort by (group, time); each unit is a contiguous slice, the district the
+        # whole sorted-by-time array
+        order = np.lexsort((t[in_unit], gidx[in_unit]))
+        t_g, d_g = t[in_unit][order], demand[in_unit][order]
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(gidx[in_unit], minlength=n_groups))])
+        order_all = np.argsort(t, kind="stable")
+        for gi, (code, name, name_en, _m) in enumerate(groups):
+            if gi < n_groups:
+                sl = slice(bounds[gi], bounds[gi + 1])
+                med, p90 = _sorted_quantiles(t_g[sl], d_g[sl], (0.5, 0.9))
+            else:
+                med, p90 = _sorted_quantiles(t[order_all], demand[order_all], (0.5, 0.9))
+            pop, cov = float(pops[gi]), float(covs[gi])
             share = cov / pop if pop > 0 else np.nan
             gap = max(0.0, circle.target_share * pop - cov)
             if gap < 1e-9 * max(pop, 1.0):
                 gap = 0.0
-            if t_flat is not None and circle.min_reachable == 1 and pop > 0:
-                share_flat = float(demand[m & (t_flat <= circle.threshold + _TOL)].sum()) / pop
-            else:
-                share_flat = np.nan
+            share_flat = float(flats[gi]) / pop if with_flat and pop > 0 else np.nan
             rows.append({
                 "unit_code": code,
                 "unit_name": name,

@@ -186,7 +186,7 @@ def snap(net, x, y, *, components=None) -> tuple[np.ndarray, np.ndarray]:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=float)
     bad = ~np.isfinite(pts).all(axis=1)
     pts[bad] = 0.0
-    dist, idx = tree.query(pts, k=1, workers=-1)
+    dist, idx = tree.query(pts, k=1, workers=-1 if len(pts) > 5000 else 1)  # threads pay off for many
     node = ids[idx].astype(np.int64)
     dist = np.asarray(dist, dtype=float)
     dist[bad] = np.inf
