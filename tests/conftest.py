@@ -65,3 +65,30 @@ def demo_run(demo_area, tmp_path_factory):
 
 def in_ci() -> bool:
     return bool(os.environ.get("CI"))
+
+
+HAND_CRS = "EPSG:32648"
+HAND_X0, HAND_Y0 = 600_000.0, 3_270_000.0
+
+
+def make_osm(points, ways):
+    """A hand-made OSMData: ``points`` {id: (x, y)} in metres from (HAND_X0, HAND_Y0) in UTM 48N,
+    ``ways`` [(node refs, tags)]."""
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    from pyproj import Transformer
+
+    from accessibility.osm import OSMData
+
+    tr = Transformer.from_crs(HAND_CRS, "EPSG:4326", always_xy=True)
+    ids = np.array(list(points), dtype=np.int64)
+    xy = np.array(list(points.values()), dtype=float)
+    lon, lat = tr.transform(HAND_X0 + xy[:, 0], HAND_Y0 + xy[:, 1])
+    nodes = pd.DataFrame({"lon": lon, "lat": lat}, index=pd.Index(ids, name="id"))
+    wdf = pd.DataFrame({"id": np.arange(1, len(ways) + 1, dtype=np.int64),
+                        "refs": [np.asarray(r, dtype=np.int64) for r, _ in ways],
+                        "tags": [t for _, t in ways]})
+    pois = gpd.GeoDataFrame({"osm_type": [], "osm_id": [], "name": [], "tags": []}, geometry=[],
+                            crs="EPSG:4326")
+    return OSMData(nodes=nodes, ways=wdf, pois=pois, source="hand-made.osm", status="synthetic")

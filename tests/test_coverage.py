@@ -26,24 +26,13 @@ from accessibility.coverage import (
     weighted_quantile,
 )
 from accessibility.network import build_walk_network
-from accessibility.osm import OSMData
+from tests.conftest import make_osm
 
 CRS = "EPSG:32648"
 X0, Y0 = 600_000.0, 3_270_000.0
 PROFILES = {"adult": Profile("adult", 1.2), "elderly": Profile("elderly", 0.9)}
 
 
-def make_osm(points, ways) -> OSMData:
-    tr = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
-    ids = np.array(list(points), dtype=np.int64)
-    xy = np.array(list(points.values()), dtype=float)
-    lon, lat = tr.transform(X0 + xy[:, 0], Y0 + xy[:, 1])
-    nodes = pd.DataFrame({"lon": lon, "lat": lat}, index=pd.Index(ids, name="id"))
-    wdf = pd.DataFrame({"id": np.arange(1, len(ways) + 1, dtype=np.int64),
-                        "refs": [np.asarray(r, dtype=np.int64) for r, _ in ways],
-                        "tags": [t for _, t in ways]})
-    pois = gpd.GeoDataFrame({"osm_type": [], "osm_id": [], "name": [], "tags": []}, geometry=[], crs="EPSG:4326")
-    return OSMData(nodes=nodes, ways=wdf, pois=pois, source="hand-made.osm", status="synthetic")
 
 
 def make_config(circles: dict[str, Circle], *, max_snap_m=500.0, synthetic=True) -> AreaConfig:
@@ -299,7 +288,6 @@ def test_worst_places_by_hand():
     from types import SimpleNamespace
 
     import geopandas as gpd
-    from pyproj import Transformer
 
     from accessibility.coverage import worst_places
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -11,29 +10,17 @@ import rasterio
 from affine import Affine
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
-from pyproj import Transformer
 
 from accessibility.config import Profile, Terrain
 from accessibility.network import WalkNetwork, build_walk_network
-from accessibility.osm import OSMData
 from accessibility.traveltime import EPS, REACH_EPS, graph_matrix, multi_source, reach_matrix, snap
+from tests.conftest import make_osm
 
 CRS = "EPSG:32648"
 X0, Y0 = 600_000.0, 3_270_000.0
 PROFILES = {"adult": Profile("adult", 1.2), "frail": Profile("frail", 0.8, allow_steps=False)}
 
 
-def make_osm(points, ways) -> OSMData:
-    tr = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
-    ids = np.array(list(points), dtype=np.int64)
-    xy = np.array(list(points.values()), dtype=float)
-    lon, lat = tr.transform(X0 + xy[:, 0], Y0 + xy[:, 1])
-    nodes = pd.DataFrame({"lon": lon, "lat": lat}, index=pd.Index(ids, name="id"))
-    wdf = pd.DataFrame({"id": np.arange(1, len(ways) + 1, dtype=np.int64),
-                        "refs": [np.asarray(r, dtype=np.int64) for r, _ in ways],
-                        "tags": [t for _, t in ways]})
-    pois = gpd.GeoDataFrame({"osm_type": [], "osm_id": [], "name": [], "tags": []}, geometry=[], crs="EPSG:4326")
-    return OSMData(nodes=nodes, ways=wdf, pois=pois, source="hand-made.osm", status="synthetic")
 
 
 def node_of(net, osm_id) -> int:
