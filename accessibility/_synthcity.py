@@ -181,6 +181,8 @@ def synthetic_city(
     )
     for col_name, values in _edge_times(edges).items():
         edges[col_name] = values
+    # rows ordered by (v, u), as build_walk_network does
+    edges = edges.iloc[np.lexsort((edges["u"].to_numpy(), edges["v"].to_numpy()))].reset_index(drop=True)
 
     # --- components (0 = largest weakly connected)
     graph = coo_matrix((np.ones(m, np.int8), (a, b)), shape=(n, n)).tocsr()

@@ -9,6 +9,7 @@ the tag filter over ways.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -289,16 +290,15 @@ def build_walk_network(
         "osm_way_id": kept["id"].to_numpy(dtype=np.int64)[w_e],
         "rise_m": rise.astype(float),
     })
-    flat_terrain = Terrain(model="flat", smoothing_m=terrain.smoothing_m,
-                           max_abs_grade=terrain.max_abs_grade,
-                           naismith_s_per_m_climb=terrain.naismith_s_per_m_climb,
-                           steps_climb_s_per_m=terrain.steps_climb_s_per_m,
-                           steps_descent_s_per_m=terrain.steps_descent_s_per_m)
+    flat_terrain = dataclasses.replace(terrain, model="flat")
     steps = edges["is_steps"].to_numpy()
     for pname, prof in profiles.items():
         edges[f"time_s_{pname}"] = terrain_mod.edge_times(len_e, rise, steps, prof, terrain)
         edges[f"time_s_{pname}_flat"] = terrain_mod.edge_times(len_e, np.zeros_like(rise), steps, prof,
                                                                flat_terrain)
+
+    # rows ordered by (v, u): the transposed CSR ("home to facility" searches) compiles without a sort
+    edges = edges.iloc[np.lexsort((edges["u"].to_numpy(), edges["v"].to_numpy()))].reset_index(drop=True)
 
     # weakly connected components, labelled by size (0 = largest)
     g = coo_matrix((np.ones(u.size), (u, v)), shape=(n, n)).tocsr()
