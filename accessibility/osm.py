@@ -369,6 +369,22 @@ def _osmnx_settings(**changes: Any) -> Iterator[Any]:
         socket.getaddrinfo = old_getaddrinfo
 
 
+@contextlib.contextmanager
+def _overpass_errors(query: str, url: str, cache_dir: Path, fix: str) -> Iterator[None]:
+    """Turn refused answers and unreachable servers into one DataError each (nothing is cached)."""
+    import requests
+
+    try:
+        yield
+    except _OverpassAnswerError as exc:
+        raise DataError(f"Overpass server {exc.url.split('?')[0]} refused the {query} query: {exc}. "
+                        "Nothing was cached.") from exc
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        raise DataError(f"cannot reach the Overpass server {url} for the {query} query "
+                        f"({type(exc).__name__}) and no cached answer for this area is in {cache_dir}: "
+                        f"{fix}") from exc
+
+
 def _guarded_settings(cache_dir: Path, timeout_s: float) -> dict[str, Any]:
     """osmnx settings for one cached, error-refusing Overpass session."""
     import osmnx as ox
@@ -405,24 +421,16 @@ def fetch_admin_boundaries(polygon_wgs84: Any, *, cache_dir: str | Path, admin_l
     geopandas.GeoDataFrame
         EPSG:4326 features with tag columns (``boundary``, ``admin_level``, ``name``, ``ref`` ...).
     """
-    import requests
-
     _check_polygon(polygon_wgs84)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with _osmnx_settings(**_guarded_settings(cache_dir, timeout_s)) as ox:
         url = ox.settings.overpass_url
         try:
-            feats = ox.features_from_polygon(
-                polygon_wgs84, tags={"boundary": "administrative", "admin_level": str(admin_level)})
-        except _OverpassAnswerError as exc:
-            raise DataError(f"Overpass server {exc.url.split('?')[0]} refused the boundary query: {exc}. "
-                            "Nothing was cached.") from exc
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise DataError(
-                f"cannot reach the Overpass server {url} for the unit boundaries ({type(exc).__name__}) "
-                f"and no cached answer is in {cache_dir}: retry when online, or give the unit polygons "
-                "as a file (sources.units.kind: vector)") from exc
+            with _overpass_errors("boundary", url, cache_dir, "retry when online, or give the unit "
+                                  "polygons as a file (sources.units.kind: vector)"):
+                feats = ox.features_from_polygon(
+                    polygon_wgs84, tags={"boundary": "administrative", "admin_level": str(admin_level)})
         except ox._errors.InsufficientResponseError as exc:
             raise DataError(f"no admin_level={admin_level} boundaries in the Overpass answer from {url} "
                             "for this polygon: give the unit polygons as a file (sources.units.kind: "
@@ -500,7 +508,6 @@ def fetch_overpass(
         The server cannot be reached and nothing is cached, the server answers with an error,
         or the area has no walkable streets.
     """
-    import requests
 
     _check_status(status)
     _check_polygon(polygon_wgs84)
@@ -512,30 +519,16 @@ def fetch_overpass(
     with _osmnx_settings(**changes) as ox:
         url = ox.settings.overpass_url
         try:
-            graph = ox.graph_from_polygon(polygon_wgs84, network_type="walk", simplify=False,
-                                          retain_all=True, truncate_by_edge=True)
-        except _OverpassAnswerError as exc:
-            raise DataError(f"Overpass server {exc.url.split('?')[0]} refused the street-network "
-                            f"query: {exc}. Nothing was cached.") from exc
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise DataError(
-                f"cannot reach the Overpass server {url} ({type(exc).__name__}) and no cached answer "
-                f"for this area is in {cache_dir}: run `accessibility fetch` when online, or use a "
-                "local extract (sources.network.kind: osm_file)"
-            ) from exc
+            with _overpass_errors("street-network", url, cache_dir, "run `accessibility fetch` when "
+                                  "online, or use a local extract (sources.network.kind: osm_file)"):
+                graph = ox.graph_from_polygon(polygon_wgs84, network_type="walk", simplify=False,
+                                              retain_all=True, truncate_by_edge=True)
         except ox._errors.InsufficientResponseError as exc:
             raise DataError(f"no walkable streets found in the Overpass answer from {url} for this "
                             f"polygon ({exc}); is the polygon the study area, in lon/lat?") from exc
         try:
-            feats = ox.features_from_polygon(polygon_wgs84, tags=poi_tags)
-        except _OverpassAnswerError as exc:
-            raise DataError(f"Overpass server {exc.url.split('?')[0]} refused the points-of-interest "
-                            f"query: {exc}. Nothing was cached.") from exc
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise DataError(
-                f"cannot reach the Overpass server {url} for the points-of-interest query "
-                f"({type(exc).__name__}) and no cached answer is in {cache_dir}: retry when online"
-            ) from exc
+            with _overpass_errors("points-of-interest", url, cache_dir, "retry when online"):
+                feats = ox.features_from_polygon(polygon_wgs84, tags=poi_tags)
         except ox._errors.InsufficientResponseError:
             logger.warning("Overpass: no points of interest (%s) in the polygon", ", ".join(poi_tags))
             feats = None

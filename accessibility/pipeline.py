@@ -27,7 +27,7 @@ from accessibility.config import AreaConfig, load_area
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunResult", "StudyArea", "analyse", "circle_node_times", "load_study_area", "run", "summary_text"]
+__all__ = ["RunResult", "StudyArea", "analyse", "candidate_sites_for", "circle_node_times", "load_study_area", "run", "summary_text"]
 
 COMPLETE_MARKER = "_COMPLETE"
 
@@ -580,18 +580,27 @@ def _write_maps(out, study, results, table, siting_out, node_times, basemap, emb
     return files
 
 
+def candidate_sites_for(study: StudyArea) -> gpd.GeoDataFrame:
+    """Candidate sites of a study area as its configuration asks (spacing, exclusion zones, parcels)."""
+    from accessibility import siting as siting_mod
+
+    cfg = study.config
+    exclude = None
+    if cfg.siting.exclude:
+        exclude = gpd.GeoDataFrame(
+            pd.concat([gpd.read_file(p).to_crs(cfg.crs) for p in cfg.siting.exclude], ignore_index=True),
+            geometry="geometry", crs=cfg.crs)
+    parcels = gpd.read_file(cfg.siting.parcels).to_crs(cfg.crs) if cfg.siting.parcels else None
+    return siting_mod.candidate_sites(study.network, study.units, spacing_m=cfg.siting.candidate_spacing_m,
+                                      exclude=exclude, parcels=parcels, cells=study.cells)
+
+
 def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, progress) -> dict[str, dict]:
     from accessibility import siting as siting_mod
     from accessibility._io import atomic_path
 
     cfg = study.config
-    exclude = None
-    if cfg.siting.exclude:
-        exclude = pd.concat([gpd.read_file(p).to_crs(cfg.crs) for p in cfg.siting.exclude], ignore_index=True)
-        exclude = gpd.GeoDataFrame(exclude, geometry="geometry", crs=cfg.crs)
-    parcels = gpd.read_file(cfg.siting.parcels).to_crs(cfg.crs) if cfg.siting.parcels else None
-    cands = siting_mod.candidate_sites(study.network, study.units, spacing_m=cfg.siting.candidate_spacing_m,
-                                       exclude=exclude, parcels=parcels, cells=study.cells)
+    cands = candidate_sites_for(study)
     res_all = {}
     for c in cfg.circles.values():
         if not c.plan:

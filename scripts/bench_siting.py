@@ -28,14 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the figures as markdown here")
     args = ap.parse_args(argv)
 
-    import geopandas as gpd
     import pandas as pd
 
     from accessibility._errors import AccessibilityWarning
     from accessibility._io import write_text_atomic
     from accessibility.config import load_area
-    from accessibility.pipeline import analyse, load_study_area
-    from accessibility.siting import candidate_sites, site_circle
+    from accessibility.pipeline import analyse, candidate_sites_for, load_study_area
+    from accessibility.siting import site_circle
 
     cfg = load_area(args.config, check_files=False)
     if cfg.is_synthetic:
@@ -53,12 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     t_cov = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    exclude = None
-    if cfg.siting.exclude:
-        exclude = gpd.GeoDataFrame(pd.concat([gpd.read_file(p).to_crs(cfg.crs) for p in cfg.siting.exclude],
-                                             ignore_index=True), crs=cfg.crs)
-    cands = candidate_sites(study.network, study.units, spacing_m=cfg.siting.candidate_spacing_m,
-                            exclude=exclude, cells=study.cells)
+    cands = candidate_sites_for(study)
     t_cand = time.perf_counter() - t0
     limit = args.time_limit if args.time_limit is not None else cfg.siting.time_limit_s
 

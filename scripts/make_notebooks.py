@@ -175,19 +175,13 @@ per_unit.style.format("{:.1%}")'''),
                "(MCLP, the coverage curve) and *how many new sites does each unit need to reach its target?* "
                "(LSCP).\n\n" + BANNER),
         ("code", SETUP),
-        ("code", '''import geopandas as gpd
-
-from accessibility import siting
-from accessibility.pipeline import analyse
+        ("code", '''from accessibility import siting
+from accessibility.pipeline import analyse, candidate_sites_for
 
 CIRCLE = "eldercare_15min"
 circle = cfg.circles[CIRCLE]
 results, coverage = analyse(study, circles=[CIRCLE], progress=False)
-exclude = None
-if cfg.siting.exclude:
-    exclude = pd.concat([gpd.read_file(p).to_crs(cfg.crs) for p in cfg.siting.exclude], ignore_index=True)
-candidates = siting.candidate_sites(study.network, study.units, spacing_m=cfg.siting.candidate_spacing_m,
-                                    exclude=exclude, cells=study.cells)
+candidates = candidate_sites_for(study)  # every 200 m, outside water and the forest park
 print(f"{len(candidates):,} candidate sites")'''),
         ("code", '''res = siting.site_circle(study.cells, results, study.facilities, study.network, candidates, circle, cfg,
                          k_max=15, time_limit_s=10, units=study.units)
