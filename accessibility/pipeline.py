@@ -491,7 +491,7 @@ def _rounded(table: pd.DataFrame) -> pd.DataFrame:
         if not pd.api.types.is_float_dtype(out[col]):
             continue
         out[col] = out[col].replace([np.inf, -np.inf], np.nan)
-        if "share" in col:
+        if "share" in col or col in ("lon", "lat"):  # degrees: 1e-6 is 0.1 m
             out[col] = out[col].round(6)
         elif "population" in col:
             out[col] = out[col].round(1)
@@ -610,10 +610,14 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
             k_max=k_max or cfg.siting.max_new_sites, time_limit_s=cfg.siting.time_limit_s, progress=progress,
             units=study.units,
         )
+        names = dict(zip(study.units["unit_code"].astype(str), study.units["unit_name"].astype(str), strict=True))
         curve = res["curve"].assign(circle=c.id, data_status=cfg.data_status)
+        # planners read names, not codes: the unit name goes right after its code
+        curve.insert(curve.columns.get_loc("unit_code") + 1, "unit_name",
+                     curve["unit_code"].astype(str).map(names))
         p = out / f"siting_{c.id}.csv"
         with atomic_path(p) as tmp:
-            curve.to_csv(tmp, index=False, encoding="utf-8-sig")
+            _rounded(curve).to_csv(tmp, index=False, encoding="utf-8-sig")
         p = out / f"siting_{c.id}_lscp_by_unit.csv"
         with atomic_path(p) as tmp:
             res["lscp_by_unit"].assign(circle=c.id, data_status=cfg.data_status).to_csv(

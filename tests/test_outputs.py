@@ -88,6 +88,9 @@ def test_siting_curve_columns(demo_run):
     assert (np.diff(curve["cumulative_coverage_share"]) >= -1e-12).all()
     assert (curve["added_covered_population"] > 0).all()
     assert curve["lon"].between(106.3, 107.0).all() and curve["lat"].between(29.4, 29.9).all()
+    # a planner must find the spot (not rounded to ~1 km) and read the unit's name
+    assert (curve["lon"] * 1e4 % 1 != 0).any()
+    assert curve["unit_name"].str.endswith(("街道", "镇")).all()
 
 
 def test_audit_bundle_reproduces_published_shares(demo_run):
