@@ -73,12 +73,17 @@ def _snap_gdf(net, gdf) -> tuple[np.ndarray, np.ndarray]:
 
 def circle_facilities(facilities, circle_id: str) -> np.ndarray:
     """Boolean mask of the facilities whose ``circles`` (``;``-joined ids) contain ``circle_id``."""
+    return _circle_sets(facilities)(circle_id)
+
+
+def _circle_sets(facilities):
+    """``circle_id -> mask`` like :func:`circle_facilities`, parsing the ``circles`` column once."""
     if len(facilities) == 0:
-        return np.zeros(0, dtype=bool)
+        return lambda _cid: np.zeros(0, dtype=bool)
     ids = facilities["circles"].fillna("").astype(str).to_numpy()
-    uniq, inv = np.unique(ids, return_inverse=True)  # few distinct strings: test each once
-    hit = np.array([circle_id in {p.strip() for p in s.split(";")} for s in uniq], dtype=bool)
-    return hit[inv] if len(ids) else np.zeros(0, dtype=bool)
+    uniq, inv = np.unique(ids, return_inverse=True)  # few distinct strings: split each once
+    parts = [{p.strip() for p in s.split(";")} for s in uniq]
+    return lambda cid: np.array([cid in p for p in parts], dtype=bool)[inv]
 
 
 def _circle_params(circle, config):
@@ -151,7 +156,8 @@ def cell_results(cells, facilities, net, config, *, circles=None, flat: bool = T
                       f"{', '.join(names)}): check their coordinates (GCJ-02 declared as WGS-84?)",
                       AccessibilityWarning, stacklevel=2)
 
-    out = pd.DataFrame(index=cells.index)
+    out: dict[str, np.ndarray] = {}
+    circles_of = _circle_sets(facilities)
     it = ids
     if progress:
         from tqdm.auto import tqdm
@@ -161,7 +167,7 @@ def cell_results(cells, facilities, net, config, *, circles=None, flat: bool = T
         circle = config.circles[cid]
         weight, speed, _ = _circle_params(circle, config)
         thr = float(circle.threshold)
-        sel = circle_facilities(facilities, cid) & ~fac_far
+        sel = circles_of(cid) & ~fac_far
         if not sel.any():
             warnings.warn(f"circle {cid}: no facility of categories {', '.join(circle.categories)} is "
                           "available: every cell is uncovered (check the facility sources and "
@@ -187,13 +193,12 @@ def cell_results(cells, facilities, net, config, *, circles=None, flat: bool = T
                 out[f"{cid}_covered"] = n_reach >= circle.min_reachable
             else:
                 out[f"{cid}_covered"] = t <= thr + _TOL
-    # column order: per circle _t, _n, _covered, _t_flat
+    # column order: per circle _t, _n, _covered, _t_flat; one frame built at the end (adding
+    # columns one by one to a DataFrame costs more than the searches on small areas)
     cols = []
     for cid in ids:
-        cols += [c for c in (f"{cid}_t", f"{cid}_n", f"{cid}_covered") if c in out]
-        if f"{cid}_t_flat" in out:
-            cols.append(f"{cid}_t_flat")
-    return out[cols]
+        cols += [c for c in (f"{cid}_t", f"{cid}_n", f"{cid}_covered", f"{cid}_t_flat") if c in out]
+    return pd.DataFrame({c: out[c] for c in cols}, index=cells.index, columns=cols)
 
 
 def cell_facility_reach(cells, facilities, net, circle, config):
@@ -263,17 +268,28 @@ def weighted_quantile(values, weights, q: float) -> float:
     return float(v[min(i, v.size - 1)])
 
 
-def _sorted_quantiles(v, w, qs) -> list[float]:
-    """:func:`weighted_quantile` for values already sorted (stable), several q at once."""
-    keep = (w > 0) & ~np.isnan(v)
-    v, w = v[keep], w[keep]
-    if v.size == 0 or w.sum() <= 0:
-        return [float("nan")] * len(qs)
-    cw = np.cumsum(w)
-    out = []
-    for q in qs:
-        i = int(np.searchsorted(cw, q * cw[-1] - 1e-12 * cw[-1], side="left"))
-        out.append(float(v[min(i, v.size - 1)]))
+def _grouped_quantiles(v, w, bounds, qs) -> np.ndarray:
+    """:func:`weighted_quantile` of each slice ``bounds[g]:bounds[g + 1]`` of ``v`` sorted within slices.
+
+    Returns an array ``(n_groups, len(qs))``; NaN rows for groups of zero weight.
+    """
+    v = np.asarray(v, dtype=float)
+    w = np.where((np.asarray(w, dtype=float) > 0) & ~np.isnan(v), w, 0.0)
+    bounds = np.asarray(bounds, dtype=np.int64)
+    n_groups = bounds.size - 1
+    out = np.full((n_groups, len(qs)), np.nan)
+    if v.size == 0 or n_groups == 0:
+        return out
+    cw = np.concatenate([[0.0], np.cumsum(w)])
+    base, total = cw[bounds[:-1]], cw[bounds[1:]] - cw[bounds[:-1]]
+    ok = total > 0
+    for j, q in enumerate(qs):
+        # first position whose cumulative weight (from the group's start) reaches q x total: the
+        # target is above the group's base, so the position is inside the group, with weight > 0
+        target = base + q * total - 1e-12 * total
+        i = np.searchsorted(cw[1:], target, side="left")
+        i = np.clip(i, bounds[:-1], np.maximum(bounds[1:] - 1, bounds[:-1]))
+        out[ok, j] = v[np.minimum(i[ok], v.size - 1)]
     return out
 
 
@@ -335,6 +351,8 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
     gidx = gmap[inv] if len(inv) else np.zeros(0, dtype=np.int64)
     n_groups = len(unit_codes)
     in_unit = gidx >= 0
+    gidx16 = gidx.astype(np.int16 if n_groups < 2**15 else np.int64)
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(gidx[in_unit], minlength=n_groups))])
     rows = []
     for cid in ids:
         circle = config.circles[cid]
@@ -355,16 +373,16 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
         flats = sums(demand * (t_flat <= circle.threshold + _TOL)) if with_flat else None
         # quantiles: one sort by (group, time); each unit is a contiguous slice, the district the
         # whole sorted-by-time array
-        order = np.lexsort((t[in_unit], gidx[in_unit]))
-        t_g, d_g = t[in_unit][order], demand[in_unit][order]
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(gidx[in_unit], minlength=n_groups))])
-        order_all = np.argsort(t, kind="stable")
+        # the order among equal times does not change a quantile's value, so the (SIMD) quicksort
+        # will do; a stable sort of the units' small integer codes (radix sort) then keeps time
+        # order within each unit: lexsort((t, unit)) at the cost of one float sort
+        order_all = np.argsort(t)
+        in_sorted = order_all[in_unit[order_all]]
+        order = in_sorted[np.argsort(gidx16[in_sorted], kind="stable")]
+        q_units = _grouped_quantiles(t[order], demand[order], bounds, (0.5, 0.9))
+        q_all = _grouped_quantiles(t[order_all], demand[order_all], [0, t.size], (0.5, 0.9))[0]
         for gi, (code, name, name_en, _m) in enumerate(groups):
-            if gi < n_groups:
-                sl = slice(bounds[gi], bounds[gi + 1])
-                med, p90 = _sorted_quantiles(t_g[sl], d_g[sl], (0.5, 0.9))
-            else:
-                med, p90 = _sorted_quantiles(t[order_all], demand[order_all], (0.5, 0.9))
+            med, p90 = (float(x) for x in (q_units[gi] if gi < n_groups else q_all))
             pop, cov = float(pops[gi]), float(covs[gi])
             share = cov / pop if pop > 0 else np.nan
             gap = max(0.0, circle.target_share * pop - cov)
@@ -436,8 +454,7 @@ def worst_places(cells, results, units, circle, *, square_m: float = 1000.0, n: 
         part = df[df["sq"] == sq]
         unit = part.groupby("unit")["w"].sum().idxmax()
         lon, lat = to_ll.transform(part["wx"].sum() / tot, part["wy"].sum() / tot)
-        order = np.argsort(part["t"].to_numpy(), kind="stable")
-        med = _sorted_quantiles(part["t"].to_numpy()[order], part["w"].to_numpy()[order], (0.5,))[0]
+        med = weighted_quantile(part["t"].to_numpy(), part["w"].to_numpy(), 0.5)
         rows.append({"unit_code": unit, "unit_name": names.get(unit, unit), "lon": lon, "lat": lat,
                      "uncovered": float(tot), "median_t": med / scale, "t_unit": t_unit})
     return pd.DataFrame(rows, columns=cols)

@@ -255,13 +255,13 @@ def test_verdicts_only_mode_agrees_with_full_mode():
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 2000) | st.just(np.inf), st.floats(0, 50)), min_size=1, max_size=40),
        st.sampled_from([0.1, 0.5, 0.9]))
-def test_sorted_quantiles_equal_weighted_quantile(pairs, q):
-    from accessibility.coverage import _sorted_quantiles, weighted_quantile
+def test_grouped_quantiles_one_group_equal_weighted_quantile(pairs, q):
+    from accessibility.coverage import _grouped_quantiles, weighted_quantile
 
     v = np.array([p[0] for p in pairs])
     w = np.array([p[1] for p in pairs])
     order = np.argsort(v, kind="stable")
-    got = _sorted_quantiles(v[order], w[order], (q,))[0]
+    got = _grouped_quantiles(v[order], w[order], [0, v.size], (q,))[0, 0]
     want = weighted_quantile(v, w, q)
     assert (np.isnan(got) and np.isnan(want)) or got == want
 
@@ -312,3 +312,22 @@ def test_worst_places_by_hand():
     # lower weighted median of 960 s (30 people), 1200 s (10), 1500 s (20): half of 60 is reached
     # at 960 s = 16 min; inf for the unreached square
     assert out.loc[1, "median_t"] == pytest.approx(16.0) and np.isinf(out.loc[0, "median_t"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from([0.0, 1.0, 2.5, 7.0, np.inf, np.nan]),
+                          st.sampled_from([0.0, 0.5, 1.0, 3.0])), max_size=40),
+       st.sampled_from([0.1, 0.5, 0.9, 1.0]))
+def test_grouped_quantiles_equal_weighted_quantile_per_group(rows, q):
+    """The vectorised per-unit quantiles == weighted_quantile applied to each unit alone."""
+    from accessibility.coverage import _grouped_quantiles
+
+    g = np.array([r[0] for r in rows], dtype=np.int64)
+    v = np.array([r[1] for r in rows], dtype=float)
+    w = np.array([r[2] for r in rows], dtype=float)
+    order = np.lexsort((v, g))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(g, minlength=4))])
+    got = _grouped_quantiles(v[order], w[order], bounds, (q,))[:, 0]
+    for k in range(4):
+        want = weighted_quantile(v[g == k], w[g == k], q)
+        assert (np.isnan(want) and np.isnan(got[k])) or got[k] == want, (k, got[k], want)

@@ -137,6 +137,25 @@ def test_snap_and_components():
     assert node.tolist() == [1] and dist[0] == pytest.approx(89.0)
 
 
+def test_snap_remembers_point_sets_without_mixing_them():
+    """Repeated snaps of the same points are answered from memory, never for other points."""
+    from accessibility import traveltime as tt
+
+    nodes = pd.DataFrame({"x": [0.0, 10.0, 100.0], "y": [0.0, 0.0, 0.0], "component": [0, 0, 1]})
+    net = WalkNetwork(nodes=nodes, edges=pd.DataFrame({"u": [], "v": []}), crs=CRS)
+    first = snap(net, [99.0, 4.0], [0.0, 3.0])
+    first[0][:] = -7  # callers may scribble on what they get: the memory keeps its own copy
+    first[1][:] = -7.0
+    again = snap(net, [99.0, 4.0], [0.0, 3.0])
+    assert again[0].tolist() == [2, 0] and again[1] == pytest.approx([1.0, 5.0])
+    # same number of points, other coordinates; same points, other components
+    assert snap(net, [4.0, 99.0], [3.0, 0.0])[0].tolist() == [0, 2]
+    assert snap(net, [99.0, 4.0], [0.0, 3.0], components=[0])[0].tolist() == [1, 0]
+    for k in range(tt._SNAP_MEMO + 3):  # bounded: old point sets are forgotten
+        snap(net, [float(k)], [0.0])
+    assert len(net._cache["snaps"]) == tt._SNAP_MEMO
+
+
 # ---------------------------------------------------------------------------------------------
 # brute-force oracle on random directed graphs
 
@@ -266,9 +285,30 @@ def test_reach_matrix_local_subgraphs_equal_whole_graph(monkeypatch, weight, lim
     local = tt.reach_matrix(net, weight, src, limit=limit, offsets=off, batch_size=64)
     assert whole.nnz > 10 * src.size  # the searches reach well beyond their own node
     assert (whole != local).nnz == 0
+    # every block size the cost model may pick gives the same exact matrix
+    for b in (1, 2, 3, 5, 8):
+        monkeypatch.setattr(tt, "_block_size", lambda *_a, b=b: b)
+        forced = tt.reach_matrix(net, weight, src, limit=limit, offsets=off, batch_size=64)
+        assert (whole != forced).nnz == 0, b
     # and the bound used is the real top speed of the weight
     v = net.edges["length_m"] / net.edges[weight]
     assert tt.max_speed(net, weight) == pytest.approx(v[np.isfinite(v)].max())
+
+
+def test_submatrix_equals_scipy_fancy_indexing():
+    from scipy.sparse import random as sprandom
+
+    from accessibility.traveltime import _submatrix
+
+    rng = np.random.default_rng(3)
+    g = sprandom(300, 300, density=0.03, format="csr", random_state=4)
+    loc = np.full(300, -1, dtype=g.indices.dtype)
+    for k in (0, 1, 17, 150, 300):
+        nodes = np.sort(rng.choice(300, k, replace=False))
+        got = _submatrix(g, nodes, loc)
+        want = g[nodes][:, nodes]
+        assert got.shape == want.shape and (got != want).nnz == 0
+        assert (loc == -1).all()  # scratch left as found
 
 
 def test_multi_source_without_origin_gives_the_same_times():
