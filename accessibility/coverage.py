@@ -342,10 +342,8 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
     names = units["unit_name"].astype(str).to_numpy() if "unit_name" in units else unit_codes
     names_en = units["unit_name_en"].astype(str).to_numpy() if "unit_name_en" in units else names
     inv, uniq = pd.factorize(codes)  # compare small ints, not strings (hash-based, fast)
-    groups = [(c, n, e, None) for c, n, e in zip(unit_codes, names, names_en, strict=True)]
-    groups.append((str(district_code), district_name, district_name_en, None))
 
-    # group of each cell: index into `groups` (units in table order), -1 for stray codes
+    # group of each cell: index into the units (table order), -1 for stray codes
     unit_pos = {c: i for i, c in enumerate(unit_codes)}
     gmap = np.array([unit_pos.get(c, -1) for c in uniq], dtype=np.int64)
     gidx = gmap[inv] if len(inv) else np.zeros(0, dtype=np.int64)
@@ -353,7 +351,10 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
     in_unit = gidx >= 0
     gidx16 = gidx.astype(np.int16 if n_groups < 2**15 else np.int64)
     bounds = np.concatenate([[0], np.cumsum(np.bincount(gidx[in_unit], minlength=n_groups))])
-    rows = []
+    codes_g = [*unit_codes.tolist(), str(district_code)]
+    names_g = [*names.tolist(), district_name]
+    names_en_g = [*names_en.tolist(), district_name_en]
+    blocks = []
     for cid in ids:
         circle = config.circles[cid]
         demand = cells[circle.weight_column].to_numpy(dtype=float)
@@ -381,41 +382,37 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
         order = in_sorted[np.argsort(gidx16[in_sorted], kind="stable")]
         q_units = _grouped_quantiles(t[order], demand[order], bounds, (0.5, 0.9))
         q_all = _grouped_quantiles(t[order_all], demand[order_all], [0, t.size], (0.5, 0.9))[0]
-        for gi, (code, name, name_en, _m) in enumerate(groups):
-            med, p90 = (float(x) for x in (q_units[gi] if gi < n_groups else q_all))
-            pop, cov = float(pops[gi]), float(covs[gi])
-            share = cov / pop if pop > 0 else np.nan
-            gap = max(0.0, circle.target_share * pop - cov)
-            if gap < 1e-9 * max(pop, 1.0):
-                gap = 0.0
-            share_flat = float(flats[gi]) / pop if with_flat and pop > 0 else np.nan
-            rows.append({
-                "unit_code": code,
-                "unit_name": name,
-                "unit_name_en": name_en,
-                "circle": cid,
-                "circle_label": circle.label_zh,
-                "mode": circle.mode,
-                "threshold": circle.threshold / scale,
-                "population": pop,
-                "covered_population": cov,
-                "coverage_share": share,
-                "target_share": circle.target_share,
-                "meets_target": gap == 0.0,
-                "uncovered_population": pop - cov,
-                "gap_population": gap,
-                "median_t": med / scale,
-                "p90_t": p90 / scale,
-                "t_unit": t_unit,
-                "coverage_share_flat": share_flat,
-                "data_status": config.data_status,
-            })
-    table = pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
-    for c in ("unit_code", "unit_name", "unit_name_en", "circle", "circle_label", "mode", "t_unit",
-              "data_status"):
-        table[c] = table[c].astype("str")
-    table["meets_target"] = table["meets_target"].astype(bool)
-    return table
+        # one block of rows per circle (units in table order, then the district), built as columns
+        q = np.vstack([q_units, q_all[None, :]])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(pops > 0, covs / np.where(pops > 0, pops, 1.0), np.nan)
+            share_flat = (np.where(pops > 0, flats / np.where(pops > 0, pops, 1.0), np.nan) if with_flat
+                          else np.full(pops.size, np.nan))
+        gap = np.maximum(0.0, circle.target_share * pops - covs)
+        gap[gap < 1e-9 * np.maximum(pops, 1.0)] = 0.0
+        k = pops.size
+        blocks.append({
+            "unit_code": codes_g, "unit_name": names_g, "unit_name_en": names_en_g,
+            "circle": [cid] * k, "circle_label": [circle.label_zh] * k, "mode": [circle.mode] * k,
+            "threshold": np.full(k, circle.threshold / scale),
+            "population": pops, "covered_population": covs, "coverage_share": share,
+            "target_share": np.full(k, float(circle.target_share)), "meets_target": gap == 0.0,
+            "uncovered_population": pops - covs, "gap_population": gap,
+            "median_t": q[:, 0] / scale, "p90_t": q[:, 1] / scale, "t_unit": [t_unit] * k,
+            "coverage_share_flat": share_flat, "data_status": [config.data_status] * k,
+        })
+    text_cols = {"unit_code", "unit_name", "unit_name_en", "circle", "circle_label", "mode", "t_unit",
+                 "data_status"}
+    data = {}
+    for c in COVERAGE_COLUMNS:
+        parts = [b[c] for b in blocks]
+        if c in text_cols:
+            data[c] = pd.array([str(v) for part in parts for v in part], dtype="str")
+        elif c == "meets_target":
+            data[c] = np.concatenate(parts).astype(bool) if parts else np.zeros(0, dtype=bool)
+        else:
+            data[c] = np.concatenate(parts).astype(float) if parts else np.zeros(0)
+    return pd.DataFrame(data, columns=COVERAGE_COLUMNS)
 
 
 def worst_places(cells, results, units, circle, *, square_m: float = 1000.0, n: int = 10) -> pd.DataFrame:

@@ -93,7 +93,8 @@ class WalkNetwork:
         Index 0..n-1; ``osm_id``, ``x``, ``y``, ``elev_m``, ``component``, ``geometry``.
     edges : pandas.DataFrame
         One row per directed edge: ``u``, ``v``, ``length_m``, ``highway``, ``is_steps``, ``name``,
-        ``osm_way_id``, ``rise_m``, ``time_s_<profile>``, ``time_s_<profile>_flat``.
+        ``osm_way_id``, ``rise_m`` (DEM, else OSM step_count/incline tags, else 0), ``time_s_<profile>``,
+        ``time_s_<profile>_flat``.
     crs : str
         The projected CRS of ``x``/``y``.
     profiles : list of str
@@ -146,6 +147,72 @@ def _explode_ways(ways: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def _tag_column(tags: pd.Series, key: str) -> np.ndarray:
     return np.array([str(t.get(key, "")) if isinstance(t, dict) and t.get(key) is not None else ""
                      for t in tags], dtype=object)
+
+
+#: Height of one step (m) when a flight's rise comes from its ``step_count`` tag (EN 1991 / GB
+#: 50352 stairs: 0.15-0.175 m risers; outdoor flights lean low).
+STEP_RISER_M = 0.16
+
+
+def _incline(text: str) -> tuple[float, float]:
+    """``incline`` tag -> (direction along the way: +1 up, -1 down, 0 unknown; grade or NaN).
+
+    ``up``/``down`` give a direction only; ``12%``, ``-8 %``, ``5°`` give a signed grade.
+    """
+    t = str(text).strip().lower().replace(" ", "")
+    if t in ("up", "yes"):
+        return (1.0 if t == "up" else 0.0), np.nan
+    if t == "down":
+        return -1.0, np.nan
+    try:
+        if t.endswith("%"):
+            g = float(t[:-1]) / 100.0
+        elif t.endswith("°") or t.endswith("deg"):
+            g = float(np.tan(np.radians(float(t.rstrip("°").removesuffix("deg")))))
+        else:
+            return 0.0, np.nan
+    except ValueError:
+        return 0.0, np.nan
+    if not np.isfinite(g) or abs(g) > 1.0:  # > 45°: a typo, not a street
+        return 0.0, np.nan
+    return float(np.sign(g)), g
+
+
+def tag_rise(tags: pd.Series, is_steps: np.ndarray, seg_way: np.ndarray, seg_len: np.ndarray):
+    """Rise of each way segment (in way direction) from OSM tags, for networks without a DEM.
+
+    - steps with ``step_count``: the flight climbs ``step_count x`` :data:`STEP_RISER_M`, spread
+      over its segments by length; ``incline=up/down`` (or a signed grade) gives the direction;
+    - any way with a numeric ``incline`` (``10%``, ``-6%``, ``4°``): rise = grade x length, and for
+      steps without ``step_count`` too.
+
+    Returns
+    -------
+    rise : numpy.ndarray
+        Metres along the way direction; NaN where the tags say nothing.
+    unknown_dir : numpy.ndarray of bool
+        Steps whose rise is known (``step_count``) but not whether the way goes up or down.
+    """
+    incl = [_incline(t.get("incline", "")) if isinstance(t, dict) else (0.0, np.nan) for t in tags]
+    sign = np.array([d for d, _ in incl], dtype=float)
+    grade = np.array([g for _, g in incl], dtype=float)
+    count = np.full(len(tags), np.nan)
+    for i, t in enumerate(tags):
+        if is_steps[i] and isinstance(t, dict) and t.get("step_count") is not None:
+            try:
+                c = float(str(t["step_count"]).strip())
+            except ValueError:
+                continue
+            if 0 < c < 10_000:
+                count[i] = c
+    way_len = np.bincount(seg_way, weights=seg_len, minlength=len(tags))
+    share = seg_len / np.where(way_len[seg_way] > 0, way_len[seg_way], 1.0)
+    by_count = count[seg_way] * STEP_RISER_M * share
+    rise = np.where(np.isfinite(grade[seg_way]), grade[seg_way] * seg_len, np.nan)
+    use_count = np.isfinite(by_count)
+    rise = np.where(use_count, by_count * np.where(sign[seg_way] == 0, 1.0, sign[seg_way]), rise)
+    unknown_dir = use_count & (sign[seg_way] == 0)
+    return rise, unknown_dir
 
 
 def build_walk_network(
@@ -278,7 +345,18 @@ def build_walk_network(
         elev = terrain_mod.sample_dem(dem_path, x, y, crs, smoothing_m=terrain.smoothing_m)
     else:
         elev = np.full(n, np.nan)
-    rise = np.nan_to_num(elev[v] - elev[u], nan=0.0)
+    rise = elev[v] - elev[u]
+    # where the DEM says nothing (no DEM given, or outside it), OSM's step_count / incline tags do
+    seg_rise, seg_unknown = tag_rise(kept["tags"], is_steps_way, wpos, length)
+    along = np.concatenate([np.ones(int(fwd.sum())), -np.ones(int(bwd.sum()))])  # edge follows the way?
+    from_tags = np.isnan(rise) & np.isfinite(seg_rise[order])
+    rise = np.where(from_tags, along * seg_rise[order], rise)
+    rise = np.nan_to_num(rise, nan=0.0)
+    # flights whose direction is unknown: the mean of going up and going down, both ways
+    unknown_dir = from_tags & seg_unknown[order]
+    if from_tags.any():
+        logger.info("%s: rise of %d edge(s) from step_count/incline tags (%d flights of unknown "
+                    "direction)", source, int(from_tags.sum()), int(unknown_dir.sum()))
 
     edges = pd.DataFrame({
         "u": u.astype(np.int64),
@@ -293,7 +371,11 @@ def build_walk_network(
     flat_terrain = dataclasses.replace(terrain, model="flat")
     steps = edges["is_steps"].to_numpy()
     for pname, prof in profiles.items():
-        edges[f"time_s_{pname}"] = terrain_mod.edge_times(len_e, rise, steps, prof, terrain)
+        t = terrain_mod.edge_times(len_e, rise, steps, prof, terrain)
+        if unknown_dir.any():
+            t_rev = terrain_mod.edge_times(len_e, -rise, steps, prof, terrain)
+            t = np.where(unknown_dir, 0.5 * (t + t_rev), t)
+        edges[f"time_s_{pname}"] = t
         edges[f"time_s_{pname}_flat"] = terrain_mod.edge_times(len_e, np.zeros_like(rise), steps, prof,
                                                                flat_terrain)
 

@@ -618,6 +618,11 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
         p = out / f"siting_{c.id}.csv"
         with atomic_path(p) as tmp:
             _rounded(curve).to_csv(tmp, index=False, encoding="utf-8-sig")
+        if res.get("exact_sites") is not None:
+            ex = res["exact_sites"].assign(circle=c.id, data_status=cfg.data_status)
+            ex.insert(ex.columns.get_loc("unit_code") + 1, "unit_name", ex["unit_code"].astype(str).map(names))
+            with atomic_path(out / f"siting_{c.id}_exact_k{len(ex)}.csv") as tmp:
+                _rounded(ex).to_csv(tmp, index=False, encoding="utf-8-sig")
         p = out / f"siting_{c.id}_lscp_by_unit.csv"
         with atomic_path(p) as tmp:
             res["lscp_by_unit"].assign(circle=c.id, data_status=cfg.data_status).to_csv(
@@ -766,6 +771,18 @@ def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.
         keep = [k for k in ["rank", "site_id", "unit_code", "lon", "lat", "added_covered_population",
                             "cumulative_covered_population", "cumulative_coverage_share"] if k in curve.columns]
         siting_tables[cid] = curve[keep]
+        ex, summ = r.get("exact_sites"), r.get("summary", {})
+        if ex is not None and len(ex):
+            k = len(ex)
+            g_k = float(curve["added_covered_population"].head(k).sum())
+            siting_tables[
+                f"{c.label_zh}：{k} 个新增选址的最优组合（精确解 MILP，覆盖 {summ.get('exact_covered_k_max', 0):,.0f} 人；"
+                f"贪心前 {k} 个覆盖 {g_k:,.0f} 人）/ {c.label_en}: the best set of exactly {k} new sites "
+                f"(MILP, status {summ.get('exact_status')}): {summ.get('exact_covered_k_max', 0):,.0f} more "
+                f"people covered, against {g_k:,.0f} for the first {k} of the ranking; "
+                "greedy_rank = the site's place in the ranking (blank: not in its first "
+                f"{k})"] = ex[[k_ for k_ in ["order", "site_id", "unit_code", "lon", "lat",
+                                              "added_covered_population", "greedy_rank"] if k_ in ex.columns]]
         lscp = r["lscp_by_unit"]
         keep = [k for k in ["unit_code", "unit_name", "population", "covered_now", "covered_share_now",
                             "target", "sites_needed", "reachable_max_share", "capped", "method"]

@@ -1442,7 +1442,10 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
         cumulative_covered_population, cumulative_coverage_share), ``lscp_by_unit`` (unit_code,
         unit_name, population, covered_now, target, sites_needed, reachable_max_share, capped,
         method, gap), ``sites`` (GeoDataFrame of the ranked sites, projected geometry plus
-        lon/lat), ``summary`` (dict).
+        lon/lat), ``exact_sites`` (the exact best set of ``k_max`` sites when it was solved beside
+        a greedy ranking, else None: order, site_id, unit_code, lon, lat, added and cumulative
+        covered population, greedy_rank (NA when the ranking's first ``k_max`` leave it out)),
+        ``summary`` (dict).
     """
     if method not in ("auto", "greedy", "milp"):
         raise DataError(f"site_circle: method={method!r}; use 'auto', 'greedy' or 'milp'")
@@ -1497,6 +1500,24 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
         curve.assign(node=cand["node"].to_numpy(), x=cand["x"].to_numpy(),
                      y=cand["y"].to_numpy(), circle=circle.id),
         geometry=gpd.points_from_xy(cand["x"], cand["y"]), crs=net.crs)
+    # the exact best set of k_max sites, when it was solved beside the greedy ranking: the ranking
+    # is nested (the first k are the advice for any budget k), the exact set is the advice for
+    # exactly k_max; both are published so a planner sees where they differ
+    exact_sites = None
+    if exact is not None and chosen is not exact and len(exact.sites):
+        ex_idx = np.asarray(exact.sites, dtype=np.int64)
+        ex_cand = candidates.iloc[ex_idx]
+        ex_lon, ex_lat = _lonlat(ex_cand["x"], ex_cand["y"], net.crs)
+        g_rank = {int(c): r + 1 for r, c in enumerate(sites_idx)}
+        exact_sites = pd.DataFrame({
+            "order": np.arange(1, ex_idx.size + 1, dtype=np.int64),
+            "site_id": ex_cand["site_id"].astype(str).to_numpy(),
+            "unit_code": ex_cand["unit_code"].astype(str).to_numpy(),
+            "lon": ex_lon, "lat": ex_lat,
+            "added_covered_population": exact.added_weight,
+            "cumulative_covered_population": exact.cumulative,
+            "greedy_rank": pd.array([g_rank.get(int(c)) for c in ex_idx], dtype="Int64"),
+        })
 
     # sites needed per unit (each unit alone) and for all units together
     names = {}
@@ -1547,7 +1568,8 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
         "capped": bool(res_all.capped),
         "time_s": time.perf_counter() - t0,
     }
-    return {"curve": curve, "lscp_by_unit": lscp_by_unit, "sites": sites, "summary": summary}
+    return {"curve": curve, "lscp_by_unit": lscp_by_unit, "sites": sites, "exact_sites": exact_sites,
+            "summary": summary}
 
 
 def _lscp(A, w, share, total, covered, labels, targets, time_limit_s, method):

@@ -75,17 +75,38 @@ def graph_matrix(net, weight: str, *, reverse: bool = False):
         raise KeyError(f"the network has no edge column {weight!r}; weights: {', '.join(net.weight_columns())}")
     n = net.n_nodes
     order, starts, gu, gv = _structure(net, reverse)
-    w = net.edges[weight].to_numpy(dtype=float)[order]
+    w = net.edges[weight].to_numpy(dtype=float)
+    if not (order.size and order[-1] == order.size - 1 and order[0] == 0):  # not the identity
+        w = w[order]
     w = np.where(np.isnan(w), np.inf, w)
     # parallel edges keep their minimum (inf = forbidden for this weight, dropped below)
-    wmin = np.minimum.reduceat(w, starts) if starts.size else np.empty(0)
+    wmin = (w if starts.size == w.size else np.minimum.reduceat(w, starts)) if starts.size else np.empty(0)
     ok = np.isfinite(wmin)
-    u, v, w = gu[ok], gv[ok], np.maximum(wmin[ok], EPS)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(u, minlength=n), out=indptr[1:])
-    mat = csr_matrix((w, v.astype(np.int32 if n < 2**31 else np.int64), indptr), shape=(n, n))
+    idx_dtype = np.int32 if n < 2**31 else np.int64
+    if ok.all():  # every pair usable: the structure's own index arrays serve every such weight
+        indices, indptr = _structure_csr(net, reverse, gu, gv, idx_dtype)
+        w = np.maximum(wmin, EPS)
+    else:
+        u, w = gu[ok], np.maximum(wmin[ok], EPS)
+        indices = gv[ok].astype(idx_dtype)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(u, minlength=n), out=indptr[1:])
+    mat = csr_matrix((w, indices, indptr), shape=(n, n))
     cache[key] = mat
     return mat
+
+
+def _structure_csr(net, reverse: bool, gu, gv, idx_dtype):
+    """CSR ``indices``/``indptr`` of all distinct (u, v) pairs (cached; shared, never written)."""
+    key = ("structure_csr", bool(reverse))
+    if key not in net._cache:
+        n = net.n_nodes
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(gu, minlength=n), out=indptr[1:])
+        indices = gv.astype(idx_dtype)
+        indptr.flags.writeable = indices.flags.writeable = False
+        net._cache[key] = (indices, indptr)
+    return net._cache[key]
 
 
 def _structure(net, reverse: bool):

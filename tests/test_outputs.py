@@ -93,6 +93,22 @@ def test_siting_curve_columns(demo_run):
     assert curve["unit_name"].str.endswith(("街道", "镇")).all()
 
 
+def test_exact_site_sets_published_when_solved(demo_run):
+    out = demo_run.output_dir
+    for cid, res in demo_run.siting.items():
+        summ = res["summary"]
+        files = sorted(out.glob(f"siting_{cid}_exact_k*.csv"))
+        if summ["exact_covered_k_max"] is None or summ["ranking_method"] == "milp":
+            assert not files
+            continue
+        ex = pd.read_csv(files[0], dtype={"unit_code": str})
+        assert files[0].name == f"siting_{cid}_exact_k{len(ex)}.csv"
+        assert ex["cumulative_covered_population"].iloc[-1] == pytest.approx(summ["exact_covered_k_max"], abs=0.1)
+        assert ex["unit_name"].str.endswith(("街道", "镇")).all()
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "the best set of exactly" in html
+
+
 def test_audit_bundle_reproduces_published_shares(demo_run):
     """Recompute every unit's coverage from analysis_inputs.gpkg with a plain networkx Dijkstra."""
     out = demo_run.output_dir

@@ -467,6 +467,16 @@ def test_site_circle_and_scenario_end_to_end():
     assert lscp.iloc[-1]["sites_needed"] >= lscp.iloc[:-1]["sites_needed"].max()
     assert lscp.iloc[-1]["sites_needed"] <= lscp.iloc[:-1]["sites_needed"].sum()
     assert summary["greedy_covered_k_max"] <= summary["exact_covered_k_max"] + 1e-9
+    # the exact best set of k_max sites is published beside the ranking, and recomputing its
+    # coverage directly gives the solver's objective
+    ex = out["exact_sites"]
+    assert ex is not None and len(ex) <= 5 and ex["order"].tolist() == list(range(1, len(ex) + 1))
+    ex_cols = [int(np.flatnonzero(cand["site_id"].to_numpy() == s)[0]) for s in ex["site_id"]]
+    ex_newly = (~covered) & A[:, ex_cols].toarray().any(axis=1)
+    assert pop[ex_newly].sum() == pytest.approx(summary["exact_covered_k_max"])
+    assert ex["cumulative_covered_population"].iloc[-1] == pytest.approx(summary["exact_covered_k_max"])
+    in_rank = dict(zip(curve["site_id"], curve["rank"], strict=True))
+    assert [in_rank.get(s) for s in ex["site_id"]] == [None if pd.isna(r) else r for r in ex["greedy_rank"]]
     assert lscp.loc[lscp["unit_code"] == "500105001", "unit_name"].item() == "西"
     # scenario: a planned project on the first picked site adds exactly its added coverage
     first = sites.iloc[0]
