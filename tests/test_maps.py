@@ -302,6 +302,15 @@ def test_unit_map_classes_service_area_and_sites(config, tmp_path):
         times["culture_15min"] > 900 + 100 / 1.2
     ]  # beyond the last reached edge
     assert all(poly.distance(p) > 30 for p in unreached if p.x < X0 + 3000)
+    # the same service area when it is computed once for the whole area and clipped (as the
+    # pipeline does for its twelve unit maps)
+    areas = maps.service_areas(net, times, config)
+    m2 = maps.unit_map("500105002", units, cells, results, fac, config, service_areas=areas,
+                       circles=["culture_15min"], basemap="none")
+    sa2 = [p for p in _geojson_payloads(maps.save_map(m2, tmp_path / "u2.html").read_text(encoding="utf-8"))
+           if p["features"] and "service area" in p["features"][0]["properties"].get("tip", "")]
+    poly2 = gpd.GeoSeries([shapely.geometry.shape(sa2[0]["features"][0]["geometry"])], crs=4326).to_crs(CRS).iloc[0]
+    assert poly.symmetric_difference(poly2).area < 0.01 * poly.area
     # proposed site of this circle only, with its rank and popup
     assert "建议新址 proposed site #1" in text and "proposed site #2" not in text
     assert "acc-star" in text
