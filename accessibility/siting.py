@@ -1485,15 +1485,7 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
             chosen = exact
     sites_idx = np.asarray(chosen.sites, dtype=np.int64)
     cand = candidates.iloc[sites_idx]
-    lon, lat = _lonlat(cand["x"], cand["y"], net.crs)
-    curve = pd.DataFrame({
-        "rank": np.arange(1, sites_idx.size + 1, dtype=np.int64),
-        "site_id": cand["site_id"].astype(str).to_numpy(),
-        "unit_code": cand["unit_code"].astype(str).to_numpy(),
-        "lon": lon, "lat": lat,
-        "added_covered_population": chosen.added_weight,
-        "cumulative_covered_population": chosen.cumulative,
-    })
+    curve = _site_table(candidates, chosen, net.crs, "rank")
     curve["cumulative_coverage_share"] = ((covered_w + curve["cumulative_covered_population"])
                                           / total if total > 0 else np.nan)
     sites = gpd.GeoDataFrame(
@@ -1505,19 +1497,9 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
     # exactly k_max; both are published so a planner sees where they differ
     exact_sites = None
     if exact is not None and chosen is not exact and len(exact.sites):
-        ex_idx = np.asarray(exact.sites, dtype=np.int64)
-        ex_cand = candidates.iloc[ex_idx]
-        ex_lon, ex_lat = _lonlat(ex_cand["x"], ex_cand["y"], net.crs)
         g_rank = {int(c): r + 1 for r, c in enumerate(sites_idx)}
-        exact_sites = pd.DataFrame({
-            "order": np.arange(1, ex_idx.size + 1, dtype=np.int64),
-            "site_id": ex_cand["site_id"].astype(str).to_numpy(),
-            "unit_code": ex_cand["unit_code"].astype(str).to_numpy(),
-            "lon": ex_lon, "lat": ex_lat,
-            "added_covered_population": exact.added_weight,
-            "cumulative_covered_population": exact.cumulative,
-            "greedy_rank": pd.array([g_rank.get(int(c)) for c in ex_idx], dtype="Int64"),
-        })
+        exact_sites = _site_table(candidates, exact, net.crs, "order").assign(
+            greedy_rank=pd.array([g_rank.get(int(c)) for c in exact.sites], dtype="Int64"))
 
     # sites needed per unit (each unit alone) and for all units together
     names = {}
@@ -1570,6 +1552,22 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
     }
     return {"curve": curve, "lscp_by_unit": lscp_by_unit, "sites": sites, "exact_sites": exact_sites,
             "summary": summary}
+
+
+def _site_table(candidates, result: SitingResult, crs, first: str) -> pd.DataFrame:
+    """One row per picked site, in pick order: ``first`` (1..k), site_id, unit_code, lon, lat,
+    added and cumulative covered population."""
+    idx = np.asarray(result.sites, dtype=np.int64)
+    cand = candidates.iloc[idx]
+    lon, lat = _lonlat(cand["x"], cand["y"], crs)
+    return pd.DataFrame({
+        first: np.arange(1, idx.size + 1, dtype=np.int64),
+        "site_id": cand["site_id"].astype(str).to_numpy(),
+        "unit_code": cand["unit_code"].astype(str).to_numpy(),
+        "lon": lon, "lat": lat,
+        "added_covered_population": result.added_weight,
+        "cumulative_covered_population": result.cumulative,
+    })
 
 
 def _lscp(A, w, share, total, covered, labels, targets, time_limit_s, method):
