@@ -36,7 +36,7 @@ from jinja2 import Template
 from accessibility._errors import AccessibilityWarning, DataError
 from accessibility._io import write_text_atomic
 
-__all__ = ["overview_map", "save_map", "service_areas", "unit_map"]
+__all__ = ["overview_map", "save_map", "service_areas", "street_lines", "unit_map"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ def overview_map(
     basemap: str = "osm",
     title: str | None = None,
     simplify_m: float = 10.0,
+    streets: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """District overview: coverage share per unit, one switchable layer per circle.
 
@@ -108,6 +109,9 @@ def overview_map(
         Title box text (default: the area's Chinese and English titles).
     simplify_m : float
         Simplification tolerance in metres applied before reprojection.
+    streets : geopandas.GeoDataFrame, optional
+        Context lines from :func:`street_lines` (e.g. the ``major`` kind only), drawn above the
+        fills as a switchable layer: the map stays readable without background tiles.
 
     Returns
     -------
@@ -156,13 +160,15 @@ def overview_map(
         _add_facilities(group, fac_ll, cid, colours)
         group.add_to(m)
 
+    _add_streets(m, streets, config, basemap, simplify_m=simplify_m)
     _add_unit_labels(m, shown_units, basemap)
     folium.LayerControl(collapsed=False).add_to(m)
     title_text = title or f"{config.title_zh} · {config.title_en}"
     _set_page_title(m, f"{title_text} — 覆盖率总览 coverage overview", config)
     district = _district_lines(cov, circle_ids, config)
     _add_title_box(m, title_text, "覆盖率 coverage (population share) · " + district, config)
-    _add_legend(m, _coverage_legend_rows(), _category_legend_rows(config, colours, fac_ll), config)
+    first = _coverage_legend_rows() + _street_legend_rows(streets)
+    _add_legend(m, first, _category_legend_rows(config, colours, fac_ll), config)
     return m
 
 
@@ -213,6 +219,7 @@ def unit_map(
     service_buffer_m: float = 30.0,
     simplify_m: float = 5.0,
     service_areas: Mapping[str, Any] | None = None,
+    streets: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """One street/town: cells coloured by time (or distance) to the nearest facility.
 
@@ -244,6 +251,9 @@ def unit_map(
     service_areas : mapping of circle id to geometry, optional
         From :func:`service_areas` (whole area, computed once for many unit maps); clipped to the
         unit's surroundings. Takes the place of ``net``/``node_times`` for the service areas.
+    streets : geopandas.GeoDataFrame, optional
+        Context lines from :func:`street_lines` (streets, paths, stairs), clipped to the unit's
+        surroundings and drawn above the fills: readable without background tiles.
 
     Returns
     -------
@@ -331,6 +341,7 @@ def unit_map(
                           near=unit_geom.buffer(500) if same_crs else None)
         group.add_to(m)
 
+    _add_streets(m, streets, config, basemap, window=_unit_window(unit_geom), simplify_m=simplify_m)
     folium.GeoJson(
         _feature_collection(outline_ll),
         style_function=_outline_style,
@@ -354,7 +365,7 @@ def unit_map(
     )
     _add_legend(
         m,
-        _time_legend_rows(config, circle_ids),
+        _time_legend_rows(config, circle_ids) + _street_legend_rows(streets),
         _category_legend_rows(config, colours, fac_ll),
         config,
     )
@@ -696,6 +707,95 @@ def _class_labels(circle) -> list[str]:
     return [f"{b[k]:g}–{b[k + 1]:g} {unit}" for k in range(3)] + [beyond]
 
 
+#: Street kinds of the context layer and how they are drawn (thin, grey, above the fills).
+STREET_STYLES = {
+    "major": {"color": "#4d5156", "weight": 1.8, "opacity": 0.6},
+    "minor": {"color": "#70757a", "weight": 0.7, "opacity": 0.45},
+    "steps": {"color": "#7a3e12", "weight": 2.0, "opacity": 0.85, "dashArray": "2 3"},
+}
+_MAJOR_HIGHWAYS = {"motorway", "trunk", "primary", "secondary", "tertiary"}
+
+
+def street_lines(net, *, kinds: Iterable[str] = ("major", "minor", "steps")) -> gpd.GeoDataFrame:
+    """The walking network's streets as a map context layer: one merged line per kind.
+
+    ``major`` = trunk/primary/secondary/tertiary (and their links), ``steps`` = flights of
+    stairs (a mountain city's shortcuts, drawn dashed), ``minor`` = every other walkable way.
+    Drawn by :func:`overview_map` / :func:`unit_map` (``streets=``) so that a map without
+    background tiles (offline, ``basemap="none"``) still shows where the streets and stairs are.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``kind`` and a (Multi)LineString per kind present, in the network CRS.
+    """
+    unknown = set(kinds) - set(STREET_STYLES)
+    if unknown:
+        raise DataError(f"street_lines: unknown kind(s) {sorted(unknown)}; use {sorted(STREET_STYLES)}")
+    e = net.edges
+    u = e["u"].to_numpy(dtype=np.int64)
+    v = e["v"].to_numpy(dtype=np.int64)
+    hw = e["highway"].astype(str).str.removesuffix("_link").to_numpy() if "highway" in e else np.full(u.size, "")
+    steps = (e["is_steps"].to_numpy(dtype=bool) if "is_steps" in e else np.zeros(u.size, bool)) | (hw == "steps")
+    kind = np.where(steps, "steps", np.where(np.isin(hw, list(_MAJOR_HIGHWAYS)), "major", "minor"))
+    x = net.nodes["x"].to_numpy(dtype=float)
+    y = net.nodes["y"].to_numpy(dtype=float)
+    rows, geoms = [], []
+    for k in STREET_STYLES:
+        if k not in kinds:
+            continue
+        sel = kind == k
+        if not sel.any():
+            continue
+        pairs = np.unique(np.sort(np.column_stack([u[sel], v[sel]]), axis=1), axis=0)  # one per street
+        coords = np.stack([np.column_stack([x[pairs[:, 0]], y[pairs[:, 0]]]),
+                           np.column_stack([x[pairs[:, 1]], y[pairs[:, 1]]])], axis=1)
+        rows.append(k)
+        geoms.append(shapely.line_merge(shapely.multilinestrings(shapely.linestrings(coords))))
+    return gpd.GeoDataFrame({"kind": rows}, geometry=geoms, crs=net.crs)
+
+
+def _add_streets(m, streets, config, basemap: str, *, window=None, simplify_m: float = 5.0) -> None:
+    """Draw a :func:`street_lines` layer in its own pane above the fills, never catching the mouse."""
+    if streets is None or not len(streets):
+        return
+    if window is not None:
+        streets = streets.assign(geometry=shapely.intersection(np.asarray(streets.geometry.values), window))
+    ll = _display_frame(streets[["kind", "geometry"]], config, basemap, simplify_m=simplify_m)
+    if not len(_feature_collection(ll)["features"]):
+        return
+    folium.map.CustomPane("acc-streets", z_index=450, pointer_events=False).add_to(m)
+    styles = {k: dict(v, interactive=False) for k, v in STREET_STYLES.items()}
+    kinds = [k for k in STREET_STYLES if k in set(streets["kind"].astype(str))]
+    folium.GeoJson(
+        _feature_collection(ll),
+        name=" · ".join(_STREET_LABELS[k].replace(" street or path", " streets").replace(
+            " street", " streets") for k in kinds),
+        style_function=lambda f: styles.get(f["properties"]["kind"], styles["minor"]),
+        pane="acc-streets",
+        interactive=False,
+        control=True,
+        show=True,
+    ).add_to(m)
+
+
+_STREET_LABELS = {"major": "主要道路 main street", "minor": "其他道路 other street or path",
+                  "steps": "台阶 stairs"}
+
+
+def _street_legend_rows(streets) -> str:
+    """Legend rows for the street kinds actually drawn (none without a streets layer)."""
+    if streets is None or not len(streets):
+        return ""
+    kinds = set(streets["kind"].astype(str))
+    line = {"major": "3px solid", "minor": "1px solid", "steps": "3px dashed"}
+    return "".join(
+        f'<div><span class="ln" style="border-top:{line[k]} {STREET_STYLES[k]["color"]}"></span>'
+        f"{_STREET_LABELS[k]}</div>"
+        for k in STREET_STYLES if k in kinds
+    )
+
+
 def service_areas(net, node_times: Mapping[str, np.ndarray], config, *, buffer_m: float = 30.0) -> dict:
     """Service area of each circle over the whole network, for many :func:`unit_map` calls.
 
@@ -1033,6 +1133,8 @@ _BOX_CSS = """
 .acc-legend h2 { font-size: 12px; margin: 4px 0 2px 0; }
 .acc-legend .sw { display: inline-block; width: 14px; height: 12px; margin-right: 5px;
   vertical-align: middle; border: 1px solid #555; }
+.acc-legend .ln { display: inline-block; width: 16px; height: 0; margin-right: 5px;
+  vertical-align: middle; }
 .acc-legend .dot { display: inline-block; width: 10px; height: 10px; margin-right: 5px;
   border-radius: 50%; vertical-align: middle; border: 1px solid #222; }
 .acc-synthetic { color: #c00000; font-weight: bold; }

@@ -554,7 +554,10 @@ def _write_maps(out, study, results, table, siting_out, node_times, basemap, emb
     _, fsnap = tt.snap(study.network, study.facilities.geometry.x.to_numpy(),
                        study.facilities.geometry.y.to_numpy())
     facilities = study.facilities[fsnap <= cfg.max_snap_m]
-    m = maps_mod.overview_map(study.units, table, facilities, cfg, basemap=basemap)
+    # streets and stairs drawn from the network itself: the maps stay readable offline (no tiles)
+    streets = maps_mod.street_lines(study.network)
+    m = maps_mod.overview_map(study.units, table, facilities, cfg, basemap=basemap,
+                              streets=streets[streets["kind"] == "major"])
     files.append(maps_mod.save_map(m, mdir / "overview.html", embed_assets=embed_assets))
     proposed = None
     if siting_out:
@@ -577,7 +580,7 @@ def _write_maps(out, study, results, table, siting_out, node_times, basemap, emb
         m = maps_mod.unit_map(
             code, study.units, study.cells, results, facilities, cfg,
             net=study.network, node_times=node_times, proposed_sites=proposed, basemap=basemap,
-            service_areas=areas,
+            service_areas=areas, streets=streets,
         )
         files.append(maps_mod.save_map(m, mdir / f"unit_{code}.html", embed_assets=embed_assets))
     return files

@@ -316,6 +316,41 @@ def test_unit_map_classes_service_area_and_sites(config, tmp_path):
     assert "acc-star" in text
 
 
+def test_street_lines_kinds_merge_and_draw(config, tmp_path):
+    """Streets drawn from the network: one merged line per kind, stairs dashed, legend as drawn."""
+    units, cells, fac, results, coverage = make_inputs()
+    net, times = make_net(cells)
+    e = net.edges
+    x, y = net.nodes["x"].to_numpy(), net.nodes["y"].to_numpy()
+    row0 = (y[e["u"]] == y.min()) & (y[e["v"]] == y.min())  # the southern street: primary
+    col0 = (x[e["u"]] == x.min()) & (x[e["v"]] == x.min())  # the western one: stairs
+    net.edges = e.assign(highway=np.where(row0, "primary_link", np.where(col0, "steps", "residential")),
+                         is_steps=col0)
+    st = maps.street_lines(net)
+    assert st["kind"].tolist() == ["major", "minor", "steps"]
+    geo = dict(zip(st["kind"], st.geometry, strict=True))
+    # the primary row is one straight line along the whole grid: merged, both directions once
+    assert geo["major"].geom_type == "LineString"
+    assert geo["major"].length == pytest.approx(x.max() - x.min())
+    assert geo["steps"].length == pytest.approx(y.max() - y.min())
+    n_minor = int(((~row0) & (~col0) & (e["u"] < e["v"])).sum())
+    assert geo["minor"].length == pytest.approx(100.0 * n_minor)
+    with pytest.raises(DataError, match="unknown kind"):
+        maps.street_lines(net, kinds=["rail"])
+
+    m = maps.unit_map("500105001", units, cells, results, fac, config, circles=["culture_15min"],
+                      streets=st, basemap="none")
+    text = maps.save_map(m, tmp_path / "s.html").read_text(encoding="utf-8")
+    assert "台阶 stairs" in text and "主要道路 main street" in text
+    assert '"interactive": false' in text and "acc-streets" in text
+    payload = [p for p in _geojson_payloads(text) if p["features"] and "kind" in p["features"][0]["properties"]]
+    assert {f["properties"]["kind"] for f in payload[0]["features"]} == {"major", "minor", "steps"}
+    # the overview with main streets only: its legend does not promise stairs
+    ov = maps.overview_map(units, coverage, fac, config, streets=st[st["kind"] == "major"], basemap="none")
+    ov_text = maps.save_map(ov, tmp_path / "o.html").read_text(encoding="utf-8")
+    assert "主要道路 main street" in ov_text and "台阶 stairs" not in ov_text
+
+
 def test_unit_map_unknown_unit_and_missing_column(config):
     units, cells, fac, results, coverage = make_inputs(n_units=1)
     with pytest.raises(DataError, match="unit_code"):
