@@ -74,7 +74,10 @@ missing[["unit_name", "unit_name_en", "coverage_share", "gap_population"]]'''),
                "for its numbers; switch layers in the top-right control."),
         ("code", '''from accessibility import maps
 
-overview = maps.overview_map(study.units, coverage, study.facilities, cfg, circles=[CIRCLE], basemap="none")
+# streets and stairs come from the network itself, so the map reads without background tiles
+streets = maps.street_lines(study.network)
+overview = maps.overview_map(study.units, coverage, study.facilities, cfg, circles=[CIRCLE], basemap="none",
+                             streets=streets[streets["kind"] == "major"])
 overview'''),
         ("md", "## The worst-served unit, cell by cell\n\nCells are coloured by walking time to the nearest "
                "facility; cells beyond the threshold are marked as uncovered. The shaded area is what the "
@@ -84,7 +87,7 @@ overview'''),
 worst = missing.iloc[0]["unit_code"] if len(missing) else units_only.iloc[0]["unit_code"]
 node_times = circle_node_times(study, [CIRCLE])
 unit = maps.unit_map(worst, study.units, study.cells, results, study.facilities, cfg, net=study.network,
-                     node_times=node_times, circles=[CIRCLE], basemap="none")
+                     node_times=node_times, circles=[CIRCLE], basemap="none", streets=streets)
 unit'''),
         *extra,
         ("md", "## Warnings raised while loading\n\nAnything the loaders noticed (cells outside units, "
@@ -198,7 +201,8 @@ by_unit = res["lscp_by_unit"][res["lscp_by_unit"]["unit_code"] != cfg.district_c
 worst = by_unit.sort_values("sites_needed", ascending=False).iloc[0]["unit_code"]
 m = maps.unit_map(worst, study.units, study.cells, results, study.facilities, cfg, net=study.network,
                   node_times=circle_node_times(study, [CIRCLE]), circles=[CIRCLE],
-                  proposed_sites=res["sites"].assign(circle=CIRCLE), basemap="none")
+                  proposed_sites=res["sites"].assign(circle=CIRCLE), basemap="none",
+                  streets=maps.street_lines(study.network))
 m'''),
     ]),
 }
