@@ -295,6 +295,26 @@ def test_reach_matrix_local_subgraphs_equal_whole_graph(monkeypatch, weight, lim
     assert tt.max_speed(net, weight) == pytest.approx(v[np.isfinite(v)].max())
 
 
+def test_graph_matrix_any_edge_order():
+    """Rows in any order (even first and last already in place) give the same matrix; parallel
+    edges keep their minimum, forbidden (inf/NaN) edges are left out."""
+    from scipy.sparse import coo_matrix
+
+    u = np.array([0, 2, 1, 1, 2, 3])
+    v = np.array([1, 0, 2, 2, 3, 3])  # rows 2, 3: parallel; row 5: a loop at the end
+    w = np.array([5.0, 1.0, 4.0, 2.0, np.inf, 0.0])
+    net = WalkNetwork(nodes=pd.DataFrame({"x": np.zeros(4), "y": np.zeros(4)}),
+                      edges=pd.DataFrame({"u": u, "v": v, "length_m": 1.0, "w": w}), crs=CRS)
+    got = graph_matrix(net, "w").toarray()
+    want = np.zeros((4, 4))
+    for a, b, c in zip(u, v, w, strict=True):
+        if np.isfinite(c):
+            want[a, b] = min(want[a, b] or np.inf, max(c, 1e-9))
+    np.testing.assert_allclose(got, want)
+    ref = coo_matrix((np.ones(3), ([1, 0, 2], [0, 2, 1])), shape=(4, 4)).toarray() > 0
+    assert ((graph_matrix(net, "w", reverse=True).toarray() > 0)[:3, :3] == ref[:3, :3]).all()
+
+
 def test_submatrix_equals_scipy_fancy_indexing():
     from scipy.sparse import random as sprandom
 
