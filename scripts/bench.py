@@ -392,7 +392,7 @@ def _profile_engine(net, cells, fac, units, cfg):
 # worker
 
 
-def _pipeline(args) -> dict:
+def _pipeline() -> dict:
     """A planner's whole run on the Jiangbei demo (``accessibility run``), stage by stage."""
     from accessibility import synthetic
     from accessibility.config import load_area
@@ -414,7 +414,7 @@ def _pipeline(args) -> dict:
 def _worker(args) -> None:
     warnings.simplefilter("ignore")  # e.g. Helsinki cells in the sea: reported by the engine, not here
     if args.method == "pipeline":
-        Path(args.result).write_text(json.dumps(_pipeline(args)))
+        Path(args.result).write_text(json.dumps(_pipeline()))
         return
     if args.method == "whole":
         t0 = time.perf_counter()
