@@ -379,7 +379,8 @@ def run(
             study.warnings.append(str(w.message))
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         with _stage(timings, "tables"):
-            files += _write_tables(tmp, study, results, table)
+            table_files, workbook_tables = _write_tables(tmp, study, results, table)
+            files += table_files
         if siting:
             with _stage(timings, "siting"):
                 siting_out = _run_siting(tmp, study, results, k_max=k_max, progress=progress)
@@ -396,6 +397,7 @@ def run(
                                      embed_assets, progress)
         with _stage(timings, "report and workbook"):
             files += _write_report(tmp, study, table, results, siting_out, maps=maps, planned=planned)
+            files.append(_write_workbook(tmp, study, workbook_tables, siting_out, planned))
         meta = {
             "run_id": cfg.run_id,
             "data_status": cfg.data_status,
@@ -429,9 +431,10 @@ def is_complete(output_dir: str | Path, config: AreaConfig | None = None) -> boo
 # writers
 
 
-def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame, table: pd.DataFrame) -> list[Path]:
+def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame,
+                  table: pd.DataFrame) -> tuple[list[Path], dict[str, pd.DataFrame]]:
+    """The CSV and GeoPackage tables; returns the files and the workbook's first sheets."""
     from accessibility import coverage as cov_mod
-    from accessibility import report as report_mod
     from accessibility._io import atomic_path
 
     cfg = study.config
@@ -475,10 +478,31 @@ def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame, table: pd.
         **({"supply_2sfca": supply} if supply is not None else {}),
         "layers": pd.DataFrame(study.provenance()),
     }
-    p = out / "coverage.xlsx"
-    report_mod.write_workbook(p, tables, config=cfg)
-    files.append(p)
-    return files
+    return files, tables
+
+
+def _write_workbook(out: Path, study: StudyArea, tables: dict, siting_out: dict,
+                    planned: pd.DataFrame | None) -> Path:
+    """coverage.xlsx: the tables, then per plan circle its ranked sites, the exact best set and
+    the fewest sites per unit, then the planned projects (a planner's one file to open)."""
+    from accessibility import report as report_mod
+
+    cfg = study.config
+    names = dict(zip(study.units["unit_code"].astype(str), study.units["unit_name"].astype(str),
+                     strict=False))
+    sheets = dict(tables)
+    for cid, res in (siting_out or {}).items():
+        curve = res["curve"].assign(unit_name=res["curve"]["unit_code"].astype(str).map(names))
+        sheets[f"sites_{cid}"] = _rounded(curve)
+        if res.get("exact_sites") is not None:
+            ex = res["exact_sites"]
+            sheets[f"exact_{cid}"] = _rounded(ex.assign(unit_name=ex["unit_code"].astype(str).map(names)))
+        sheets[f"fewest_{cid}"] = res["lscp_by_unit"]
+    if planned is not None and len(planned):
+        sheets["planned_projects"] = planned
+    sheets = {k: (v.assign(data_status=cfg.data_status) if "data_status" not in v.columns else v)
+              for k, v in sheets.items()}
+    return report_mod.write_workbook(out / "coverage.xlsx", sheets, config=cfg)
 
 
 def _rounded(table: pd.DataFrame) -> pd.DataFrame:

@@ -109,6 +109,30 @@ def test_exact_site_sets_published_when_solved(demo_run):
     assert "the best set of exactly" in html
 
 
+def test_workbook_holds_tables_and_siting(demo_run):
+    """coverage.xlsx is the planner's one file: coverage, inputs, and per plan circle the ranked
+    sites, the exact best set and the fewest sites per unit, equal to the CSVs."""
+    import openpyxl
+
+    path = demo_run.output_dir / "coverage.xlsx"
+    sheets = openpyxl.load_workbook(path, read_only=True).sheetnames
+    assert sheets[:3] == ["README", "coverage_by_unit", "units"]
+    for cid, res in demo_run.siting.items():
+        assert f"sites_{cid}"[:31] in sheets and f"fewest_{cid}"[:31] in sheets
+        if res.get("exact_sites") is not None:
+            assert f"exact_{cid}"[:31] in sheets
+        book = pd.read_excel(path, sheet_name=f"sites_{cid}"[:31], dtype={"unit_code": str})
+        csv = pd.read_csv(demo_run.output_dir / f"siting_{cid}.csv", dtype={"unit_code": str})
+        assert book["site_id"].tolist() == csv["site_id"].tolist()
+        np.testing.assert_allclose(book["added_covered_population"], csv["added_covered_population"])
+        assert book["unit_name"].str.endswith(("街道", "镇")).all()
+        assert book["data_status"].str.contains("SYNTHETIC").all()
+    if demo_run.planned is not None and len(demo_run.planned):
+        assert "planned_projects" in sheets
+    readme = [c.value for row in openpyxl.load_workbook(path)["README"].iter_rows() for c in row if c.value]
+    assert any("fewest new sites" in str(v) for v in readme)  # glossary covers the siting columns
+
+
 def test_audit_bundle_reproduces_published_shares(demo_run):
     """Recompute every unit's coverage from analysis_inputs.gpkg with a plain networkx Dijkstra."""
     out = demo_run.output_dir
