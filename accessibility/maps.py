@@ -86,6 +86,7 @@ def overview_map(
     title: str | None = None,
     simplify_m: float = 10.0,
     streets: gpd.GeoDataFrame | None = None,
+    proposed_sites: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """District overview: coverage share per unit, one switchable layer per circle.
 
@@ -112,6 +113,10 @@ def overview_map(
     streets : geopandas.GeoDataFrame, optional
         Context lines from :func:`street_lines` (e.g. the ``major`` kind only), drawn above the
         fills as a switchable layer: the map stays readable without background tiles.
+    proposed_sites : geopandas.GeoDataFrame, optional
+        Ranked new sites (``rank``, ``site_id``, ``added_covered_population``, ``circle``), e.g.
+        the ``sites`` of :func:`accessibility.siting.site_circle`: drawn as numbered stars in
+        their circle's layer, so the whole district's proposals are seen at once.
 
     Returns
     -------
@@ -158,6 +163,8 @@ def overview_map(
             control=False,
         ).add_to(group)
         _add_facilities(group, fac_ll, cid, colours)
+        if proposed_sites is not None and len(proposed_sites):
+            _add_proposed(group, proposed_sites, cid, config, basemap)
         group.add_to(m)
 
     _add_streets(m, streets, config, basemap, simplify_m=simplify_m)
@@ -168,6 +175,9 @@ def overview_map(
     district = _district_lines(cov, circle_ids, config)
     _add_title_box(m, title_text, "覆盖率 coverage (population share) · " + district, config)
     first = _coverage_legend_rows() + _street_legend_rows(streets)
+    if proposed_sites is not None and len(proposed_sites):
+        first += ('<div><span class="acc-star" style="font-size:14px;line-height:14px">★</span> '
+                  "建议新址（按新增覆盖排序）proposed site, numbered by rank</div>")
     _add_legend(m, first, _category_legend_rows(config, colours, fac_ll), config)
     return m
 
@@ -987,7 +997,9 @@ def _add_proposed(group, sites, cid: str, config, basemap: str, near=None) -> No
     if basemap == "amap":
         geoms = _to_gcj02(geoms)
     geoms = _round_coords(geoms)
-    for (_, r), g in zip(sites.iterrows(), geoms, strict=True):
+    # lon/lat in WGS-84 whatever the basemap: what a planner types into a GPS or a site survey
+    wgs = zip(ll.geometry.x.to_numpy(), ll.geometry.y.to_numpy(), strict=True)
+    for (_, r), g, (lon, lat) in zip(sites.iterrows(), geoms, wgs, strict=True):
         rank = r.get("rank", "")
         rank_txt = "" if rank is None or pd.isna(rank) else f"{int(rank)}"
         added = r.get("added_covered_population", np.nan)
@@ -996,6 +1008,7 @@ def _add_proposed(group, sites, cid: str, config, basemap: str, near=None) -> No
             f"<b>建议新址 proposed site #{_esc(rank_txt)}</b><br>编号 id: {_esc(r.get('site_id', ''))}"
             f"<br>新增覆盖人口 added covered population: {_esc(added_txt)}"
             f"<br>服务圈 circle: {_esc(config.circles[cid].label_zh)}"
+            f"<br>经纬度 lon, lat (WGS-84): {float(lon):.5f}, {float(lat):.5f}"
         )
         icon = folium.DivIcon(
             html=f'<div class="acc-star" title="proposed site {_esc(rank_txt)}">★<span>{_esc(rank_txt)}</span></div>',

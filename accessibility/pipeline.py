@@ -580,9 +580,6 @@ def _write_maps(out, study, results, table, siting_out, node_times, basemap, emb
     facilities = study.facilities[fsnap <= cfg.max_snap_m]
     # streets and stairs drawn from the network itself: the maps stay readable offline (no tiles)
     streets = maps_mod.street_lines(study.network)
-    m = maps_mod.overview_map(study.units, table, facilities, cfg, basemap=basemap,
-                              streets=streets[streets["kind"] == "major"])
-    files.append(maps_mod.save_map(m, mdir / "overview.html", embed_assets=embed_assets))
     proposed = None
     if siting_out:
         parts = []
@@ -592,6 +589,9 @@ def _write_maps(out, study, results, table, siting_out, node_times, basemap, emb
                 parts.append(sites.assign(circle=cid))
         if parts:
             proposed = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
+    m = maps_mod.overview_map(study.units, table, facilities, cfg, basemap=basemap,
+                              streets=streets[streets["kind"] == "major"], proposed_sites=proposed)
+    files.append(maps_mod.save_map(m, mdir / "overview.html", embed_assets=embed_assets))
     codes = list(study.units["unit_code"])
     # the service areas (buffered reached streets) once for the whole area, clipped per unit
     areas = maps_mod.service_areas(study.network, node_times, cfg) if node_times else None

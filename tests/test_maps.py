@@ -316,6 +316,25 @@ def test_unit_map_classes_service_area_and_sites(config, tmp_path):
     assert "acc-star" in text
 
 
+def test_overview_shows_proposed_sites_per_circle(config, tmp_path):
+    units, cells, fac, results, coverage = make_inputs()
+    sites = gpd.GeoDataFrame(
+        {"rank": [1, 2, 1], "site_id": ["c1", "<b>c2</b>", "e1"], "added_covered_population": [500.0, 80.0, 30.0],
+         "circle": ["culture_15min", "culture_15min", "eldercare_15min"]},
+        geometry=gpd.points_from_xy([X0 + 900, X0 + 1500, X0 + 300], [Y0 + 900, Y0 + 500, Y0 + 300]), crs=CRS)
+    m = maps.overview_map(units, coverage, fac, config, circles=["culture_15min"], proposed_sites=sites,
+                          basemap="amap")
+    text = maps.save_map(m, tmp_path / "o.html").read_text(encoding="utf-8")
+    # the culture layer's two sites, not the elderly-care one; hostile ids escaped
+    assert "proposed site #1" in text and "proposed site #2" in text
+    assert "id: c1" in text and "id: e1" not in text
+    assert "<b>c2</b>" not in text and "&lt;b&gt;c2&lt;/b&gt;" in text
+    # the popup gives WGS-84 lon/lat even though the markers are shifted for the Amap basemap
+    lon, lat = Transformer.from_crs(CRS, 4326, always_xy=True).transform(X0 + 900, Y0 + 900)
+    assert f"{lon:.5f}, {lat:.5f}" in text
+    assert "proposed site, numbered by rank" in text
+
+
 def test_street_lines_kinds_merge_and_draw(config, tmp_path):
     """Streets drawn from the network: one merged line per kind, stairs dashed, legend as drawn."""
     units, cells, fac, results, coverage = make_inputs()
