@@ -271,25 +271,25 @@ def weighted_quantile(values, weights, q: float) -> float:
 def _grouped_quantiles(v, w, bounds, qs) -> np.ndarray:
     """:func:`weighted_quantile` of each slice ``bounds[g]:bounds[g + 1]`` of ``v`` sorted within slices.
 
-    Returns an array ``(n_groups, len(qs))``; NaN rows for groups of zero weight.
+    Returns an array ``(n_groups, len(qs))``; NaN rows for groups of zero weight. Cumulative
+    weights are summed per slice (a running sum across slices would round each unit's ties at
+    the size of the units before it and could pick the next cell).
     """
     v = np.asarray(v, dtype=float)
     w = np.where((np.asarray(w, dtype=float) > 0) & ~np.isnan(v), w, 0.0)
     bounds = np.asarray(bounds, dtype=np.int64)
-    n_groups = bounds.size - 1
-    out = np.full((n_groups, len(qs)), np.nan)
-    if v.size == 0 or n_groups == 0:
-        return out
-    cw = np.concatenate([[0.0], np.cumsum(w)])
-    base, total = cw[bounds[:-1]], cw[bounds[1:]] - cw[bounds[:-1]]
-    ok = total > 0
-    for j, q in enumerate(qs):
-        # first position whose cumulative weight (from the group's start) reaches q x total: the
-        # target is above the group's base, so the position is inside the group, with weight > 0
-        target = base + q * total - 1e-12 * total
-        i = np.searchsorted(cw[1:], target, side="left")
-        i = np.clip(i, bounds[:-1], np.maximum(bounds[1:] - 1, bounds[:-1]))
-        out[ok, j] = v[np.minimum(i[ok], v.size - 1)]
+    out = np.full((bounds.size - 1, len(qs)), np.nan)
+    qs = np.asarray(qs, dtype=float)
+    for g in range(bounds.size - 1):
+        a, b = int(bounds[g]), int(bounds[g + 1])
+        if b <= a:
+            continue
+        cw = np.cumsum(w[a:b])
+        total = cw[-1]
+        if not total > 0:
+            continue
+        i = np.searchsorted(cw, qs * total - 1e-12 * total, side="left")
+        out[g] = v[a + np.minimum(i, b - a - 1)]
     return out
 
 

@@ -167,14 +167,14 @@ def overview_map(
             _add_proposed(group, proposed_sites, cid, config, basemap)
         group.add_to(m)
 
-    _add_streets(m, streets, config, basemap, simplify_m=simplify_m)
+    street_kinds = _add_streets(m, streets, config, basemap, simplify_m=simplify_m)
     _add_unit_labels(m, shown_units, basemap)
     folium.LayerControl(collapsed=False).add_to(m)
     title_text = title or f"{config.title_zh} · {config.title_en}"
     _set_page_title(m, f"{title_text} — 覆盖率总览 coverage overview", config)
     district = _district_lines(cov, circle_ids, config)
     _add_title_box(m, title_text, "覆盖率 coverage (population share) · " + district, config)
-    first = _coverage_legend_rows() + _street_legend_rows(streets)
+    first = _coverage_legend_rows() + _street_legend_rows(street_kinds)
     if proposed_sites is not None and len(proposed_sites):
         first += ('<div><span class="acc-star" style="font-size:14px;line-height:14px">★</span> '
                   "建议新址（按新增覆盖排序）proposed site, numbered by rank</div>")
@@ -272,6 +272,11 @@ def unit_map(
     _check_basemap(basemap)
     _require_columns(units, ("unit_code", "geometry"), "units")
     _require_columns(cells, ("unit_code", "geometry"), "cells")
+    # the network, its service areas and streets are in the area's CRS: bring the other layers
+    # there (a units layer kept in another CRS would silently clip every street away)
+    units, cells = _in_crs(units, config), _in_crs(cells, config)
+    if proposed_sites is not None and len(proposed_sites):
+        proposed_sites = _in_crs(proposed_sites, config)
     codes = units["unit_code"].astype(str)
     if str(unit_code) not in set(codes):
         raise DataError(
@@ -351,7 +356,8 @@ def unit_map(
                           near=unit_geom.buffer(500) if same_crs else None)
         group.add_to(m)
 
-    _add_streets(m, streets, config, basemap, window=_unit_window(unit_geom), simplify_m=simplify_m)
+    street_kinds = _add_streets(m, streets, config, basemap, window=_unit_window(unit_geom),
+                                simplify_m=simplify_m)
     folium.GeoJson(
         _feature_collection(outline_ll),
         style_function=_outline_style,
@@ -375,7 +381,7 @@ def unit_map(
     )
     _add_legend(
         m,
-        _time_legend_rows(config, circle_ids) + _street_legend_rows(streets),
+        _time_legend_rows(config, circle_ids) + _street_legend_rows(street_kinds),
         _category_legend_rows(config, colours, fac_ll),
         config,
     )
@@ -538,11 +544,23 @@ def _to_gcj02(geoms: np.ndarray) -> np.ndarray:
     return transform_geometry(np.asarray(geoms, dtype=object), wgs84_to_gcj02)
 
 
+def _parts_and_holes(geoms) -> tuple[np.ndarray, np.ndarray]:
+    """Number of parts and of interior rings (holes) of each geometry."""
+    g = np.atleast_1d(np.asarray(geoms, dtype=object))
+    parts, idx = shapely.get_parts(g, return_index=True)
+    holes = np.bincount(idx, weights=shapely.get_num_interior_rings(parts), minlength=g.size)
+    return shapely.get_num_geometries(g), holes
+
+
 def _simplify(geoms, tolerance: float):
     """Douglas-Peucker without topology checks (~30x faster on big service areas); the
-    topology-preserving version only for geometries that came out invalid."""
+    topology-preserving version for geometries that came out invalid or lost a part or a hole
+    (a small exclave, a courtyard) on the way."""
     fast = shapely.simplify(geoms, tolerance, preserve_topology=False)
     bad = ~shapely.is_valid(fast) | (shapely.is_empty(fast) & ~shapely.is_empty(geoms))
+    (p0, h0), (p1, h1) = _parts_and_holes(geoms), _parts_and_holes(fast)
+    lost = (p1 != p0) | (h1 != h0)
+    bad = bad | (lost if np.ndim(fast) else bool(lost[0]))
     if np.any(bad):
         safe = shapely.simplify(geoms, tolerance, preserve_topology=True)
         fast = np.where(bad, safe, fast) if np.ndim(fast) else safe
@@ -765,20 +783,26 @@ def street_lines(net, *, kinds: Iterable[str] = ("major", "minor", "steps")) -> 
     return gpd.GeoDataFrame({"kind": rows}, geometry=geoms, crs=net.crs)
 
 
-def _add_streets(m, streets, config, basemap: str, *, window=None, simplify_m: float = 5.0) -> None:
-    """Draw a :func:`street_lines` layer in its own pane above the fills, never catching the mouse."""
+def _add_streets(m, streets, config, basemap: str, *, window=None, simplify_m: float = 5.0) -> list[str]:
+    """Draw a :func:`street_lines` layer in its own pane above the fills, never catching the mouse.
+
+    Returns the kinds drawn (for the legend): none when nothing is left inside ``window``.
+    """
     if streets is None or not len(streets):
-        return
+        return []
+    streets = _in_crs(streets, config)
     if window is not None:
         streets = streets.assign(geometry=shapely.intersection(np.asarray(streets.geometry.values), window))
     ll = _display_frame(streets[["kind", "geometry"]], config, basemap, simplify_m=simplify_m)
-    if not len(_feature_collection(ll)["features"]):
-        return
+    fc = _feature_collection(ll)
+    if not len(fc["features"]):
+        return []
     folium.map.CustomPane("acc-streets", z_index=450, pointer_events=False).add_to(m)
     styles = {k: dict(v, interactive=False) for k, v in STREET_STYLES.items()}
-    kinds = [k for k in STREET_STYLES if k in set(streets["kind"].astype(str))]
+    drawn = {f["properties"]["kind"] for f in fc["features"]}
+    kinds = [k for k in STREET_STYLES if k in drawn]
     folium.GeoJson(
-        _feature_collection(ll),
+        fc,
         name=" · ".join(_STREET_LABELS[k].replace(" street or path", " streets").replace(
             " street", " streets") for k in kinds),
         style_function=lambda f: styles.get(f["properties"]["kind"], styles["minor"]),
@@ -787,17 +811,16 @@ def _add_streets(m, streets, config, basemap: str, *, window=None, simplify_m: f
         control=True,
         show=True,
     ).add_to(m)
+    return kinds
 
 
 _STREET_LABELS = {"major": "主要道路 main street", "minor": "其他道路 other street or path",
                   "steps": "台阶 stairs"}
 
 
-def _street_legend_rows(streets) -> str:
-    """Legend rows for the street kinds actually drawn (none without a streets layer)."""
-    if streets is None or not len(streets):
-        return ""
-    kinds = set(streets["kind"].astype(str))
+def _street_legend_rows(kinds) -> str:
+    """Legend rows for the street kinds actually drawn (none when nothing was drawn)."""
+    kinds = set(kinds or ())
     line = {"major": "3px solid", "minor": "1px solid", "steps": "3px dashed"}
     return "".join(
         f'<div><span class="ln" style="border-top:{line[k]} {STREET_STYLES[k]["color"]}"></span>'
@@ -823,6 +846,16 @@ def service_areas(net, node_times: Mapping[str, np.ndarray], config, *, buffer_m
     return {cid: (_service_area(net, t, config.circles[cid].threshold, whole, buffer_m)
                   if whole is not None else None)
             for cid, t in node_times.items() if cid in config.circles}
+
+
+def _in_crs(gdf, config):
+    """``gdf`` in ``config.crs`` (unchanged when it has no CRS or is already there)."""
+    target = getattr(config, "crs", None)
+    if target is None or gdf.crs is None:
+        return gdf
+    from pyproj import CRS
+
+    return gdf if CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(target)) else gdf.to_crs(target)
 
 
 def _unit_window(unit_geom):

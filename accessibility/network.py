@@ -114,7 +114,11 @@ class WalkNetwork:
         return len(self.nodes)
 
     def matrix(self, weight: str, *, reverse: bool = False):
-        """Compiled sparse matrix of ``weight`` (see :func:`accessibility.traveltime.graph_matrix`)."""
+        """Compiled sparse matrix of ``weight`` (see :func:`accessibility.traveltime.graph_matrix`).
+
+        Cached and shared: treat it as read-only (its index arrays are shared across weights and
+        write-protected; ``.copy()`` it before in-place operations such as ``eliminate_zeros``).
+        """
         from accessibility.traveltime import graph_matrix
 
         return graph_matrix(self, weight, reverse=reverse)
@@ -159,7 +163,8 @@ def _incline(text: str) -> tuple[float, float]:
 
     ``up``/``down`` give a direction only; ``12%``, ``-8 %``, ``5°`` give a signed grade.
     """
-    t = str(text).strip().lower().replace(" ", "")
+    # "º" (ordinal sign) is often typed for "°"; "1,5%" is a decimal comma
+    t = str(text).strip().lower().replace(" ", "").replace("º", "°").replace(",", ".")
     if t in ("up", "yes"):
         return (1.0 if t == "up" else 0.0), np.nan
     if t == "down":
@@ -178,13 +183,34 @@ def _incline(text: str) -> tuple[float, float]:
     return float(np.sign(g)), g
 
 
-def tag_rise(tags: pd.Series, is_steps: np.ndarray, seg_way: np.ndarray, seg_len: np.ndarray):
+def tag_rise(tags: pd.Series, is_steps: np.ndarray, seg_way: np.ndarray, seg_len: np.ndarray,
+             *, way_len: np.ndarray | None = None, way_ids=None, source: str = "OSM data"):
     """Rise of each way segment (in way direction) from OSM tags, for networks without a DEM.
 
     - steps with ``step_count``: the flight climbs ``step_count x`` :data:`STEP_RISER_M`, spread
       over its segments by length; ``incline=up/down`` (or a signed grade) gives the direction;
     - any way with a numeric ``incline`` (``10%``, ``-6%``, ``4°``): rise = grade x length, and for
       steps without ``step_count`` too.
+
+    A ``step_count`` implying a climb steeper than 45° over the flight's length (``count x``
+    :data:`STEP_RISER_M` > length: a typo, or a count of the whole staircase on a short piece)
+    is not used, and said in the log.
+
+    Parameters
+    ----------
+    tags : pandas.Series of dict
+        Tags per way.
+    is_steps : numpy.ndarray of bool
+        Per way: ``highway=steps``.
+    seg_way, seg_len : numpy.ndarray
+        Per segment: its way's position and its length (m).
+    way_len : numpy.ndarray, optional
+        Per way: its whole length (m), including segments merged into other ways; default the
+        sum of ``seg_len`` per way.
+    way_ids : array-like, optional
+        OSM way ids, named in the log.
+    source : str
+        Named in the log.
 
     Returns
     -------
@@ -205,8 +231,17 @@ def tag_rise(tags: pd.Series, is_steps: np.ndarray, seg_way: np.ndarray, seg_len
                 continue
             if 0 < c < 10_000:
                 count[i] = c
-    way_len = np.bincount(seg_way, weights=seg_len, minlength=len(tags))
-    share = seg_len / np.where(way_len[seg_way] > 0, way_len[seg_way], 1.0)
+    if way_len is None:
+        way_len = np.bincount(seg_way, weights=seg_len, minlength=len(tags))
+    way_len = np.asarray(way_len, dtype=float)
+    steep = np.isfinite(count) & (count * STEP_RISER_M > way_len)
+    if steep.any():
+        first = int(np.flatnonzero(steep)[0])
+        logger.info("%s: step_count of %d flight(s) ignored: steeper than 45° over the flight's length "
+                    "(e.g. way %s: %g steps over %.1f m)", source, int(steep.sum()),
+                    way_ids[first] if way_ids is not None else f"#{first}", count[first], way_len[first])
+        count[steep] = np.nan
+    share = np.minimum(seg_len / np.where(way_len[seg_way] > 0, way_len[seg_way], 1.0), 1.0)
     by_count = count[seg_way] * STEP_RISER_M * share
     rise = np.where(np.isfinite(grade[seg_way]), grade[seg_way] * seg_len, np.nan)
     use_count = np.isfinite(by_count)
@@ -303,6 +338,15 @@ def build_walk_network(
     oneway_foot = _tag_column(kept["tags"], "oneway:foot")
     is_steps_way = hw == "steps"
 
+    # each way's whole length (metres, local equirectangular), before shared segments are merged:
+    # a flight's step_count rise is spread over the whole flight, not only the segments it keeps
+    lon_a, lat_a = nodes_in["lon"].reindex(a).to_numpy(float), nodes_in["lat"].reindex(a).to_numpy(float)
+    lon_b, lat_b = nodes_in["lon"].reindex(b).to_numpy(float), nodes_in["lat"].reindex(b).to_numpy(float)
+    m_per_deg = 111_320.0
+    approx = np.hypot((lon_b - lon_a) * m_per_deg * np.cos(np.radians(0.5 * (lat_a + lat_b))),
+                      (lat_b - lat_a) * m_per_deg)
+    way_len_full = np.bincount(wpos, weights=np.nan_to_num(approx), minlength=len(kept))
+
     # dedupe identical segments (same unordered node pair), preferring non-steps, then way order
     lo = np.minimum(a, b)
     hi = np.maximum(a, b)
@@ -347,7 +391,8 @@ def build_walk_network(
         elev = np.full(n, np.nan)
     rise = elev[v] - elev[u]
     # where the DEM says nothing (no DEM given, or outside it), OSM's step_count / incline tags do
-    seg_rise, seg_unknown = tag_rise(kept["tags"], is_steps_way, wpos, length)
+    seg_rise, seg_unknown = tag_rise(kept["tags"], is_steps_way, wpos, length, way_len=way_len_full,
+                                     way_ids=kept["id"].to_numpy(), source=source)
     along = np.concatenate([np.ones(int(fwd.sum())), -np.ones(int(bwd.sum()))])  # edge follows the way?
     from_tags = np.isnan(rise) & np.isfinite(seg_rise[order])
     rise = np.where(from_tags, along * seg_rise[order], rise)

@@ -809,14 +809,18 @@ def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.
         if ex is not None and len(ex):
             k = len(ex)
             g_k = float(curve["added_covered_population"].head(k).sum())
+            optimal = summ.get("exact_status") == "optimal"
+            what_zh = "最优组合（精确解 MILP）" if optimal else "求解时限内最佳组合（MILP，未证最优）"
+            what_en = (f"the best set of exactly {k} new sites (MILP, proven optimal)" if optimal else
+                       f"the best set of {k} new sites found within the time limit (MILP, gap "
+                       f"{float(summ.get('exact_gap_k_max') or 0):.1%}, not proven optimal)")
             siting_tables[
-                f"{c.label_zh}：{k} 个新增选址的最优组合（精确解 MILP，覆盖 {summ.get('exact_covered_k_max', 0):,.0f} 人；"
-                f"贪心前 {k} 个覆盖 {g_k:,.0f} 人）/ {c.label_en}: the best set of exactly {k} new sites "
-                f"(MILP, status {summ.get('exact_status')}): {summ.get('exact_covered_k_max', 0):,.0f} more "
-                f"people covered, against {g_k:,.0f} for the first {k} of the ranking; "
-                "greedy_rank = the site's place in the ranking (blank: not in its first "
-                f"{k})"] = ex[[k_ for k_ in ["order", "site_id", "unit_code", "unit_name", "lon", "lat",
-                                              "added_covered_population", "greedy_rank"] if k_ in ex.columns]]
+                f"{c.label_zh}：{k} 个新增选址的{what_zh}，覆盖 {summ.get('exact_covered_k_max', 0):,.0f} 人；"
+                f"贪心前 {k} 个覆盖 {g_k:,.0f} 人 / {c.label_en}: {what_en}: "
+                f"{summ.get('exact_covered_k_max', 0):,.0f} more people covered, against {g_k:,.0f} for the "
+                f"first {k} of the ranking; greedy_rank = the site's place in the ranking (blank: not in "
+                f"its first {k})"] = ex[[k_ for k_ in ["order", "site_id", "unit_code", "unit_name", "lon", "lat",
+                                                      "added_covered_population", "greedy_rank"] if k_ in ex.columns]]
         lscp = r["lscp_by_unit"]
         keep = [k for k in ["unit_code", "unit_name", "population", "covered_now", "covered_share_now",
                             "target", "sites_needed", "reachable_max_share", "capped", "method"]

@@ -1496,7 +1496,9 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
     # is nested (the first k are the advice for any budget k), the exact set is the advice for
     # exactly k_max; both are published so a planner sees where they differ
     exact_sites = None
-    if exact is not None and chosen is not exact and len(exact.sites):
+    # (only a set the solver produced: on a time limit or an oversized model solve_mclp hands back
+    # the greedy set, which must not be published as "exact")
+    if exact is not None and chosen is not exact and exact.method == "milp" and len(exact.sites):
         g_rank = {int(c): r + 1 for r, c in enumerate(sites_idx)}
         exact_sites = _site_table(candidates, exact, net.crs, "order").assign(
             greedy_rank=pd.array([g_rank.get(int(c)) for c in exact.sites], dtype="Int64"))

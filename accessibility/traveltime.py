@@ -63,7 +63,9 @@ def graph_matrix(net, weight: str, *, reverse: bool = False):
     -------
     scipy.sparse.csr_matrix
         ``n x n``; parallel edges keep their minimum, zero weights become :data:`EPS`, infinite
-        or NaN weights (edges the profile may not use) are left out. Cached on ``net``.
+        or NaN weights (edges the profile may not use) are left out. Cached on ``net`` and
+        read-only: matrices of weights usable on every edge share one write-protected
+        ``indices`` array; copy before in-place operations.
     """
     from scipy.sparse import csr_matrix
 

@@ -331,3 +331,13 @@ def test_grouped_quantiles_equal_weighted_quantile_per_group(rows, q):
     for k in range(4):
         want = weighted_quantile(v[g == k], w[g == k], q)
         assert (np.isnan(want) and np.isnan(got[k])) or got[k] == want, (k, got[k], want)
+
+
+def test_grouped_quantiles_exact_ties_after_a_large_unit():
+    """Regression (review): a running sum across units rounded the second unit's tie away."""
+    from accessibility.coverage import _grouped_quantiles
+
+    v = np.array([1.0, 21.39, 35.96, 47.73])
+    w = np.array([180985.4, 0.8, 0.7, 0.1])
+    got = _grouped_quantiles(v, w, [0, 1, 4], (0.5,))[:, 0]
+    assert got[1] == weighted_quantile(v[1:], w[1:], 0.5) == 21.39

@@ -364,6 +364,15 @@ def test_street_lines_kinds_merge_and_draw(config, tmp_path):
     assert '"interactive": false' in text and "acc-streets" in text
     payload = [p for p in _geojson_payloads(text) if p["features"] and "kind" in p["features"][0]["properties"]]
     assert {f["properties"]["kind"] for f in payload[0]["features"]} == {"major", "minor", "steps"}
+    # units and cells kept in another CRS: brought into the network's, nothing silently clipped away
+    areas = maps.service_areas(net, {"culture_15min": np.zeros(net.nodes.shape[0])}, config)
+    m3 = maps.unit_map("500105001", units.to_crs(3857), cells.to_crs(3857), results, fac, config,
+                       circles=["culture_15min"], streets=st, service_areas=areas, basemap="none")
+    text3 = maps.save_map(m3, tmp_path / "s3.html").read_text(encoding="utf-8")
+    kinds3 = [p for p in _geojson_payloads(text3) if p["features"] and "kind" in p["features"][0]["properties"]]
+    assert kinds3 and {f["properties"]["kind"] for f in kinds3[0]["features"]} == {"major", "minor", "steps"}
+    assert any(p["features"] and "service area" in p["features"][0]["properties"].get("tip", "")
+               for p in _geojson_payloads(text3))
     # the overview with main streets only: its legend does not promise stairs
     ov = maps.overview_map(units, coverage, fac, config, streets=st[st["kind"] == "major"], basemap="none")
     ov_text = maps.save_map(ov, tmp_path / "o.html").read_text(encoding="utf-8")
@@ -576,3 +585,18 @@ def test_cell_size_from_a_degree_grid_projected_to_utm():
     geod_h = 6378137 * np.radians(1 / 1200)
     assert w == pytest.approx(geod_w * 1.02, rel=0.02)
     assert h == pytest.approx(geod_h * 1.02, rel=0.02)
+
+
+def test_simplify_keeps_small_parts_and_holes():
+    """Review finding: the fast Douglas-Peucker dropped an 8 m exclave and an 8 m courtyard."""
+    from accessibility.maps import _simplify
+
+    big = shapely.Point(0, 0).buffer(500)
+    exclave = shapely.MultiPolygon([big, shapely.Point(900, 0).buffer(8)])
+    courtyard = shapely.Polygon(big.exterior.coords, [shapely.Point(100, 0).buffer(8).exterior.coords])
+    out = _simplify(np.array([exclave, courtyard, big], dtype=object), 10.0)
+    assert shapely.get_num_geometries(out[0]) == 2
+    assert shapely.get_num_interior_rings(out[1]) == 1
+    assert shapely.get_num_coordinates(out[2]) < shapely.get_num_coordinates(big)  # still simplified
+    one = _simplify(exclave, 10.0)  # a single geometry works too
+    assert shapely.get_num_geometries(one) == 2

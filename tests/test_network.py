@@ -221,6 +221,31 @@ def test_stairs_rise_from_step_count_and_incline_without_dem():
     assert e.loc[(9, 10), "time_s_adult"] == pytest.approx(40 / 1.2)
 
 
+def test_step_count_spread_over_the_whole_flight_and_implausible_counts_ignored(caplog):
+    """A flight sharing a segment with a footway keeps its pro-rata rise on the rest; a count
+    steeper than 45° over the flight is a typo and is not used (review findings)."""
+    import logging
+
+    from accessibility.network import STEP_RISER_M
+
+    pts = {1: (0, 0), 2: (10, 0), 3: (20, 0), 4: (30, 0), 5: (0, 100), 6: (4, 100)}
+    osm = make_osm(pts, [
+        ([1, 2, 3, 4], {"highway": "steps", "step_count": "60", "incline": "up"}),
+        ([3, 4], {"highway": "footway"}),  # the flight's last segment is also a footway: it wins
+        ([5, 6], {"highway": "steps", "step_count": "9000", "incline": "up"}),
+    ])
+    with caplog.at_level(logging.INFO, logger="accessibility.network"):
+        net = build_walk_network(osm, CRS, profiles=PROFILES)
+    e = _edges_by_osm(net)
+    third = 60 * STEP_RISER_M / 3
+    assert e.loc[(1, 2), "rise_m"] == pytest.approx(third, rel=1e-3)
+    assert e.loc[(2, 3), "rise_m"] == pytest.approx(third, rel=1e-3)
+    assert e.loc[(3, 4), "rise_m"] == 0.0 and not bool(e.loc[(3, 4), "is_steps"])
+    assert e.loc[(5, 6), "rise_m"] == 0.0
+    assert e.loc[(5, 6), "time_s_adult"] == pytest.approx(4 / 1.2)
+    assert "step_count of 1 flight(s) ignored" in caplog.text and "9000 steps" in caplog.text
+
+
 def test_dem_wins_over_tags(tmp_path):
     dem = write_plane_dem(tmp_path / "dem.tif", 0.1)
     osm = make_osm({1: (100, 500), 2: (300, 500)},
@@ -247,3 +272,17 @@ def test_to_networkx_keeps_minimum_and_drops_inf():
     g2 = to_networkx(net, "length_m")
     assert g2.number_of_edges() == 4
     assert g2[0][1]["length_m"] == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("text,direction,grade", [
+    ("up", 1.0, None), ("down", -1.0, None), ("yes", 0.0, None), ("steep", 0.0, None),
+    ("10 %", 1.0, 0.10), ("-8%", -1.0, -0.08), ("1,5%", 1.0, 0.015), ("-5°", -1.0, -0.0874887),
+    ("-5º", -1.0, -0.0874887), ("25", 0.0, None), ("up;down", 0.0, None), ("nan%", 0.0, None),
+    ("inf%", 0.0, None), ("150%", 0.0, None),
+])
+def test_incline_tag_values(text, direction, grade):
+    from accessibility.network import _incline
+
+    d, g = _incline(text)
+    assert d == direction
+    assert (np.isnan(g) if grade is None else g == pytest.approx(grade, rel=1e-5))

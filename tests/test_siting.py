@@ -475,6 +475,21 @@ def test_site_circle_and_scenario_end_to_end():
     ex_newly = (~covered) & A[:, ex_cols].toarray().any(axis=1)
     assert pop[ex_newly].sum() == pytest.approx(summary["exact_covered_k_max"])
     assert ex["cumulative_covered_population"].iloc[-1] == pytest.approx(summary["exact_covered_k_max"])
+    # a solver that falls back (time limit) hands back the greedy set: never published as exact
+    import accessibility.siting as siting_mod
+
+    def fallback(A, w, k, **_kw):
+        res = greedy_mclp(A, w, k)
+        res.status = "time_limit"
+        return res
+
+    orig, siting_mod.solve_mclp = siting_mod.solve_mclp, fallback
+    try:
+        rushed = site_circle(cells, results, None, net, cand, circle, config, k_max=5, units=units,
+                             time_limit_s=5)
+    finally:
+        siting_mod.solve_mclp = orig
+    assert rushed["summary"]["exact_status"] == "time_limit" and rushed["exact_sites"] is None
     in_rank = dict(zip(curve["site_id"], curve["rank"], strict=True))
     assert [in_rank.get(s) for s in ex["site_id"]] == [None if pd.isna(r) else r for r in ex["greedy_rank"]]
     assert lscp.loc[lscp["unit_code"] == "500105001", "unit_name"].item() == "西"
