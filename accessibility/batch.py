@@ -18,17 +18,19 @@ import re
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from accessibility._errors import ConfigError
+from accessibility._errors import AccessibilityWarning, ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COLUMNS", "is_task_complete", "local_cluster", "run_batch", "scenario_tasks"]
+__all__ = ["COLUMNS", "is_task_complete", "local_cluster", "run_batch", "run_unit_siting_task", "scenario_tasks",
+           "unit_siting_summary", "unit_siting_tasks"]
 
 #: columns of the table returned by :func:`run_batch`
 COLUMNS = ["task_id", "status", "output_dir", "error", "attempts", "seconds"]
@@ -46,6 +48,33 @@ def run_pipeline_task(*, config: Any, output_dir: str | Path, scenario: dict | N
 
     result = pipeline.run(config, output_dir=output_dir, scenario=scenario, progress=False, maps=False)
     return str(result.output_dir)
+
+
+def run_unit_siting_task(*, config: Any, output_dir: str | Path, scenario: dict | None) -> Any:
+    """Task function of :func:`unit_siting_tasks`: load, travel times, siting only.
+
+    Writes the siting outputs (ranked sites, exact set, fewest sites) of the units named in
+    ``scenario["siting"]["units"]`` and, last, the ``_COMPLETE`` marker with the inputs'
+    fingerprint — no maps, coverage tables or report, which would be the same for every unit.
+    """
+    from accessibility import pipeline
+    from accessibility._io import atomic_dir, write_text_atomic
+
+    cfg = pipeline._as_config(config, scenario)
+    # the data checks' warnings are the same for every unit: kept in the unit's folder, not
+    # printed once per task by every worker
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AccessibilityWarning)
+        study = pipeline.load_study_area(cfg, progress=False)
+        plan = [c for c, circle in cfg.circles.items() if circle.plan]
+        results, _ = pipeline.analyse(study, circles=plan, progress=False)
+    with atomic_dir(output_dir) as tmp:
+        notes = list(dict.fromkeys([*study.warnings, *(str(w.message) for w in caught)]))
+        write_text_atomic(tmp / "warnings.txt", "".join(f"- {n}\n" for n in notes) or "none\n")
+        pipeline._run_siting(tmp, study, results, k_max=None, progress=False)
+        write_text_atomic(tmp / COMPLETE_MARKER,
+                          json.dumps({"inputs_fingerprint": pipeline._inputs_fingerprint(cfg)}))
+    return str(output_dir)
 
 
 def _attempt(func: Callable, task: dict) -> dict:
@@ -198,7 +227,7 @@ def run_batch(
                            "error": "", "attempts": 0, "seconds": 0.0} for t in task_list}
     todo = []
     for t in task_list:
-        if skip_complete and is_task_complete(t, check_inputs=func is run_pipeline_task):
+        if skip_complete and is_task_complete(t, check_inputs=func in (run_pipeline_task, run_unit_siting_task)):
             rows[t["task_id"]]["status"] = "skipped"
             log.info("task %s: %s already complete, skipped", t["task_id"], t["output_dir"])
         else:
@@ -310,3 +339,90 @@ def scenario_tasks(
          "scenario": dict(o) if o is not None else None, "output_dir": str(out_root / str(name))}
         for name, o in scenarios.items()
     ]
+
+
+def unit_siting_tasks(
+    config_path: str | Path,
+    units: Iterable[str] | None = None,
+    *,
+    k_max: int | None = None,
+    out_root: str | Path | None = None,
+) -> list[dict]:
+    """One batch task per street/town: its own siting sweep (its uncovered demand, its candidates).
+
+    Each task carries the scenario override ``{"siting": {"units": [code]}}`` (and
+    ``max_new_sites``); run them with ``run_batch(tasks, func=run_unit_siting_task)``: each unit
+    gets its ranked new sites 1..K, its exact best set and the fewest sites it needs in
+    ``<out_root>/<unit code>/``. Units are independent, so they spread over the Dask workers.
+    :func:`unit_siting_summary` gathers the results.
+
+    Parameters
+    ----------
+    config_path : str or Path
+        The area's YAML file.
+    units : iterable of str, optional
+        Unit codes; default every unit of the area's units layer.
+    k_max : int, optional
+        Length of each unit's ranking (default ``siting.max_new_sites``).
+    out_root : str or Path, optional
+        Default ``data/processed/<run_id>/unit_siting``.
+    """
+    from accessibility.config import load_area
+
+    cfg = load_area(config_path, check_files=False)
+    if units is None:
+        src = cfg.sources.get("units")
+        if src is None or src.path is None:
+            raise ConfigError(f"{config_path}: the units come from {getattr(src, 'kind', 'nowhere')}, not a file: "
+                              "pass the unit codes (units=[...], or --units on the command line)")
+        from accessibility.units import read_units
+
+        units = read_units(src, cfg.crs, unit_table=cfg.sources.get("unit_table"))["unit_code"].astype(str).tolist()
+    codes = [str(u).strip() for u in units]
+    if not codes:
+        raise ConfigError("unit_siting_tasks: no unit codes")
+    siting: dict[str, Any] = {}
+    if k_max is not None:
+        if int(k_max) < 1:
+            raise ConfigError(f"unit_siting_tasks: k_max={k_max!r} must be >= 1")
+        siting["max_new_sites"] = int(k_max)
+    scen = {code: {"siting": {**siting, "units": [code]}} for code in codes}
+    root = Path(out_root) if out_root is not None else cfg.output_dir / "unit_siting"
+    return scenario_tasks(config_path, scen, root)
+
+
+def unit_siting_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per unit and plan circle from the outputs of :func:`unit_siting_tasks` runs.
+
+    Columns: ``unit_code, unit_name, circle, population, covered_share_now, target, sites_needed,
+    capped, best_site_id, best_site_lon, best_site_lat, best_site_added, share_after_k, k``
+    (``share_after_k`` = the unit's coverage after its ranked ``k`` new sites).
+    """
+    rows = []
+    for r in table.itertuples():
+        if r.status not in ("ok", "skipped"):
+            continue
+        out = Path(r.output_dir)
+        for f in sorted(out.glob("siting_*_lscp_by_unit.csv")):
+            cid = f.name[len("siting_"):-len("_lscp_by_unit.csv")]
+            lscp = pd.read_csv(f, dtype={"unit_code": str})
+            lscp = lscp[lscp["unit_code"] == str(r.task_id)]
+            curve_f = out / f"siting_{cid}.csv"
+            curve = pd.read_csv(curve_f, dtype={"unit_code": str}) if curve_f.exists() else pd.DataFrame()
+            for u in lscp.itertuples():
+                best = curve.iloc[0] if len(curve) else None
+                rows.append({
+                    "unit_code": u.unit_code, "unit_name": u.unit_name, "circle": cid,
+                    "population": u.population, "covered_share_now": u.covered_share_now,
+                    "target": u.target, "sites_needed": u.sites_needed, "capped": u.capped,
+                    "best_site_id": best["site_id"] if best is not None else None,
+                    "best_site_lon": best["lon"] if best is not None else None,
+                    "best_site_lat": best["lat"] if best is not None else None,
+                    "best_site_added": best["added_covered_population"] if best is not None else 0.0,
+                    "share_after_k": (curve["cumulative_coverage_share"].iloc[-1] if len(curve)
+                                      else u.covered_share_now),
+                    "k": len(curve),
+                })
+    return pd.DataFrame(rows, columns=["unit_code", "unit_name", "circle", "population", "covered_share_now",
+                                       "target", "sites_needed", "capped", "best_site_id", "best_site_lon",
+                                       "best_site_lat", "best_site_added", "share_after_k", "k"])

@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "scheduler. Failed tasks are reported and retried; completed ones are skipped on re-runs.")
     p.add_argument("configs", nargs="+", help="one or more area configuration files")
     p.add_argument("--scenarios", type=Path, default=None, help="YAML file: scenario name -> overrides")
+    p.add_argument("--per-unit-siting", action="store_true",
+                   help="one task per street/town: its own siting sweep (its uncovered demand, its candidate "
+                   "sites), written to data/processed/<run_id>/unit_siting/<unit code>/ with a summary table")
+    p.add_argument("--units", default=None, help="with --per-unit-siting: comma list of unit codes (default: all)")
+    p.add_argument("--k", type=int, default=None,
+                   help="with --per-unit-siting: new sites ranked per unit (default: siting.max_new_sites)")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--workers", type=int, default=2, help="local cluster workers (default 2)")
     p.add_argument("--retries", type=int, default=2)
@@ -210,6 +216,48 @@ def _cmd_fetch(args) -> int:
     return 0
 
 
+def _batch_unit_siting(args) -> int:
+    import pandas as pd
+
+    from accessibility._io import atomic_path
+    from accessibility.batch import (
+        run_batch,
+        run_unit_siting_task,
+        unit_siting_summary,
+        unit_siting_tasks,
+    )
+    from accessibility.config import load_area
+
+    if args.scenarios is not None:
+        print("error: --per-unit-siting and --scenarios do not combine: run them as two batches", file=sys.stderr)
+        return 2
+    units = [u.strip() for u in args.units.split(",") if u.strip()] if args.units else None
+    parts = []
+    status = 0
+    for cfg_path in args.configs:
+        tasks = unit_siting_tasks(cfg_path, units, k_max=args.k)
+        table = run_batch(tasks, scheduler=args.scheduler, n_workers=args.workers, retries=args.retries,
+                          progress=not args.quiet, func=run_unit_siting_task)
+        print(table.drop(columns="error").to_string(index=False))
+        status |= int((table["status"] == "failed").any())
+        summary = unit_siting_summary(table)
+        cfg = load_area(cfg_path, check_files=False)
+        out = cfg.output_dir / "unit_siting" / "unit_siting_summary.csv"
+        with atomic_path(out) as tmp:
+            summary.assign(data_status=cfg.data_status).to_csv(tmp, index=False, encoding="utf-8-sig")
+        parts.append(summary)
+        print(f"(summary: {out})")
+    if parts:
+        s = pd.concat(parts, ignore_index=True)
+        if len(s):
+            show = s.assign(now=s["covered_share_now"].map("{:.1%}".format),
+                            after=s["share_after_k"].map("{:.1%}".format))
+            print()
+            print("Per street/town: coverage now, after its own best k new sites, fewest sites to reach the target:")
+            print(show[["unit_name", "circle", "now", "k", "after", "sites_needed"]].to_string(index=False))
+    return status
+
+
 def _cmd_batch(args) -> int:
     import pandas as pd
     import yaml
@@ -221,6 +269,8 @@ def _cmd_batch(args) -> int:
                      "distributed.worker", "distributed.http.proxy"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
+    if args.per_unit_siting:
+        return _batch_unit_siting(args)
     tasks = []
     if args.scenarios is not None:
         scen = yaml.safe_load(args.scenarios.read_text(encoding="utf-8")) or {}

@@ -130,6 +130,8 @@ class Siting:
     parcels: Path | None = None
     planned_projects: Path | None = None
     time_limit_s: float = 30.0
+    #: Site only for these units (their uncovered demand, their candidate sites); empty = all.
+    units: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -380,6 +382,7 @@ _SITING_KEYS = {
     "parcels": str,
     "planned_projects": str,
     "time_limit_s": float,
+    "units": list,
 }
 
 
@@ -555,6 +558,7 @@ def load_area(
         parcels=resolve(sspec.get("parcels")),
         planned_projects=resolve(sspec.get("planned_projects")),
         time_limit_s=_num(sspec.get("time_limit_s"), 30.0),
+        units=tuple(str(u).strip() for u in (sspec.get("units") or [])),
     )
 
     if check_files:

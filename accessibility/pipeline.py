@@ -631,14 +631,28 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
 
     cfg = study.config
     cands = candidate_sites_for(study)
+    cells, units = study.cells, study.units
+    if cfg.siting.units:  # one unit's (or a few units') own sweep: its demand, its candidate sites
+        known = set(study.units["unit_code"].astype(str))
+        unknown = [u for u in cfg.siting.units if u not in known]
+        if unknown:
+            raise DataError(f"{cfg.config_path}: siting.units {', '.join(unknown)} not in the units layer; "
+                            f"use codes of: {', '.join(sorted(known))}")
+        keep = set(cfg.siting.units)
+        cells = cells[cells["unit_code"].astype(str).isin(keep)]
+        units = units[units["unit_code"].astype(str).isin(keep)]
+        cands = cands[cands["unit_code"].astype(str).isin(keep)]
+    # the all-units row is the district, or the selected units together
+    sel = ({"district_code": "selected:" + "+".join(cfg.siting.units), "district_name": "所选街镇合计 selected units"}
+           if cfg.siting.units else {})
     res_all = {}
     for c in cfg.circles.values():
         if not c.plan:
             continue
         res = siting_mod.site_circle(
-            study.cells, results, study.facilities, study.network, cands, c, cfg,
+            cells, results.loc[cells.index], study.facilities, study.network, cands, c, cfg,
             k_max=k_max or cfg.siting.max_new_sites, time_limit_s=cfg.siting.time_limit_s, progress=progress,
-            units=study.units,
+            units=units, **sel,
         )
         names = dict(zip(study.units["unit_code"].astype(str), study.units["unit_name"].astype(str), strict=True))
         curve = res["curve"].assign(circle=c.id, data_status=cfg.data_status)

@@ -1403,7 +1403,7 @@ def _circle_mask(facilities, circle_id: str) -> np.ndarray:
 
 def site_circle(cells, results, facilities, net, candidates, circle, config, *, k_max: int = 30,
                 method: str = "auto", time_limit_s: float = 20.0, progress: bool = False,
-                units=None, district_code: str | None = None,
+                units=None, district_code: str | None = None, district_name: str | None = None,
                 max_milp_nnz: int = 400_000) -> dict:
     """Where to build for one circle: ranked new sites, sites needed per unit, a layer of sites.
 
@@ -1432,8 +1432,8 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
         ``max(2, time_limit_s / n_units)``.
     units : geopandas.GeoDataFrame, optional
         For unit names in ``lscp_by_unit``.
-    district_code : str
-        Code of the district row of ``lscp_by_unit``.
+    district_code, district_name : str
+        Code and name of the all-units row of ``lscp_by_unit`` (default the area's district).
 
     Returns
     -------
@@ -1526,7 +1526,8 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
                     pd.DataFrame.from_dict(per_unit, orient="index"), time_limit_s, method)
     rows.append(_lscp_row(district_code if district_code is not None
                           else getattr(config, "district_code", "DISTRICT"),
-                          getattr(config, "district_name", "全区"), total, covered_w, circle.target_share,
+                          district_name if district_name is not None else getattr(config, "district_name", "全区"),
+                          total, covered_w, circle.target_share,
                           res_all))
     lscp_by_unit = pd.DataFrame(rows)
     summary = {

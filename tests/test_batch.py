@@ -18,7 +18,10 @@ from accessibility.batch import (  # noqa: E402
     is_task_complete,
     local_cluster,
     run_batch,
+    run_unit_siting_task,
     scenario_tasks,
+    unit_siting_summary,
+    unit_siting_tasks,
 )  # noqa: E402
 
 # the task functions below travel to the worker processes by value (the workers cannot import
@@ -159,3 +162,41 @@ def test_scenario_tasks(tmp_path):
 def test_scenario_tasks_default_root():
     tasks = scenario_tasks(REPO / "config/areas/jiangbei.yaml", {"flat": {"terrain": {"model": "flat"}}})
     assert Path(tasks[0]["output_dir"]) == REPO / "data/processed/jiangbei_synthetic_demo/scenarios/flat"
+
+
+def test_per_unit_siting_on_the_cluster_equals_serial(demo_area, tmp_path, scheduler_address):
+    """Every street/town's own siting sweep as independent Dask tasks: same files as serial runs,
+    sites only inside the unit, a summary row per unit and plan circle, re-runs skipped."""
+    import pandas as pd
+
+    from accessibility._errors import DataError
+
+    units = ["500105004", "500105100"]
+    tasks = unit_siting_tasks(demo_area, units, k_max=3, out_root=tmp_path / "dask")
+    assert [t["task_id"] for t in tasks] == units
+    assert tasks[0]["scenario"] == {"siting": {"max_new_sites": 3, "units": ["500105004"]}}
+    table = run_batch(tasks, scheduler=scheduler_address, func=run_unit_siting_task, progress=False)
+    assert (table["status"] == "ok").all(), table["error"].tolist()
+    for t in unit_siting_tasks(demo_area, units, k_max=3, out_root=tmp_path / "serial"):
+        run_unit_siting_task(config=t["config"], output_dir=t["output_dir"], scenario=t["scenario"])
+    for code in units:
+        files = sorted(p.name for p in (tmp_path / "dask" / code).glob("siting_*.csv"))
+        assert files == sorted(p.name for p in (tmp_path / "serial" / code).glob("siting_*.csv"))
+        assert any(f.endswith("_lscp_by_unit.csv") for f in files)
+        for name in files:
+            got = pd.read_csv(tmp_path / "dask" / code / name, dtype={"unit_code": str})
+            want = pd.read_csv(tmp_path / "serial" / code / name, dtype={"unit_code": str})
+            pd.testing.assert_frame_equal(got, want)
+            if name.count("_") == 2 and not name.endswith("_by_unit.csv"):  # siting_<circle>.csv: the ranking
+                assert (got["unit_code"] == code).all() and len(got) <= 3
+        assert (tmp_path / "dask" / code / "warnings.txt").exists()
+    summary = unit_siting_summary(table)
+    assert sorted(summary["unit_code"].unique()) == units
+    assert len(summary) == 2 * 3  # two units x three plan circles
+    assert (summary["share_after_k"] >= summary["covered_share_now"] - 1e-12).all()
+    assert (summary["k"] <= 3).all()
+    again = run_batch(tasks, scheduler=scheduler_address, func=run_unit_siting_task, progress=False)
+    assert (again["status"] == "skipped").all()
+    with pytest.raises(DataError, match="siting.units 999 not in the units layer"):
+        run_unit_siting_task(config=demo_area, output_dir=tmp_path / "bad",
+                             scenario={"siting": {"units": ["999"]}})
