@@ -56,8 +56,16 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces ``path`` (old contents are kept on failure)."""
+def atomic_dir(path: str | os.PathLike, *, keep: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``path`` (old contents are kept on failure).
+
+    ``keep`` names sub-folders of the old ``path`` that are not this writer's to replace (e.g. a
+    run folder's ``scenarios/`` and ``unit_siting/``, written by batch runs): they are moved into
+    the new folder after the swap. If that move fails, the old folder is left in place (as
+    ``.<name>.old``) rather than deleted.
+    """
+    import logging
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -71,7 +79,17 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(path, old)
         os.replace(tmp, path)
         if old is not None:
-            _rmtree(old)
+            moved_all = True
+            for name in keep:
+                if (old / name).exists() and not (path / name).exists():
+                    try:
+                        os.replace(old / name, path / name)
+                    except OSError as exc:
+                        moved_all = False
+                        logging.getLogger(__name__).warning(
+                            "could not keep %s in the new %s (%s): it stays in %s", name, path, exc, old)
+            if moved_all:
+                _rmtree(old)
     finally:
         if tmp.exists():
             _rmtree(tmp)

@@ -71,6 +71,9 @@ def run_unit_siting_task(*, config: Any, output_dir: str | Path, scenario: dict 
     with atomic_dir(output_dir) as tmp:
         notes = list(dict.fromkeys([*study.warnings, *(str(w.message) for w in caught)]))
         write_text_atomic(tmp / "warnings.txt", "".join(f"- {n}\n" for n in notes) or "none\n")
+        write_text_atomic(tmp / "task.json", json.dumps(
+            {"units": list(cfg.siting.units), "k_requested": cfg.siting.max_new_sites,
+             "candidates": "inside the unit(s) only"}, ensure_ascii=False))
         pipeline._run_siting(tmp, study, results, k_max=None, progress=False)
         write_text_atomic(tmp / COMPLETE_MARKER,
                           json.dumps({"inputs_fingerprint": pipeline._inputs_fingerprint(cfg)}))
@@ -370,17 +373,28 @@ def unit_siting_tasks(
     from accessibility.config import load_area
 
     cfg = load_area(config_path, check_files=False)
-    if units is None:
-        src = cfg.sources.get("units")
-        if src is None or src.path is None:
-            raise ConfigError(f"{config_path}: the units come from {getattr(src, 'kind', 'nowhere')}, not a file: "
-                              "pass the unit codes (units=[...], or --units on the command line)")
+    src = cfg.sources.get("units")
+    known = None
+    if src is not None and src.path is not None and src.path.exists():
         from accessibility.units import read_units
 
-        units = read_units(src, cfg.crs, unit_table=cfg.sources.get("unit_table"))["unit_code"].astype(str).tolist()
-    codes = [str(u).strip() for u in units]
+        known = read_units(src, cfg.crs, unit_table=cfg.sources.get("unit_table"))["unit_code"].astype(str).tolist()
+    if units is None:
+        if known is None:
+            raise ConfigError(f"{config_path}: the units layer is not a readable file ({getattr(src, 'kind', 'none')}): "
+                              "pass the unit codes (units=[...], or --units on the command line)")
+        units = known
+    codes = [str(u).strip() for u in units if str(u).strip()]
     if not codes:
         raise ConfigError("unit_siting_tasks: no unit codes")
+    # checked here, before anything is sent to the workers (each would load the whole area first)
+    bad = [c for c in codes if not _SAFE_NAME.match(c) or ".." in c]
+    unknown = [c for c in codes if known is not None and c not in set(known) and c not in bad]
+    problems = ([f"{', '.join(bad)} are not valid codes (letters, digits, _ - .)"] if bad else []) + (
+        [f"{', '.join(unknown)} are not in the units layer"] if unknown else [])
+    if problems:
+        raise ConfigError(f"unit_siting_tasks ({config_path}): unit code(s) {'; '.join(problems)}"
+                          + (f"; use codes of: {', '.join(known)}" if known else ""))
     siting: dict[str, Any] = {}
     if k_max is not None:
         if int(k_max) < 1:
@@ -391,38 +405,61 @@ def unit_siting_tasks(
     return scenario_tasks(config_path, scen, root)
 
 
-def unit_siting_summary(table: pd.DataFrame) -> pd.DataFrame:
+def unit_siting_summary(source) -> pd.DataFrame:
     """One row per unit and plan circle from the outputs of :func:`unit_siting_tasks` runs.
 
-    Columns: ``unit_code, unit_name, circle, population, covered_share_now, target, sites_needed,
-    capped, best_site_id, best_site_lon, best_site_lat, best_site_added, share_after_k, k``
-    (``share_after_k`` = the unit's coverage after its ranked ``k`` new sites).
+    Parameters
+    ----------
+    source : pandas.DataFrame or path
+        The table :func:`run_batch` returned (its ``ok``/``skipped`` rows), or the sweeps' root
+        folder (every sub-folder holding a finished sweep: earlier batches included).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``unit_code, unit_name, circle, population, covered_share_now, target, sites_needed,
+        capped, reachable_max_share, unreachable_population, method, gap, best_site_id,
+        best_site_lon, best_site_lat, best_site_added, k, k_requested, share_after_k,
+        candidates`` — ``share_after_k`` is the unit's coverage after its own ranked ``k`` new
+        sites (``k`` can be below ``k_requested`` when further sites would add nobody);
+        ``sites_needed`` counts sites inside the unit only (the district run's per-unit figure may
+        use sites across the border), and when ``capped`` it is what reaches
+        ``reachable_max_share``, not the target.
     """
+    if isinstance(source, pd.DataFrame):
+        folders = [(str(r.task_id), Path(r.output_dir)) for r in source.itertuples()
+                   if r.status in ("ok", "skipped")]
+    else:
+        folders = [(p.parent.name, p.parent) for p in sorted(Path(source).glob(f"*/{COMPLETE_MARKER}"))]
+    cols = ["unit_code", "unit_name", "circle", "population", "covered_share_now", "target", "sites_needed",
+            "capped", "reachable_max_share", "unreachable_population", "method", "gap", "best_site_id",
+            "best_site_lon", "best_site_lat", "best_site_added", "k", "k_requested", "share_after_k",
+            "candidates"]
     rows = []
-    for r in table.itertuples():
-        if r.status not in ("ok", "skipped"):
-            continue
-        out = Path(r.output_dir)
+    for code, out in folders:
+        meta = {}
+        if (out / "task.json").exists():
+            meta = json.loads((out / "task.json").read_text(encoding="utf-8"))
         for f in sorted(out.glob("siting_*_lscp_by_unit.csv")):
             cid = f.name[len("siting_"):-len("_lscp_by_unit.csv")]
             lscp = pd.read_csv(f, dtype={"unit_code": str})
-            lscp = lscp[lscp["unit_code"] == str(r.task_id)]
+            lscp = lscp[lscp["unit_code"] == code]
             curve_f = out / f"siting_{cid}.csv"
             curve = pd.read_csv(curve_f, dtype={"unit_code": str}) if curve_f.exists() else pd.DataFrame()
-            for u in lscp.itertuples():
-                best = curve.iloc[0] if len(curve) else None
+            best = curve.iloc[0] if len(curve) else None
+            for u in lscp.to_dict("records"):
                 rows.append({
-                    "unit_code": u.unit_code, "unit_name": u.unit_name, "circle": cid,
-                    "population": u.population, "covered_share_now": u.covered_share_now,
-                    "target": u.target, "sites_needed": u.sites_needed, "capped": u.capped,
+                    **{k: u.get(k) for k in ("unit_code", "unit_name", "population", "covered_share_now", "target",
+                                              "sites_needed", "capped", "reachable_max_share",
+                                              "unreachable_population", "method", "gap")},
+                    "circle": cid,
                     "best_site_id": best["site_id"] if best is not None else None,
                     "best_site_lon": best["lon"] if best is not None else None,
                     "best_site_lat": best["lat"] if best is not None else None,
                     "best_site_added": best["added_covered_population"] if best is not None else 0.0,
+                    "k": len(curve), "k_requested": meta.get("k_requested"),
                     "share_after_k": (curve["cumulative_coverage_share"].iloc[-1] if len(curve)
-                                      else u.covered_share_now),
-                    "k": len(curve),
+                                      else u.get("covered_share_now")),
+                    "candidates": meta.get("candidates", "inside the unit(s) only"),
                 })
-    return pd.DataFrame(rows, columns=["unit_code", "unit_name", "circle", "population", "covered_share_now",
-                                       "target", "sites_needed", "capped", "best_site_id", "best_site_lon",
-                                       "best_site_lat", "best_site_added", "share_after_k", "k"])
+    return pd.DataFrame(rows, columns=cols)

@@ -240,21 +240,34 @@ def _batch_unit_siting(args) -> int:
                           progress=not args.quiet, func=run_unit_siting_task)
         print(table.drop(columns="error").to_string(index=False))
         status |= int((table["status"] == "failed").any())
-        summary = unit_siting_summary(table)
+        # the summary covers every finished unit folder (earlier batches too), never just this call's
         cfg = load_area(cfg_path, check_files=False)
-        out = cfg.output_dir / "unit_siting" / "unit_siting_summary.csv"
-        with atomic_path(out) as tmp:
-            summary.assign(data_status=cfg.data_status).to_csv(tmp, index=False, encoding="utf-8-sig")
-        parts.append(summary)
-        print(f"(summary: {out})")
+        root = Path(tasks[0]["output_dir"]).parent
+        summary = unit_siting_summary(root)
+        out = root / "unit_siting_summary.csv"
+        if len(summary):
+            with atomic_path(out) as tmp:
+                summary.assign(data_status=cfg.data_status).to_csv(tmp, index=False, encoding="utf-8-sig")
+            print(f"(summary of {summary['unit_code'].nunique()} unit(s): {out})")
+            parts.append(summary[summary["unit_code"].isin([t["task_id"] for t in tasks])])
+        else:
+            print(f"no finished unit sweep under {root}: summary not written")
     if parts:
         s = pd.concat(parts, ignore_index=True)
         if len(s):
+            def fewest(r):
+                if not r["capped"]:
+                    return f"{r['sites_needed']:.0f}"
+                return f"{r['sites_needed']:.0f} (target out of reach: max {r['reachable_max_share']:.1%})"
+
             show = s.assign(now=s["covered_share_now"].map("{:.1%}".format),
-                            after=s["share_after_k"].map("{:.1%}".format))
+                            after=s["share_after_k"].map("{:.1%}".format),
+                            fewest=s.apply(fewest, axis=1))
             print()
-            print("Per street/town: coverage now, after its own best k new sites, fewest sites to reach the target:")
-            print(show[["unit_name", "circle", "now", "k", "after", "sites_needed"]].to_string(index=False))
+            print("Per street/town, with candidate sites inside the unit only: coverage now, after its own best "
+                  "k new sites, fewest sites to reach the target (the district run may also use sites across "
+                  "the border):")
+            print(show[["unit_name", "circle", "now", "k", "after", "fewest"]].to_string(index=False))
     return status
 
 
@@ -271,6 +284,9 @@ def _cmd_batch(args) -> int:
 
     if args.per_unit_siting:
         return _batch_unit_siting(args)
+    if args.units is not None or args.k is not None:
+        print("error: --units and --k belong to --per-unit-siting", file=sys.stderr)
+        return 2
     tasks = []
     if args.scenarios is not None:
         scen = yaml.safe_load(args.scenarios.read_text(encoding="utf-8")) or {}

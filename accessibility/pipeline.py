@@ -324,6 +324,10 @@ def _inputs_fingerprint(cfg: AreaConfig) -> str:
     return h.hexdigest()[:20]
 
 
+#: Sub-folders of a run folder written by batch runs (kept when the run itself is redone).
+BATCH_SUBFOLDERS = ("scenarios", "unit_siting")
+
+
 def run(
     config: AreaConfig | str | Path,
     *,
@@ -371,7 +375,8 @@ def run(
     siting_out: dict[str, dict] = {}
     planned: pd.DataFrame | None = None
 
-    with atomic_dir(out) as tmp:
+    # batch results live in the run folder (scenarios/, unit_siting/): a new run keeps them
+    with atomic_dir(out, keep=BATCH_SUBFOLDERS) as tmp:
         with _stage(timings, "travel times and coverage"), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", AccessibilityWarning)
             results, table = analyse(study, circles=circles, progress=progress)
@@ -445,6 +450,10 @@ def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame,
     files.append(p)
 
     cells = study.cells.join(results)
+    # a GIS user reads minutes: <circle>_t is in seconds (the contract); minutes beside it
+    for cid, circle in cfg.circles.items():
+        if circle.mode == "time" and f"{cid}_t" in cells:
+            cells.insert(cells.columns.get_loc(f"{cid}_t") + 1, f"{cid}_t_min", (cells[f"{cid}_t"] / 60).round(2))
     cells["data_status"] = cfg.data_status
     p = out / "cells_results.gpkg"
     with atomic_path(p) as tmp:
@@ -665,7 +674,7 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
         if res.get("exact_sites") is not None:
             ex = res["exact_sites"].assign(circle=c.id, data_status=cfg.data_status)
             ex.insert(ex.columns.get_loc("unit_code") + 1, "unit_name", ex["unit_code"].astype(str).map(names))
-            with atomic_path(out / f"siting_{c.id}_exact_k{len(ex)}.csv") as tmp:
+            with atomic_path(out / f"siting_{c.id}_exact.csv") as tmp:
                 _rounded(ex).to_csv(tmp, index=False, encoding="utf-8-sig")
         p = out / f"siting_{c.id}_lscp_by_unit.csv"
         with atomic_path(p) as tmp:

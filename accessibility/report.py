@@ -89,6 +89,22 @@ COLUMN_GLOSSARY: dict[str, str] = {
     "reachable_max_share": "候选点可达上限 highest share reachable with every candidate site built",
     "capped": "目标受限 the target was capped at what candidate sites can reach",
     "method": "求解方法 milp (exact) or greedy",
+    "lon": "经度 longitude, WGS-84 degrees (GPS; not GCJ-02)",
+    "lat": "纬度 latitude, WGS-84 degrees (GPS; not GCJ-02)",
+    "layer": "图层 input layer",
+    "kind": "类型 kind (of layer, or of partition problem: gap / overlap / outside)",
+    "path": "文件 file the layer was read from",
+    "coords": "坐标系 coordinate system declared for the file (wgs84 / gcj02 / bd09)",
+    "provenance": "来源 where the layer comes from",
+    "units": "涉及街镇 units concerned",
+    "area_m2": "面积 area in m²",
+    "share": "占比 share of the district's area",
+    "covered_before": "建成前覆盖人口 demand covered before the planned projects",
+    "covered_after": "建成后覆盖人口 demand covered after the planned projects",
+    "share_before": "建成前覆盖率 coverage share before",
+    "share_after": "建成后覆盖率 coverage share after",
+    "gain": "新增覆盖 demand newly covered by the projects",
+    "projects": "规划项目 the plan's projects counted",
     "cell_id": "格网编号 population cell id",
     "pop_60plus": "60岁以上人口 residents aged 60+",
 }
@@ -436,6 +452,8 @@ def _siting_cell(col: str, v) -> tuple[str, bool]:
     v = float(v)
     if col in ("lon", "lat"):
         return f"{v:.5f}", True  # 1 m: a planner must find the spot
+    if col == "reachable_max_share" and 0.999 <= v < 1.0:
+        return f"{100 * v:.2f} %", True  # never "100.0 %" beside "capped: yes"
     if "share" in col or col == "target":
         return _pct(v), True
     if col in ("rank", "sites_needed") or "population" in col or col.startswith("covered") or col == "gain":
@@ -493,7 +511,7 @@ def _provenance(config, provenance: list[dict] | None) -> list[dict]:
                 path = Path(path).relative_to(base)
         out.append(
             {
-                "name": str(p.get("name", "")),
+                "name": str(p.get("layer", p.get("name", ""))),  # StudyArea.provenance() says "layer"
                 "status": str(p.get("status", "")),
                 "path": "" if path is None else str(path),
                 "provenance": str(p.get("provenance", "")),
@@ -662,6 +680,7 @@ def _glossary(col: str) -> str:
         return COLUMN_GLOSSARY[col]
     for suffix, text in (
         ("_t_flat", "time to the nearest facility on flat terrain (s)"),
+        ("_t_min", "time to the nearest facility incl. both walks, minutes; empty if none within 3x"),
         ("_t", "time (s) or distance (m) to the nearest facility incl. both walks; inf if none"),
         ("_n", "number of facilities reachable within the threshold"),
         ("_covered", "covered within the threshold (True/False)"),

@@ -176,6 +176,15 @@ def _order_by_gain(A: sp.csr_matrix, w: np.ndarray, chosen: Sequence[int]):
     return order, res.added_weight, res.cumulative
 
 
+def _useful(order, added, cum):
+    """Drop sites that add nothing (a ``<= k`` model may pick idle sites; they are no proposal)."""
+    added = np.asarray(added, dtype=float)
+    keep = added > 1e-9 * max(float(np.sum(added)), 1.0)
+    if keep.all():
+        return order, added, cum
+    return [o for o, kp in zip(order, keep, strict=True) if kp], added[keep], np.cumsum(added[keep])
+
+
 def _covered_weight(A: sp.csr_matrix, w: np.ndarray, sites: Sequence[int]) -> float:
     if len(sites) == 0:
         return 0.0
@@ -278,6 +287,7 @@ def greedy_mclp(A, w, k: int, *, covered=None, _allow_stop: bool = True) -> Siti
     k_eff = min(int(k), n_s)
     bound = np.inf
     cum_now = 0.0
+    tol = 1e-9 * max(float(w_eff.sum()), 1.0)
     for step in range(k_eff + 1):
         g = np.where(alive, gains, -np.inf)
         # submodular bound: OPT_k <= f(S) + sum of the k largest marginal gains given S
@@ -288,11 +298,15 @@ def greedy_mclp(A, w, k: int, *, covered=None, _allow_stop: bool = True) -> Siti
         if step == k_eff:
             break
         j = int(np.argmax(g))
-        if not alive[j] or (_allow_stop and g[j] <= 0):
+        if not alive[j] or (_allow_stop and g[j] <= tol):
             break
         rows = C.indices[C.indptr[j]:C.indptr[j + 1]]
         rows = rows[w_eff[rows] > 0]
         gain = float(w_eff[rows].sum())
+        if _allow_stop and gain <= tol:
+            # the incrementally updated gains keep float crumbs: a site that covers nobody new
+            # must not be proposed (its true gain is recomputed from the rows it covers)
+            break
         if rows.size:
             gains -= np.asarray(Af[rows].T @ w_eff[rows]).ravel()
             w_eff[rows] = 0.0
@@ -367,7 +381,7 @@ def solve_mclp(A, w, k: int, *, time_limit_s: float = 30.0, covered=None,
     m, n = A_r.shape
     details.update(n_rows=int(m), n_cols=int(n), n_rows_in=int(n_d), n_cols_in=int(n_s))
     if k >= n:  # every distinct site fits: take them all
-        order, added, cum = _order_by_gain(A, w_eff, cols.tolist())
+        order, added, cum = _useful(*_order_by_gain(A, w_eff, cols.tolist()))
         obj = float(cum[-1]) if cum.size else 0.0
         return SitingResult(order, added, cum, obj, "optimal", gap=0.0, method="milp",
                             unreachable_weight=unreachable, time_s=time.perf_counter() - t0,
@@ -400,7 +414,7 @@ def solve_mclp(A, w, k: int, *, time_limit_s: float = 30.0, covered=None,
             warnings.warn(f"MILP optimum {obj:g} below greedy {greedy.objective:g}; using greedy",
                           AccessibilityWarning, stacklevel=2)
         chosen, obj, method = list(greedy.sites), greedy.objective, "greedy"
-    order, added, cum = _order_by_gain(A, w_eff, chosen)
+    order, added, cum = _useful(*_order_by_gain(A, w_eff, chosen))
     if res.status == 0:
         bound = max(bound, obj) if np.isfinite(bound) else obj
     bound = min(bound, greedy.bound) if np.isfinite(bound) else greedy.bound

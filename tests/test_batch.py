@@ -195,8 +195,18 @@ def test_per_unit_siting_on_the_cluster_equals_serial(demo_area, tmp_path, sched
     assert len(summary) == 2 * 3  # two units x three plan circles
     assert (summary["share_after_k"] >= summary["covered_share_now"] - 1e-12).all()
     assert (summary["k"] <= 3).all()
+    assert (summary["k_requested"] == 3).all() and (summary["candidates"] == "inside the unit(s) only").all()
+    # from the folders: the same rows (a later call's summary never drops earlier units)
+    from_root = unit_siting_summary(tmp_path / "dask")
+    pd.testing.assert_frame_equal(from_root.sort_values(["unit_code", "circle"]).reset_index(drop=True),
+                                  summary.sort_values(["unit_code", "circle"]).reset_index(drop=True))
     again = run_batch(tasks, scheduler=scheduler_address, func=run_unit_siting_task, progress=False)
     assert (again["status"] == "skipped").all()
+    # unknown or unsafe codes are refused before anything reaches the workers
+    with pytest.raises(ConfigError, match="999 are not in the units layer"):
+        unit_siting_tasks(demo_area, ["999"], out_root=tmp_path / "bad")
+    with pytest.raises(ConfigError, match="not valid codes"):
+        unit_siting_tasks(demo_area, ["../x"], out_root=tmp_path / "bad")
     with pytest.raises(DataError, match="siting.units 999 not in the units layer"):
         run_unit_siting_task(config=demo_area, output_dir=tmp_path / "bad",
                              scenario={"siting": {"units": ["999"]}})

@@ -97,16 +97,33 @@ def test_exact_site_sets_published_when_solved(demo_run):
     out = demo_run.output_dir
     for cid, res in demo_run.siting.items():
         summ = res["summary"]
-        files = sorted(out.glob(f"siting_{cid}_exact_k*.csv"))
+        files = sorted(out.glob(f"siting_{cid}_exact*.csv"))
         if res["exact_sites"] is None:  # no MILP solve, MILP ranking, or the solver fell back
             assert not files
             continue
         ex = pd.read_csv(files[0], dtype={"unit_code": str})
-        assert files[0].name == f"siting_{cid}_exact_k{len(ex)}.csv"
+        assert [f.name for f in files] == [f"siting_{cid}_exact.csv"] and len(ex) <= 10
         assert ex["cumulative_covered_population"].iloc[-1] == pytest.approx(summ["exact_covered_k_max"], abs=0.1)
         assert ex["unit_name"].str.endswith(("街道", "镇")).all()
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "the best set of exactly" in html
+
+
+def test_cells_geopackage_has_minutes_beside_seconds(demo_run):
+    cells = gpd.read_file(demo_run.output_dir / "cells_results.gpkg", layer="cells")
+    t = cells["culture_15min_t"].to_numpy(dtype=float)
+    m = cells["culture_15min_t_min"].to_numpy(dtype=float)
+    ok = np.isfinite(t)
+    assert ok.any() and np.allclose(m[ok], t[ok] / 60, atol=0.006)
+    assert "kindergarten_300m_t_min" not in cells  # distance circles stay in metres
+
+
+def test_report_provenance_names_every_layer(demo_run):
+    """Regression (review): the provenance table's layer column was empty in the real run."""
+    html = (demo_run.output_dir / "report.html").read_text(encoding="utf-8")
+    section = html[html.index('id="provenance"'):]
+    for row in demo_run.study.provenance():
+        assert f"<tr><td>{row['layer']}</td>" in section, row["layer"]
 
 
 def test_workbook_holds_tables_and_siting(demo_run):

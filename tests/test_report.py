@@ -230,3 +230,11 @@ def test_siting_table_is_readable(tmp_path):
     assert "106.58123" in text and "29.61450" in text
     assert "1,234" in text and "87.3 %" in text and "100.0 %" in text
     assert "经度 lon (WGS-84)" in text and "最少新增 fewest new sites" in text and "是 yes" in text
+
+
+def test_siting_cells_never_round_a_capped_maximum_to_100():
+    from accessibility.report import _siting_cell
+
+    assert _siting_cell("reachable_max_share", 0.999752) == ("99.98 %", True)
+    assert _siting_cell("reachable_max_share", 1.0) == ("100.0 %", True)
+    assert _siting_cell("covered_share_now", 0.5) == ("50.0 %", True)

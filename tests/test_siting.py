@@ -743,3 +743,19 @@ def test_capacitated_with_no_usable_site_is_nothing_to_do():
     A = sp.csr_matrix(np.array([[True], [False], [True]]))
     r = solve_capacitated_mclp(A, np.array([5.0, 3.0, 2.0]), 1, np.array([0.0]), _shortcut=False)
     assert r.status == "nothing_to_do" and r.objective == 0.0 and r.sites == []
+
+
+def test_sites_that_cover_nobody_new_are_not_proposed():
+    """Review finding: float crumbs of the incremental gains let idle sites into the ranking, and a
+    '<= k' MILP could list idle sites in the exact set."""
+    import scipy.sparse as sp
+
+    # site 0 covers every row; sites 1 and 2 cover subsets whose weights do not sum exactly
+    A = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [1, 0, 1]], dtype=bool))
+    w = np.array([0.1, 0.7, 0.2])
+    g = greedy_mclp(A, w, 3)
+    assert g.sites == [0] and g.added_weight.tolist() == [pytest.approx(1.0)]
+    ex = solve_mclp(A, w, 3)
+    assert ex.sites == [0] and ex.objective == pytest.approx(1.0)
+    ex2 = solve_mclp(A, w, 2)  # the MILP path proper (k < distinct sites)
+    assert ex2.sites == [0] and (ex2.added_weight > 0).all()
