@@ -506,7 +506,7 @@ def _write_workbook(out: Path, study: StudyArea, tables: dict, siting_out: dict,
         if res.get("exact_sites") is not None:
             ex = res["exact_sites"]
             sheets[f"exact_{cid}"] = _rounded(ex.assign(unit_name=ex["unit_code"].astype(str).map(names)))
-        sheets[f"fewest_{cid}"] = res["lscp_by_unit"]
+        sheets[f"fewest_{cid}"] = _rounded(res["lscp_by_unit"])
     if planned is not None and len(planned):
         sheets["planned_projects"] = planned
     sheets = {k: (v.assign(data_status=cfg.data_status) if "data_status" not in v.columns else v)
@@ -524,7 +524,7 @@ def _rounded(table: pd.DataFrame) -> pd.DataFrame:
         if not pd.api.types.is_float_dtype(out[col]):
             continue
         out[col] = out[col].replace([np.inf, -np.inf], np.nan)
-        if "share" in col or col in ("lon", "lat"):  # degrees: 1e-6 is 0.1 m
+        if "share" in col or col in ("lon", "lat", "target", "gap"):  # degrees: 1e-6 is 0.1 m
             out[col] = out[col].round(6)
         elif "population" in col:
             out[col] = out[col].round(1)
@@ -678,7 +678,7 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
                 _rounded(ex).to_csv(tmp, index=False, encoding="utf-8-sig")
         p = out / f"siting_{c.id}_lscp_by_unit.csv"
         with atomic_path(p) as tmp:
-            res["lscp_by_unit"].assign(circle=c.id, data_status=cfg.data_status).to_csv(
+            _rounded(res["lscp_by_unit"]).assign(circle=c.id, data_status=cfg.data_status).to_csv(
                 tmp, index=False, encoding="utf-8-sig")
         sites = res["sites"]
         if sites is not None and len(sites):
@@ -849,7 +849,10 @@ def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.
                             "target", "sites_needed", "reachable_max_share", "capped", "method"]
                 if k in lscp.columns]
         siting_tables[f"{c.label_zh}：各街镇达标所需最少新增设施 / {c.label_en}: fewest new sites "
-                      "each unit needs to reach its target (LSCP)"] = lscp[keep]
+                      "each unit needs to reach its target (LSCP). Each unit alone, then all together: the "
+                      "all-units row needs fewer than the sum, as a site serves residents of several units; "
+                      "where the target is out of reach (capped), the count reaches the reachable maximum"
+                      ] = _rounded(lscp[keep])
     if planned is not None and len(planned):
         siting_tables["规划项目建成前后覆盖率 / Coverage before and after the plan's named projects"] = (
             planned.drop(columns=["data_status"], errors="ignore"))

@@ -468,6 +468,10 @@ def _siting_tables(config, siting: Mapping[str, pd.DataFrame]) -> list[dict]:
         title = f"{circle.label_zh} / {circle.label_en}" if circle else str(key)
         if circle:
             title += ": 最佳新增选址（贪心排序）/ best new sites, ranked greedily (MCLP)"
+            only = tuple(getattr(getattr(config, "siting", None), "units", ()) or ())
+            if only:  # a restricted run: its shares are those of the selected units, not the district's
+                title += (f" — 仅限街镇 {', '.join(only)} 的需求与候选点 / only the demand and candidate sites "
+                          f"of unit(s) {', '.join(only)}: coverage shares are theirs, not the district's")
         cols = [c for c in df.columns if c != "geometry"]
         rows = []
         for _, r in df[cols].iterrows():
