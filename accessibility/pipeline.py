@@ -500,12 +500,15 @@ def _write_workbook(out: Path, study: StudyArea, tables: dict, siting_out: dict,
     names = dict(zip(study.units["unit_code"].astype(str), study.units["unit_name"].astype(str),
                      strict=False))
     sheets = dict(tables)
+    def named(df):  # the unit's name right after its code, as in the CSVs
+        out = df.copy()
+        out.insert(out.columns.get_loc("unit_code") + 1, "unit_name", out["unit_code"].astype(str).map(names))
+        return _rounded(out)
+
     for cid, res in (siting_out or {}).items():
-        curve = res["curve"].assign(unit_name=res["curve"]["unit_code"].astype(str).map(names))
-        sheets[f"sites_{cid}"] = _rounded(curve)
+        sheets[f"sites_{cid}"] = named(res["curve"])
         if res.get("exact_sites") is not None:
-            ex = res["exact_sites"]
-            sheets[f"exact_{cid}"] = _rounded(ex.assign(unit_name=ex["unit_code"].astype(str).map(names)))
+            sheets[f"exact_{cid}"] = named(res["exact_sites"])
         sheets[f"fewest_{cid}"] = _rounded(res["lscp_by_unit"])
     if planned is not None and len(planned):
         sheets["planned_projects"] = planned
