@@ -204,6 +204,17 @@ m = maps.unit_map(worst, study.units, study.cells, results, study.facilities, cf
                   proposed_sites=res["sites"].assign(circle=CIRCLE), basemap="none",
                   streets=maps.street_lines(study.network))
 m'''),
+        ("md", "## Every street's own sweep, on several processes\n\nThe ranking above is for the whole "
+               "district. A street office builds inside its own street: its own sweep (its uncovered "
+               "residents, candidate sites inside it) for every unit runs as independent Dask tasks from the "
+               "command line: `accessibility batch config/areas/jiangbei.yaml --per-unit-siting --k 5` "
+               "writes `unit_siting/<code>/` and `unit_siting_summary.csv` into the run folder (the "
+               "configuration key `siting.units` does the same for one run). For the unit above, by hand:"),
+        ("code", '''inside = (study.cells["unit_code"] == worst).to_numpy()
+own = siting.site_circle(study.cells[inside], results[inside], study.facilities, study.network,
+                         candidates[candidates["unit_code"] == worst], circle, cfg, k_max=5, time_limit_s=10,
+                         units=study.units[study.units["unit_code"] == worst])
+own["curve"][["rank", "site_id", "added_covered_population", "cumulative_coverage_share"]]'''),
     ]),
 }
 OUT.mkdir(exist_ok=True)
