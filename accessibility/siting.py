@@ -284,7 +284,7 @@ def greedy_mclp(A, w, k: int, *, covered=None, _allow_stop: bool = True) -> Siti
     sites: list[int] = []
     added: list[float] = []
     unreachable = float(w_eff[np.diff(A.indptr) == 0].sum())
-    k_eff = min(int(k), n_s)
+    k_eff = max(min(int(k), n_s), 0)
     bound = np.inf
     cum_now = 0.0
     tol = 1e-9 * max(float(w_eff.sum()), 1.0)
@@ -293,7 +293,7 @@ def greedy_mclp(A, w, k: int, *, covered=None, _allow_stop: bool = True) -> Siti
         # submodular bound: OPT_k <= f(S) + sum of the k largest marginal gains given S
         top = g[alive]
         if top.size > k_eff:
-            top = np.partition(top, top.size - k_eff)[top.size - k_eff:]
+            top = np.partition(top, top.size - k_eff)[top.size - k_eff:] if k_eff > 0 else top[:0]
         bound = min(bound, cum_now + float(np.clip(top, 0, None).sum()))
         if step == k_eff:
             break

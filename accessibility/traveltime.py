@@ -350,7 +350,9 @@ def multi_source(net, weight: str, source_nodes, source_offsets=None, *, limit: 
            else np.asarray(source_offsets, dtype=float).ravel())
     if off.shape != sn.shape:
         raise ValueError(f"source_offsets has {off.size} values for {sn.size} source nodes")
-    usable = np.isfinite(off) & (off <= limit) & (sn >= 0) & (sn < n)
+    # the same slack as the distance test below and reach_matrix: a facility whose walk is a
+    # float hair above the limit is still at the threshold (inclusive)
+    usable = np.isfinite(off) & (off <= limit + limit_slack(limit)) & (sn >= 0) & (sn < n)
     times = np.full(n, np.inf)
     origin = np.full(n, -1, dtype=np.int64)
     if not usable.any():
@@ -447,7 +449,7 @@ def reach_matrix(
     local = (n > _LOCAL_MIN_NODES and np.isfinite(limit) and "length_m" in net.edges.columns
              and {"x", "y"} <= set(net.nodes.columns))
     radius = (limit + slack) * max_speed(net, weight) if local else np.inf
-    local = local and np.isfinite(radius)
+    local = local and np.isfinite(radius) and usable.size > 0  # no usable source: nothing to search
     rows_l, cols_l, vals_l = [], [], []
 
     def _search(graph, idx, local_nodes, pos):

@@ -759,3 +759,14 @@ def test_sites_that_cover_nobody_new_are_not_proposed():
     assert ex.sites == [0] and ex.objective == pytest.approx(1.0)
     ex2 = solve_mclp(A, w, 2)  # the MILP path proper (k < distinct sites)
     assert ex2.sites == [0] and (ex2.added_weight > 0).all()
+
+
+def test_zero_sites_asked():
+    """Regression (fuzzing): k = 0 crashed the greedy bound."""
+    import scipy.sparse as sp
+
+    A = sp.csr_matrix(np.array([[1, 0, 1]], dtype=bool))
+    g = greedy_mclp(A, [1.0], 0)
+    assert g.sites == [] and g.objective == 0.0
+    e = solve_mclp(A, [1.0], 0)
+    assert e.sites == [] and e.status == "nothing_to_do"

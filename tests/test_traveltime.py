@@ -342,3 +342,29 @@ def test_multi_source_without_origin_gives_the_same_times():
     t2, o2 = multi_source(net, "time_s_adult", src, off, limit=600, with_origin=False)
     np.testing.assert_array_equal(t1, t2)
     assert (o2 == -1).all() and (o1[np.isfinite(t1)] >= 0).all()
+
+
+def test_no_usable_source_in_tile_mode(monkeypatch):
+    """Regression (fuzzing): the tile path crashed when every source was unusable."""
+    from accessibility import traveltime as tt
+    from accessibility._synthcity import synthetic_city
+
+    net = synthetic_city(3_000, seed=2).net
+    monkeypatch.setattr(tt, "_LOCAL_MIN_NODES", 0)
+    for src, off in (([], None), ([5], [np.inf]), ([5, 6], [2000.0, 3000.0])):
+        m = tt.reach_matrix(net, "time_s_adult", src, limit=900.0, offsets=off)
+        assert m.shape == (len(src), net.n_nodes) and m.nnz == 0
+
+
+def test_facility_walk_a_float_hair_above_the_threshold_still_counts():
+    """Regression (fuzzing): 84 m / 0.7 m/s = 120.00000000000001 s against a 120 s limit; every
+    search mode must treat it as at the threshold (inclusive, with the shared slack)."""
+    nodes = pd.DataFrame({"x": [0.0, 100.0], "y": [0.0, 0.0]})
+    edges = pd.DataFrame({"u": [0, 1], "v": [1, 0], "length_m": [100.0, 100.0], "w": [50.0, 50.0]})
+    net = WalkNetwork(nodes=nodes, edges=edges, crs=CRS)
+    off = 84 / 0.7
+    assert off > 120.0
+    t, _ = multi_source(net, "w", [0], [off], limit=120.0)
+    assert t[0] == pytest.approx(120.0) and np.isinf(t[1])
+    r = reach_matrix(net, "w", [0], limit=120.0, offsets=[off]).toarray()
+    assert r[0, 0] > 0 and r[0, 1] == 0
