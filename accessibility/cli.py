@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 from accessibility import __version__
-from accessibility._errors import AccessibilityError
+from accessibility._errors import AccessibilityError, ConfigError
 
 DEFAULT_AREA = "config/areas/jiangbei.yaml"
 
@@ -271,9 +271,43 @@ def _batch_unit_siting(args) -> int:
     return status
 
 
+def _read_scenarios(path: Path, configs) -> dict | None:
+    """The scenario file, every scenario checked against every area before any task starts
+    (a typo must not be retried three times on the workers). None after printing the problems."""
+    import yaml
+
+    from accessibility.config import load_area
+
+    try:
+        scen = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        print(f"error: scenario file {path}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    except yaml.YAMLError as exc:
+        print(f"error: scenario file {path} is not valid YAML: {exc}", file=sys.stderr)
+        return None
+    if not isinstance(scen, dict):
+        print(f"error: scenario file {path} must map scenario names to overrides (name: {{profiles: ...}}), "
+              f"not a {type(scen).__name__}", file=sys.stderr)
+        return None
+    problems = []
+    for cfg in configs:
+        for name, overrides in scen.items():
+            if overrides is not None and not isinstance(overrides, dict):
+                problems.append(f"scenario '{name}': overrides must be a mapping, not {type(overrides).__name__}")
+                continue
+            try:
+                load_area(cfg, check_files=False, overrides=overrides or None)
+            except ConfigError as exc:
+                problems.append(f"scenario '{name}' (file {path}) on {cfg}: {exc}")
+    if problems:
+        print("error: " + "\n".join(problems), file=sys.stderr)
+        return None
+    return scen
+
+
 def _cmd_batch(args) -> int:
     import pandas as pd
-    import yaml
 
     from accessibility.batch import run_batch, scenario_tasks
 
@@ -289,7 +323,9 @@ def _cmd_batch(args) -> int:
         return 2
     tasks = []
     if args.scenarios is not None:
-        scen = yaml.safe_load(args.scenarios.read_text(encoding="utf-8")) or {}
+        scen = _read_scenarios(args.scenarios, args.configs)
+        if scen is None:
+            return 2
         for cfg in args.configs:
             tasks += scenario_tasks(cfg, scen)
     else:

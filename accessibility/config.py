@@ -10,6 +10,7 @@ The schema is documented in DESIGN.md ("Study-area configuration") and by
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -386,6 +387,16 @@ _SITING_KEYS = {
 }
 
 
+def _mapping(chk, where: str, value, example: str) -> dict:
+    """A config value that must be a mapping: reported (not a traceback) when it is not."""
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        chk.add(f"key '{where}': expected {example}, got {type(value).__name__} {value!r}")
+        return {}
+    return dict(value)
+
+
 def load_area(
     path: str | Path, *, check_files: bool = True, overrides: dict | None = None
 ) -> AreaConfig:
@@ -455,7 +466,7 @@ def load_area(
     raw_sources = chk.keys("sources", top.get("sources") or {}, {**dict.fromkeys(_SOURCE_KINDS, dict),
                                                                  "facilities": list})
     for sname, spec in raw_sources.items():
-        if sname == "facilities":
+        if sname == "facilities" or sname not in _SOURCE_KINDS:  # unknown names already reported
             continue
         src = _source(chk, f"sources.{sname}", sname, spec, resolve, _SOURCE_KINDS[sname])
         if src is not None:
@@ -498,7 +509,9 @@ def load_area(
     for k in ("smoothing_m", "max_abs_grade", "naismith_s_per_m_climb"):
         if k in tspec:
             chk.positive(f"terrain.{k}", tspec[k])
-    terrain = Terrain(**{k: (_num(v, getattr(Terrain, k)) if k != "model" else v) for k, v in tspec.items()})
+    known_terrain = {f.name for f in dataclasses.fields(Terrain)}  # unknown keys already reported
+    terrain = Terrain(**{k: (_num(v, getattr(Terrain, k)) if k != "model" else v) for k, v in tspec.items()
+                         if k in known_terrain})
 
     # circles
     circles: dict[str, Circle] = {}
@@ -513,6 +526,10 @@ def load_area(
             if "threshold_m" in spec:
                 chk.add(f"key '{where}.threshold_m' given in time mode: use threshold_min, or mode: distance")
             threshold = _num(spec.get("threshold_min"), 15) * 60.0
+            if threshold > 120 * 60.0:  # a walking circle of more than two hours: seconds typed as minutes
+                chk.add(f"key '{where}.threshold_min' is {spec.get('threshold_min')!r} minutes "
+                        f"({threshold / 3600:g} h): the value is in minutes (a 15-minute circle is 15, "
+                        "not 900)")
         else:
             if "threshold_m" not in spec:
                 chk.add(f"missing key '{where}.threshold_m': distance-mode circles need metres")
@@ -624,7 +641,7 @@ def _source(chk: _Checker, where: str, name: str, spec: Any, resolve, kinds: tup
         status=status,
         provenance=str(spec.get("provenance", "")),
         coords=coords,
-        columns=dict(spec.get("columns") or {}),
-        options=dict(spec.get("options") or {}),
+        columns=_mapping(chk, f"{where}.columns", spec.get("columns"), "a mapping like {name: 名称, lon: 经度}"),
+        options=_mapping(chk, f"{where}.options", spec.get("options"), "a mapping like {sheet: 设施}"),
         key=where,
     )

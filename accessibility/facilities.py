@@ -289,14 +289,16 @@ def _number(value: Any) -> float | None:
     if _blank(value):
         return None
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return float(value)
+        v = float(value)
+        return v if np.isfinite(v) else None  # 'nan'/'inf' are no coordinate or capacity
     text = str(value).strip().replace("，", ",")
     if text.count(",") == 1 and "." not in text:
         text = text.replace(",", ".")
     try:
-        return float(text)
+        v = float(text)
     except ValueError:
         return None
+    return v if np.isfinite(v) else None
 
 
 def read_inventory(

@@ -368,6 +368,7 @@ def run(
     """
     cfg = _as_config(config, scenario)
     out = Path(output_dir) if output_dir is not None else cfg.output_dir
+    _check_output_dir(out)
     study = load_study_area(cfg, progress=progress)
     timings = dict(study.timings)
     circles = list(cfg.circles)
@@ -417,6 +418,20 @@ def run(
     files = [out / f.relative_to(tmp) for f in files]
     return RunResult(output_dir=out, coverage=table, files=files, study=study, results=results,
                      siting=siting_out, planned=planned, timings=timings)
+
+
+def _check_output_dir(out: Path) -> None:
+    """A run replaces its output folder as a whole: only a new, empty or earlier run's folder."""
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DataError(f"output folder {out} is a file: choose a folder (--out)")
+    if (out / COMPLETE_MARKER).exists() or not any(out.iterdir()):
+        return
+    raise DataError(f"output folder {out} exists, is not empty and holds no earlier run (no {COMPLETE_MARKER} "
+                    "file): a run replaces its folder as a whole, so it refuses to touch this one. Choose a "
+                    "new or empty folder (--out), or delete this one yourself")
 
 
 def is_complete(output_dir: str | Path, config: AreaConfig | None = None) -> bool:
@@ -517,13 +532,25 @@ def _write_workbook(out: Path, study: StudyArea, tables: dict, siting_out: dict,
     return report_mod.write_workbook(out / "coverage.xlsx", sheets, config=cfg)
 
 
+def _formula_safe(col: pd.Series) -> pd.Series:
+    """Text a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first: names from OSM
+    or inventories are untrusted) gets a leading apostrophe, shown as text by Excel and WPS."""
+    def fix(v):
+        return "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+    return col.map(fix) if len(col) else col
+
+
 def _rounded(table: pd.DataFrame) -> pd.DataFrame:
-    """Round a table for people to read: shares to 6 decimals, people to 0.1, times to 0.01.
+    """Round a table for people to read: shares to 6 decimals, people to 0.1, times to 0.01;
+    text that a spreadsheet would run as a formula is neutralised (:func:`_formula_safe`).
 
     Infinite values (not reached within the search range) become empty cells, not the text 'inf'.
     """
     out = table.copy()
     for col in out.columns:
+        if pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col]):
+            out[col] = _formula_safe(out[col])
+            continue
         if not pd.api.types.is_float_dtype(out[col]):
             continue
         out[col] = out[col].replace([np.inf, -np.inf], np.nan)

@@ -435,7 +435,15 @@ def load_population(config, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     default = None
     for s in (csrc, psrc):
         if s is not None and s.options.get("share_60plus") is not None:
-            default = float(s.options["share_60plus"])
+            raw = s.options["share_60plus"]
+            try:
+                default = float(str(raw).strip().rstrip("%")) / (100.0 if str(raw).strip().endswith("%") else 1.0)
+            except ValueError:
+                raise DataError(f"{s.path}: options.share_60plus = {raw!r} is not a number: write a share "
+                                "like 0.191 (or 19.1%)") from None
+            if not 0.0 <= default <= 1.0:
+                raise DataError(f"{s.path}: options.share_60plus = {raw!r} is not a share between 0 and 1: "
+                                "write e.g. 0.191 (or 19.1%)")
             break
     if census is not None and "share_60plus" in census.columns:
         shares = census.set_index("unit_code")["share_60plus"]

@@ -557,6 +557,12 @@ def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, conf
             frame = _excel_frame(df)
             frame.to_excel(writer, sheet_name=sheet, index=False)
             ws = writer.sheets[sheet]
+            # nothing written here is a formula: text starting with "=" (a name from OSM or an
+            # inventory) must stay text, never run when a planner opens the file
+            for row in ws.iter_rows():
+                for cell in row:
+                    if cell.data_type == "f":
+                        cell.data_type = "s"
             ws.freeze_panes = "A2"
             for cell in ws[1]:
                 cell.font = Font(bold=True)

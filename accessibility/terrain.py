@@ -231,6 +231,11 @@ def sample_dem(path, x, y, crs, *, smoothing_m: float = 60.0) -> np.ndarray:
             stacklevel=2,
         )
     n_nan = int((inside & ~np.isfinite(elev)).sum())
-    if n_nan:
+    if n_nan and n_nan >= 0.5 * max(int(inside.sum()), 1):
+        # most of the area on nodata: the run would silently be a flat-terrain run
+        warnings.warn(f"{n_nan} of {int(inside.sum())} points inside the DEM {path} fall on nodata: their "
+                      "edges are treated as flat (check the DEM's nodata value and that it holds elevations "
+                      "for the study area)", AccessibilityWarning, stacklevel=2)
+    elif n_nan:
         logger.info("%d points fall on DEM nodata in %s; treated as flat", n_nan, path)
     return elev

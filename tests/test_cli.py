@@ -76,3 +76,23 @@ def test_siting_summary_line_reads_like_a_sentence():
     assert "22,425 residents aged 60+ not covered now (87.3% covered)" in line
     assert "best 30 new sites would cover 16,577" in line and "exact optimum for 30 sites: 16,908" in line
     assert "needs 320 new sites" in line and "capped" in line
+
+
+def test_batch_scenario_file_mistakes_are_messages(tmp_path, capsys):
+    """Review findings: these were tracebacks, or a typo retried three times on the workers."""
+    from accessibility.cli import main
+
+    area = "config/areas/jiangbei.yaml"
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("flat:\n  terrain: {modle: flat}\n", encoding="utf-8")
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n", encoding="utf-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("flat: [\n", encoding="utf-8")
+    for path, message in ((typo, "did you mean 'model'"), (tmp_path / "none.yaml", "No such file"),
+                          (listed, "not a list"), (broken, "not valid YAML")):
+        assert main(["-q", "batch", area, "--scenarios", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert main(["-q", "batch", area, "--k", "3"]) == 2
+    assert "--per-unit-siting" in capsys.readouterr().err

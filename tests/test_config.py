@@ -103,3 +103,17 @@ def test_categories_rules_are_checked(tmp_path):
         load_categories(p)
     cats = load_categories(ROOT / "config" / "categories.yaml")
     assert "健身房" in cats["sports_centre"].exclude_names
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d["sources"].__setitem__("populaton", d["sources"].pop("population")), "did you mean 'population'"),
+    (lambda d: d.__setitem__("terrain", {"smothing_m": 60}), "did you mean 'smoothing_m'"),
+    (lambda d: d["sources"]["facilities"][1].__setitem__("columns", "名称,类别"), "expected a mapping"),
+    (lambda d: d["sources"]["census"].__setitem__("options", "0.19"), "expected a mapping"),
+    (lambda d: d["circles"]["culture_15min"].__setitem__("threshold_min", 900), "15 h"),
+])
+def test_typos_and_shapes_are_messages_not_tracebacks(tmp_path, mutate, message):
+    """Review findings: these raised KeyError / AttributeError / ValueError tracebacks."""
+    p = _write(tmp_path, mutate)
+    with pytest.raises(ConfigError, match=message):
+        load_area(p, check_files=False)

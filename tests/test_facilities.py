@@ -274,12 +274,14 @@ def test_inventory_all_errors_gathered(tmp_path, cfg):
         ("E养老服务站", "养老服务站", "121.47", "31.23", ""),          # row 6: Shanghai: outside bbox
         ("某某公司", "办公", "106.53", "29.58", ""),                   # row 7: unknown category
         ("F养老服务站", "养老服务站", "106.53", "29.58", "二十"),       # row 8: capacity not a number
+        ("G养老服务站", "养老服务站", "nan", "29.58", ""),              # row 9: a literal nan (review)
     ]
     path = _write_csv(tmp_path / "bad.csv", rows)
     with pytest.raises(DataError) as exc:
         read_inventory(_src(path, coords="wgs84"), cfg, bbox_wgs84=BBOX)
     msg = str(exc.value)
-    assert "bad.csv" in msg and "6 problem(s)" in msg
+    assert "bad.csv" in msg and "7 problem(s)" in msg
+    assert "row 9: column '经度' is 'nan', not a number" in msg
     assert "row 3: column '经度' is '东经106', not a number" in msg
     assert "row 4: column '纬度' is empty" in msg
     assert "row 5: 经度=29.58, 纬度=106.53 look swapped" in msg

@@ -286,3 +286,16 @@ def test_incline_tag_values(text, direction, grade):
     d, g = _incline(text)
     assert d == direction
     assert (np.isnan(g) if grade is None else g == pytest.approx(grade, rel=1e-5))
+
+
+def test_dem_all_nodata_warns(tmp_path):
+    """Review finding: a DEM of nodata only made a silent flat-terrain run."""
+    path = tmp_path / "nodata.tif"
+    tf = Affine(10.0, 0.0, X0 - 200.0, 0.0, -10.0, Y0 + 1200.0)
+    with rasterio.open(path, "w", driver="GTiff", height=140, width=140, count=1, dtype="float32",
+                       crs=CRS, transform=tf, nodata=-9999.0) as dst:
+        dst.write(np.full((140, 140), -9999.0, dtype="float32"), 1)
+    osm = make_osm({1: (100, 500), 2: (300, 500)}, [([1, 2], {"highway": "path"})])
+    with pytest.warns(AccessibilityWarning, match="2 of 2 points inside the DEM .*nodata.tif fall on nodata"):
+        net = build_walk_network(osm, CRS, profiles=PROFILES, dem_path=path)
+    assert (net.edges.rise_m == 0).all()
