@@ -453,6 +453,20 @@ def read_inventory(
         rows["capacity"].append(cap[i])
     geom = gpd.points_from_xy(wlon, wlat, crs="EPSG:4326")
     out = _frame(rows, geom, "EPSG:4326").to_crs(config.crs)
+    # the same facility listed twice (a row pasted again) would be counted twice, its capacity too:
+    # same name and category within 1 m -> the first row is kept, the others are named
+    key = pd.DataFrame({"n": [_name_key(n) or f"#{i}" for i, n in enumerate(out["name"])],
+                        "c": out["category"].to_numpy(),
+                        "x": np.round(out.geometry.x.to_numpy()), "y": np.round(out.geometry.y.to_numpy())})
+    dup = key.duplicated(keep="first").to_numpy()
+    if dup.any():
+        first = key.drop_duplicates(keep="first").reset_index().set_index(["n", "c", "x", "y"])["index"]
+        pairs = [f"row {int(rownum[i])} = row {int(rownum[first.loc[tuple(key.iloc[i])]])}"
+                 for i in np.flatnonzero(dup)[:5]]
+        warnings.warn(f"{path}: {int(dup.sum())} row(s) repeat a facility already listed (same name and category "
+                      f"at the same place: {', '.join(pairs)}{' ...' if dup.sum() > 5 else ''}); each is counted "
+                      "once (remove the repeated rows to silence this)", AccessibilityWarning, stacklevel=2)
+        out = out.loc[~dup].reset_index(drop=True)
     logger.info("%s: %d inventory facilities (%s coordinates)", path.name, len(out), source.coords)
     return out
 

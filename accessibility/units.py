@@ -93,7 +93,23 @@ def _read_vector(src: Source, crs) -> gpd.GeoDataFrame:
 
         gdf = transform_geometry(gdf, lambda x, y: to_wgs84(x, y, src.coords))
         log.info("%s: converted %s coordinates to WGS-84", path, src.coords)
-    return gdf.to_crs(crs)
+    if CRS.from_user_input(gdf.crs).is_geographic and len(gdf):
+        xmin, ymin, xmax, ymax = gdf.total_bounds
+        if not (np.isfinite([xmin, ymin, xmax, ymax]).all() and xmin >= -180 and xmax <= 180
+                and ymin >= -90 and ymax <= 90):
+            raise CRSMismatchError(
+                f"{path}: the {src.name} layer says its CRS is {gdf.crs} (degrees) but its coordinates "
+                f"reach ({xmin:.6g}, {ymin:.6g}) - ({xmax:.6g}, {ymax:.6g}): they are not degrees (metres "
+                "labelled as degrees?): fix the file's CRS label (e.g. `gdf.set_crs('EPSG:32648', "
+                "allow_override=True)`) ")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = gdf.to_crs(crs)
+    bounds = out.total_bounds if len(out) else np.zeros(4)
+    if not np.isfinite(bounds).all():
+        raise CRSMismatchError(f"{path}: the {src.name} layer cannot be reprojected from {gdf.crs} to {crs} "
+                               "(coordinates come out infinite): check the file's CRS label")
+    return out
 
 
 def _repair(geoms: np.ndarray, labels: list[str], path) -> tuple[np.ndarray, list[str]]:
@@ -110,6 +126,9 @@ def _repair(geoms: np.ndarray, labels: list[str], path) -> tuple[np.ndarray, lis
         log.warning("%s: %s had an invalid geometry (%s); repaired with shapely.make_valid",
                     path, labels[i], reason)
     for i in np.flatnonzero(~missing):
+        if geoms[i] is None:  # make_valid left nothing polygonal
+            problems.append(f"{labels[i]} has an invalid geometry that cannot be repaired: redraw it")
+            continue
         if shapely.get_type_id(geoms[i]) not in (3, 6):  # Polygon, MultiPolygon
             g = _polygonal(geoms[i])
             if g is None or g.is_empty:

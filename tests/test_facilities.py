@@ -607,3 +607,16 @@ def test_load_facilities_merge_nearest_inventory_row(tmp_path, cfg):
     fac = load_facilities(conf, osm_cache=cache).set_index("fac_id")
     assert fac.index.tolist() == ["osm:n2", "inv:inv:2", "inv:inv:3"]
     assert fac.loc["inv:inv:2", "also_in"] == "" and fac.loc["inv:inv:3", "also_in"] == "osm:n1"
+
+
+def test_inventory_repeated_rows_counted_once(tmp_path, cfg):
+    """Review finding: a row pasted twice was counted twice (capacity too)."""
+    rows = [("A养老服务站", "养老服务站", "106.53", "29.58", "10"),
+            ("B养老服务站", "养老服务站", "106.54", "29.58", "5"),
+            ("A养老服务站", "养老服务站", "106.53", "29.58", "10"),   # row 4 = row 2
+            ("A养老服务站", "养老服务站", "106.55", "29.58", "10")]   # same name elsewhere: another facility
+    path = _write_csv(tmp_path / "dup.csv", rows)
+    with pytest.warns(AccessibilityWarning, match=r"1 row\(s\) repeat a facility already listed .*row 4 = row 2"):
+        fac = read_inventory(_src(path, coords="wgs84"), cfg, bbox_wgs84=BBOX)
+    assert fac["fac_id"].tolist() == ["inv:dup:2", "inv:dup:3", "inv:dup:5"]
+    assert fac["capacity"].sum() == 25.0

@@ -260,3 +260,18 @@ def test_units_from_osm_admin():
     assert units["unit_code"].tolist() == ["500105005", "500105102"]
     assert units["unit_name_en"].tolist() == ["Cuntan", ""]
     assert units.crs == CRS
+
+
+def test_metres_labelled_as_degrees_is_named(tmp_path):
+    """Review finding: UTM metres tagged EPSG:4326 ended in an AttributeError traceback."""
+    import geopandas as gpd
+    import shapely
+
+    from accessibility._errors import CRSMismatchError
+    from accessibility.units import read_boundary
+
+    path = tmp_path / "boundary.gpkg"
+    gpd.GeoDataFrame({"name": ["x"]}, geometry=[shapely.box(600_000, 3_270_000, 610_000, 3_280_000)],
+                     crs="EPSG:4326").to_file(path)
+    with pytest.raises(CRSMismatchError, match=r"not degrees \(metres labelled as degrees\?\)"):
+        read_boundary(path, "EPSG:32648")
