@@ -239,13 +239,27 @@ def _dedupe(fac: gpd.GeoDataFrame, dedupe_m: float) -> gpd.GeoDataFrame:
 # inventories
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _sheet_names(path: Path) -> list[str]:
+    try:
+        import openpyxl
+
+        return openpyxl.load_workbook(path, read_only=True).sheetnames
+    except Exception:  # only used to word a message
+        return []
+
+
+def _read_table(path: Path, sheet=None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in _EXCEL:
+        sheets = _sheet_names(path)
+        if sheet is not None and sheets and str(sheet) not in sheets:
+            raise DataError(f"{path}: options.sheet is {sheet!r} but the workbook's sheets are {sheets}: "
+                            "name one of them")
         try:
-            df = pd.read_excel(path, dtype=object, engine="openpyxl")
+            df = pd.read_excel(path, dtype=object, engine="openpyxl", sheet_name=0 if sheet is None else str(sheet))
         except Exception as exc:  # openpyxl raises several types for broken files
             raise DataError(f"{path}: cannot read this Excel file ({exc}): save it again as .xlsx") from exc
+        df.attrs["other_sheets"] = [n for n in sheets if n != (sheets[0] if sheet is None else str(sheet))]
     elif suffix in (".csv", ".txt"):
         if path.stat().st_size == 0:
             raise DataError(f"{path}: the inventory file is empty: export the table again with a header row")
@@ -336,9 +350,12 @@ def read_inventory(
     if not path.exists():
         raise DataError(f"{path}: inventory file not found: check 'path' of this facility source "
                         "in the study-area configuration")
-    df = _read_table(path)
+    df = _read_table(path, source.options.get("sheet"))
+    others = df.attrs.get("other_sheets") or []
+    hint = (f" (the workbook also has sheet(s) {others}: name the right one in the source's options.sheet)"
+            if others else "")
     if len(df) == 0:
-        raise DataError(f"{path}: the inventory has a header but no rows: add the facilities or remove "
+        raise DataError(f"{path}: the inventory has a header but no rows{hint}: add the facilities or remove "
                         "this source from the configuration")
 
     mapping = {k: source.columns.get(k, k) for k in ("name", "category", "lon", "lat")}
@@ -348,7 +365,7 @@ def read_inventory(
         missing.append(f"capacity -> column {cap_col!r}")
     if missing:
         raise DataError(problems_message(str(path), [
-            f"missing column(s): {', '.join(missing)}; the file has columns {list(df.columns)}; fix "
+            f"missing column(s): {', '.join(missing)}; the file has columns {list(df.columns)}{hint}; fix "
             "the 'columns' mapping of this source, e.g. columns: {name: 名称, category: 类别, "
             "lon: 经度, lat: 纬度}",
         ]))
@@ -407,6 +424,9 @@ def read_inventory(
             value = _number(raw)
             if value is None and not _blank(raw):
                 problems.append(f"row {r}: column {cap_col!r} is {str(raw)!r}, not a number "
+                                "(leave it empty when unknown)")
+            elif value is not None and value < 0:
+                problems.append(f"row {r}: column {cap_col!r} is {str(raw)!r}: a capacity cannot be negative "
                                 "(leave it empty when unknown)")
             elif value is not None:
                 cap[i] = value

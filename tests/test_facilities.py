@@ -620,3 +620,22 @@ def test_inventory_repeated_rows_counted_once(tmp_path, cfg):
         fac = read_inventory(_src(path, coords="wgs84"), cfg, bbox_wgs84=BBOX)
     assert fac["fac_id"].tolist() == ["inv:dup:2", "inv:dup:3", "inv:dup:5"]
     assert fac["capacity"].sum() == 25.0
+
+
+def test_inventory_excel_data_on_another_sheet(tmp_path, cfg):
+    """Review finding: only the first sheet was read, and the message did not say there were others."""
+    import dataclasses
+
+    path = tmp_path / "inv.xlsx"
+    with pd.ExcelWriter(path, engine="openpyxl") as w:
+        pd.DataFrame({"说明": ["2025年台账, 坐标为WGS-84"]}).to_excel(w, sheet_name="说明", index=False)
+        pd.DataFrame({"名称": ["A养老服务站"], "类别": ["养老服务站"], "经度": [106.53], "纬度": [29.58],
+                      "床位数": [-5]}).to_excel(w, sheet_name="设施", index=False)
+    src = _src(path, coords="wgs84")
+    with pytest.raises(DataError, match=r"also has sheet\(s\) \['设施'\]: name the right one in the source's options.sheet"):
+        read_inventory(src, cfg)
+    with pytest.raises(DataError, match="sheets are"):
+        read_inventory(dataclasses.replace(src, options={"sheet": "台账"}), cfg)
+    # the right sheet: read, and a negative capacity is refused by row
+    with pytest.raises(DataError, match="row 2: column '床位数' is '-5': a capacity cannot be negative"):
+        read_inventory(dataclasses.replace(src, options={"sheet": "设施"}), cfg)
