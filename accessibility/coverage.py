@@ -228,25 +228,32 @@ def cell_facility_reach(cells, facilities, net, circle, config):
     fac_node, fac_snap = _snap_gdf(net, facilities)
     off = np.where(fac_snap <= config.max_snap_m, fac_snap / speed, np.inf)
     c_walk = np.where(cell_snap <= config.max_snap_m, cell_snap / speed, np.inf)
-    r = reach_matrix(net, weight, fac_node, limit=thr, offsets=off).tocsc()
-    m = r[:, cell_node].tocsc()  # facilities x cells
-    col = np.repeat(np.arange(n_cells), np.diff(m.indptr))
+    cell, fac = _reach_pairs(net, weight, fac_node, off, cell_node, c_walk, thr)
+    return csr_matrix((np.ones(cell.size, dtype=bool), (cell, fac)), shape=(n_cells, n_fac))
+
+
+def _reach_pairs(net, weight, s_nodes, s_off, cell_node, c_walk, thr, *, progress: bool = False,
+                 batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(cell, source) index pairs with c_walk[cell] + offset + d(cell's node -> source) <= thr.
+
+    The one test of the DESIGN.md formula for all pairs: counts, the facility reach (2SFCA) and
+    siting's coverage sets all use it, so a cell is covered by a site exactly when coverage would
+    call it covered by a facility there.
+    """
+    if s_nodes.size == 0 or cell_node.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    r = reach_matrix(net, weight, s_nodes, limit=thr, offsets=s_off, progress=progress,
+                     batch_size=batch_size).tocsc()
+    m = r[:, cell_node].tocsc()  # facilities x cells, columns repeated for cells sharing a node
+    col = np.repeat(np.arange(cell_node.size), np.diff(m.indptr))
     ok = (m.data - REACH_EPS) + c_walk[col] <= thr + _TOL
-    return csr_matrix((np.ones(int(ok.sum()), dtype=bool), (col[ok], m.indices[ok])),
-                      shape=(n_cells, n_fac))
+    return col[ok], m.indices[ok].astype(np.int64)
 
 
 def _count_within(net, weight, s_nodes, s_off, cell_node, c_walk, thr) -> np.ndarray:
     """Facilities with c_walk[i] + offset + d(cell_node[i] -> s) <= thr, per cell (sparse)."""
-    n_cells = cell_node.size
-    if s_nodes.size == 0 or n_cells == 0:
-        return np.zeros(n_cells, dtype=np.int64)
-    r = reach_matrix(net, weight, s_nodes, limit=thr, offsets=s_off).tocsc()
-    m = r[:, cell_node]  # facilities x cells, columns repeated for cells sharing a node
-    m = m.tocsc()
-    col = np.repeat(np.arange(n_cells), np.diff(m.indptr))
-    ok = (m.data - REACH_EPS) + c_walk[col] <= thr + _TOL
-    return np.bincount(col[ok], minlength=n_cells).astype(np.int64)
+    cell, _ = _reach_pairs(net, weight, s_nodes, s_off, cell_node, c_walk, thr)
+    return np.bincount(cell, minlength=cell_node.size).astype(np.int64)
 
 
 def weighted_quantile(values, weights, q: float) -> float:

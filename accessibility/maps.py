@@ -775,12 +775,21 @@ def street_lines(net, *, kinds: Iterable[str] = ("major", "minor", "steps")) -> 
         sel = kind == k
         if not sel.any():
             continue
-        pairs = np.unique(np.sort(np.column_stack([u[sel], v[sel]]), axis=1), axis=0)  # one per street
-        coords = np.stack([np.column_stack([x[pairs[:, 0]], y[pairs[:, 0]]]),
-                           np.column_stack([x[pairs[:, 1]], y[pairs[:, 1]]])], axis=1)
         rows.append(k)
-        geoms.append(shapely.line_merge(shapely.multilinestrings(shapely.linestrings(coords))))
+        geoms.append(_merged(_segments(x, y, u[sel], v[sel])))
     return gpd.GeoDataFrame({"kind": rows}, geometry=geoms, crs=net.crs)
+
+
+def _segments(x, y, u, v) -> np.ndarray:
+    """One straight LineString per street segment (directed edges u->v and v->u drawn once)."""
+    pairs = np.unique(np.sort(np.column_stack([u, v]), axis=1), axis=0)
+    return shapely.linestrings(np.stack([np.column_stack([x[pairs[:, 0]], y[pairs[:, 0]]]),
+                                         np.column_stack([x[pairs[:, 1]], y[pairs[:, 1]]])], axis=1))
+
+
+def _merged(lines):
+    """Segments joined into long lines at their shared end nodes (one (Multi)LineString)."""
+    return shapely.line_merge(shapely.multilinestrings(lines))
 
 
 def _add_streets(m, streets, config, basemap: str, *, window=None, simplify_m: float = 5.0) -> list[str]:
@@ -887,21 +896,13 @@ def _service_area(net, times, threshold: float, window, buffer_m: float):
     u, v = u[near], v[near]
     if not u.size:
         return None
-    pairs = np.unique(np.sort(np.column_stack([u, v]), axis=1), axis=0)
-    coords = np.stack(
-        [
-            np.column_stack([x[pairs[:, 0]], y[pairs[:, 0]]]),
-            np.column_stack([x[pairs[:, 1]], y[pairs[:, 1]]]),
-        ],
-        axis=1,
-    )
-    lines = shapely.linestrings(coords)
+    lines = _segments(x, y, u, v)
     lines = lines[shapely.intersects(lines, window)]
     if not len(lines):
         return None
     # joining the segments into long lines first (at shared end nodes) leaves ~6x fewer, longer
     # pieces to buffer and merge: ~2.5x faster for the same corridor
-    lines = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(lines)))
+    lines = shapely.get_parts(_merged(lines))
     area = shapely.union_all(shapely.buffer(lines, buffer_m, quad_segs=2))
     return _simplify(shapely.intersection(area, window), buffer_m / 3)
 

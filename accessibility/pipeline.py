@@ -46,6 +46,10 @@ class StudyArea:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
+    def unit_names(self) -> dict[str, str]:
+        """``unit_code -> unit_name``: planners read names, not codes."""
+        return dict(zip(self.units["unit_code"].astype(str), self.units["unit_name"].astype(str), strict=False))
+
     def provenance(self) -> list[dict]:
         """One row per input layer: name, status (real/synthetic), path and where it came from."""
         rows = []
@@ -512,24 +516,26 @@ def _write_workbook(out: Path, study: StudyArea, tables: dict, siting_out: dict,
     from accessibility import report as report_mod
 
     cfg = study.config
-    names = dict(zip(study.units["unit_code"].astype(str), study.units["unit_name"].astype(str),
-                     strict=False))
     sheets = dict(tables)
-    def named(df):  # the unit's name right after its code, as in the CSVs
-        out = df.copy()
-        out.insert(out.columns.get_loc("unit_code") + 1, "unit_name", out["unit_code"].astype(str).map(names))
-        return _rounded(out)
-
     for cid, res in (siting_out or {}).items():
-        sheets[f"sites_{cid}"] = named(res["curve"])
+        sheets[f"sites_{cid}"] = _rounded(res["curve"])
         if res.get("exact_sites") is not None:
-            sheets[f"exact_{cid}"] = named(res["exact_sites"])
+            sheets[f"exact_{cid}"] = _rounded(res["exact_sites"])
         sheets[f"fewest_{cid}"] = _rounded(res["lscp_by_unit"])
     if planned is not None and len(planned):
         sheets["planned_projects"] = planned
     sheets = {k: (v.assign(data_status=cfg.data_status) if "data_status" not in v.columns else v)
               for k, v in sheets.items()}
     return report_mod.write_workbook(out / "coverage.xlsx", sheets, config=cfg)
+
+
+def _with_unit_names(df: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """``df`` with ``unit_name`` right after ``unit_code`` (unchanged when it already has one)."""
+    if "unit_name" in df.columns or "unit_code" not in df.columns:
+        return df
+    out = df.copy()
+    out.insert(out.columns.get_loc("unit_code") + 1, "unit_name", out["unit_code"].astype(str).map(names))
+    return out
 
 
 def _formula_safe(col: pd.Series) -> pd.Series:
@@ -582,6 +588,7 @@ def circle_node_times(study: StudyArea, circles: list[str] | None = None) -> dic
     threshold.
     """
     from accessibility import traveltime as tt
+    from accessibility.coverage import circle_facilities
 
     cfg = study.config
     net = study.network
@@ -589,9 +596,8 @@ def circle_node_times(study: StudyArea, circles: list[str] | None = None) -> dic
     out = {}
     fnode, fsnap = tt.snap(net, fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
     for c in (cfg.circles[cid] for cid in (circles or list(cfg.circles))):
-        in_circle = fac["circles"].fillna("").str.split(";").map(lambda xs, cid=c.id: cid in xs)
         # as in coverage: facilities farther than max_snap_m from the network are left out
-        sel = in_circle.to_numpy(dtype=bool) & (fsnap <= cfg.max_snap_m)
+        sel = circle_facilities(fac, c.id) & (fsnap <= cfg.max_snap_m)
         if not sel.any():
             out[c.id] = np.full(len(net.nodes), np.inf)
             continue
@@ -681,6 +687,7 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
         cells = cells[cells["unit_code"].astype(str).isin(keep)]
         units = units[units["unit_code"].astype(str).isin(keep)]
         cands = cands[cands["unit_code"].astype(str).isin(keep)]
+    names = study.unit_names()
     # the all-units row is the district, or the selected units together
     sel = ({"district_code": "selected:" + "+".join(cfg.siting.units), "district_name": "所选街镇合计 selected units"}
            if cfg.siting.units else {})
@@ -693,19 +700,19 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
             k_max=k_max or cfg.siting.max_new_sites, time_limit_s=cfg.siting.time_limit_s, progress=progress,
             units=units, **sel,
         )
-        names = dict(zip(study.units["unit_code"].astype(str), study.units["unit_name"].astype(str), strict=True))
-        curve = res["curve"].assign(circle=c.id, data_status=cfg.data_status)
-        # planners read names, not codes: the unit name goes right after its code
-        curve.insert(curve.columns.get_loc("unit_code") + 1, "unit_name",
-                     curve["unit_code"].astype(str).map(names))
+        # planners read names, not codes: the unit name right after its code, once, for the CSVs,
+        # the workbook and the report alike
+        res["curve"] = _with_unit_names(res["curve"], names)
+        if res.get("exact_sites") is not None:
+            res["exact_sites"] = _with_unit_names(res["exact_sites"], names)
         p = out / f"siting_{c.id}.csv"
         with atomic_path(p) as tmp:
-            _rounded(curve).to_csv(tmp, index=False, encoding="utf-8-sig")
+            _rounded(res["curve"].assign(circle=c.id, data_status=cfg.data_status)).to_csv(
+                tmp, index=False, encoding="utf-8-sig")
         if res.get("exact_sites") is not None:
-            ex = res["exact_sites"].assign(circle=c.id, data_status=cfg.data_status)
-            ex.insert(ex.columns.get_loc("unit_code") + 1, "unit_name", ex["unit_code"].astype(str).map(names))
             with atomic_path(out / f"siting_{c.id}_exact.csv") as tmp:
-                _rounded(ex).to_csv(tmp, index=False, encoding="utf-8-sig")
+                _rounded(res["exact_sites"].assign(circle=c.id, data_status=cfg.data_status)).to_csv(
+                    tmp, index=False, encoding="utf-8-sig")
         p = out / f"siting_{c.id}_lscp_by_unit.csv"
         with atomic_path(p) as tmp:
             _rounded(res["lscp_by_unit"]).assign(circle=c.id, data_status=cfg.data_status).to_csv(
@@ -732,7 +739,7 @@ def supply_by_unit(study: StudyArea, *, per: float = 1000.0) -> pd.DataFrame | N
     fac = study.facilities
     cap = pd.to_numeric(fac["capacity"], errors="coerce")
     rows = []
-    names = dict(zip(study.units["unit_code"].astype(str), study.units["unit_name"].astype(str), strict=True))
+    names = study.unit_names()
     for c in cfg.circles.values():
         sel = circle_facilities(fac, c.id)
         known = sel & cap.notna().to_numpy() & (cap.fillna(0) > 0).to_numpy()
@@ -809,6 +816,7 @@ def _planned_projects(out: Path, study: StudyArea, results: pd.DataFrame) -> pd.
     """Coverage before and after the plan's named projects, per circle and unit."""
     from accessibility import siting as siting_mod
     from accessibility._io import atomic_path
+    from accessibility.coverage import circle_facilities
 
     cfg = study.config
     planned = read_planned_projects(cfg.siting.planned_projects, cfg.crs)
@@ -817,8 +825,7 @@ def _planned_projects(out: Path, study: StudyArea, results: pd.DataFrame) -> pd.
     for cid in [c for c in cfg.circles if c in named]:
         t = siting_mod.evaluate_scenario(study.cells, results, study.network, planned, cfg.circles[cid], cfg,
                                          units=study.units, progress=False)
-        projects = planned.loc[planned["circles"].astype(str).str.split(";").map(lambda xs, c=cid: c in xs),
-                               "name"]
+        projects = planned.loc[circle_facilities(planned, cid), "name"]
         parts.append(t.assign(circle=cid, projects="; ".join(map(str, projects))))
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     table["data_status"] = cfg.data_status
@@ -848,17 +855,13 @@ def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.
         "data checks (warnings)": "; ".join(dict.fromkeys(study.warnings)) or "none",
     }
     siting_tables: dict[str, pd.DataFrame] = {}
-    unit_names = dict(zip(study.units["unit_code"].astype(str), study.units["unit_name"].astype(str),
-                          strict=False))
     for cid, r in (siting_out or {}).items():
         c = cfg.circles[cid]
-        curve = r["curve"].assign(unit_name=r["curve"]["unit_code"].astype(str).map(unit_names))
+        curve = r["curve"]
         keep = [k for k in ["rank", "site_id", "unit_code", "unit_name", "lon", "lat", "added_covered_population",
                             "cumulative_covered_population", "cumulative_coverage_share"] if k in curve.columns]
         siting_tables[cid] = curve[keep]
         ex, summ = r.get("exact_sites"), r.get("summary", {})
-        if ex is not None:
-            ex = ex.assign(unit_name=ex["unit_code"].astype(str).map(unit_names))
         if ex is not None and len(ex):
             k = len(ex)
             g_k = float(curve["added_covered_population"].head(k).sum())

@@ -42,6 +42,7 @@ from accessibility._errors import (
     DataError,
     problems_message,
 )
+from accessibility.coverage import circle_facilities
 
 __all__ = [
     "SitingResult",
@@ -61,7 +62,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_EPS_REACH = 1e-9  # reach_matrix stores d + 1e-9 so that zero distances survive in sparse form
 _REL_TOL = 1e-9
 
 
@@ -165,24 +165,19 @@ def _as_mask(covered, n: int, name: str = "covered") -> np.ndarray:
     return m
 
 
-def _order_by_gain(A: sp.csr_matrix, w: np.ndarray, chosen: Sequence[int]):
-    """Order a chosen set greedily; return (order, added, cumulative)."""
+def _order_by_gain(A: sp.csr_matrix, w: np.ndarray, chosen: Sequence[int], *, drop_idle: bool = False):
+    """Order a chosen set greedily; return (order, added, cumulative).
+
+    ``drop_idle`` leaves out the sites that add nothing once the others are in (a ``<= k`` MCLP
+    may pick idle sites; they are no proposal). LSCP keeps every chosen site (it counts them).
+    """
     chosen = [int(c) for c in chosen]
     if not chosen:
         return [], np.zeros(0), np.zeros(0)
     sub = A[:, chosen]
-    res = greedy_mclp(sub, w, len(chosen), _allow_stop=False)
+    res = greedy_mclp(sub, w, len(chosen), _allow_stop=drop_idle)
     order = [chosen[j] for j in res.sites]
     return order, res.added_weight, res.cumulative
-
-
-def _useful(order, added, cum):
-    """Drop sites that add nothing (a ``<= k`` model may pick idle sites; they are no proposal)."""
-    added = np.asarray(added, dtype=float)
-    keep = added > 1e-9 * max(float(np.sum(added)), 1.0)
-    if keep.all():
-        return order, added, cum
-    return [o for o, kp in zip(order, keep, strict=True) if kp], added[keep], np.cumsum(added[keep])
 
 
 def _covered_weight(A: sp.csr_matrix, w: np.ndarray, sites: Sequence[int]) -> float:
@@ -381,7 +376,7 @@ def solve_mclp(A, w, k: int, *, time_limit_s: float = 30.0, covered=None,
     m, n = A_r.shape
     details.update(n_rows=int(m), n_cols=int(n), n_rows_in=int(n_d), n_cols_in=int(n_s))
     if k >= n:  # every distinct site fits: take them all
-        order, added, cum = _useful(*_order_by_gain(A, w_eff, cols.tolist()))
+        order, added, cum = _order_by_gain(A, w_eff, cols.tolist(), drop_idle=True)
         obj = float(cum[-1]) if cum.size else 0.0
         return SitingResult(order, added, cum, obj, "optimal", gap=0.0, method="milp",
                             unreachable_weight=unreachable, time_s=time.perf_counter() - t0,
@@ -414,7 +409,7 @@ def solve_mclp(A, w, k: int, *, time_limit_s: float = 30.0, covered=None,
             warnings.warn(f"MILP optimum {obj:g} below greedy {greedy.objective:g}; using greedy",
                           AccessibilityWarning, stacklevel=2)
         chosen, obj, method = list(greedy.sites), greedy.objective, "greedy"
-    order, added, cum = _useful(*_order_by_gain(A, w_eff, chosen))
+    order, added, cum = _order_by_gain(A, w_eff, chosen, drop_idle=True)
     if res.status == 0:
         bound = max(bound, obj) if np.isfinite(bound) else obj
     bound = min(bound, greedy.bound) if np.isfinite(bound) else greedy.bound
@@ -1319,9 +1314,9 @@ def coverage_sets(net, cells, candidates, circle, *, profile_speed_mps: float, w
     ``weight_col`` (``time_s_<profile>`` or ``length_m``). Candidates sitting on nodes have no
     walk (``walk_c = 0``); a ``snap_m`` column on ``candidates`` is used as their walk otherwise.
 
-    One batched bounded search (:func:`accessibility.traveltime.reach_matrix`) over all
-    candidates gives candidate x node costs; rows of its transpose are gathered for the cells'
-    nodes and filtered by each cell's walk, all vectorised.
+    One batched bounded search over all candidates, then the same pair test as coverage
+    (:func:`accessibility.coverage._reach_pairs`): a cell is coverable by a site exactly when
+    coverage would call it covered by a facility there.
 
     Parameters
     ----------
@@ -1350,7 +1345,7 @@ def coverage_sets(net, cells, candidates, circle, *, profile_speed_mps: float, w
     scipy.sparse.csr_matrix
         Bool, rows aligned to ``cells`` (positional), columns to ``candidates``.
     """
-    from accessibility.traveltime import reach_matrix
+    from accessibility.coverage import _reach_pairs
 
     problems = []
     if weight_col not in net.edges.columns:
@@ -1374,18 +1369,10 @@ def coverage_sets(net, cells, candidates, circle, *, profile_speed_mps: float, w
                if "snap_m" in candidates.columns else np.zeros(n_cand))
     if "snap_m" in candidates.columns:
         offsets = np.where(candidates["snap_m"].to_numpy(dtype=float) <= max_snap_m, offsets, np.inf)
-    R = reach_matrix(net, weight_col, cand_nodes, limit=thr, offsets=offsets,
-                     batch_size=batch_size, progress=progress)
-    RT = sp.csr_matrix(R).T.tocsr()  # node x candidate
     ok = np.isfinite(node_c) & (node_c >= 0) & np.isfinite(walk_c)
-    rows_nodes = np.where(ok, node_c, 0).astype(np.int64)
-    G = RT[rows_nodes]  # cell x candidate costs (gathered rows)
-    G.sort_indices()
-    row_of = np.repeat(np.arange(n_cells), np.diff(G.indptr))
-    slack = 1e-9 * max(1.0, abs(thr))  # same relative slack as the travel-time engine
-    keep = ok[row_of] & (walk_c[row_of] + (G.data - _EPS_REACH) <= thr + slack)
-    A = sp.csr_matrix((np.ones(int(keep.sum()), dtype=bool), (row_of[keep], G.indices[keep])),
-                      shape=(n_cells, n_cand))
+    cell, cand = _reach_pairs(net, weight_col, cand_nodes, offsets, np.where(ok, node_c, 0).astype(np.int64),
+                              np.where(ok, walk_c, np.inf), thr, progress=progress, batch_size=batch_size)
+    A = sp.csr_matrix((np.ones(cell.size, dtype=bool), (cell, cand)), shape=(n_cells, n_cand))
     log.info("coverage sets: %d cells x %d candidates, %d pairs", n_cells, n_cand, A.nnz)
     return A
 
@@ -1406,13 +1393,6 @@ def _lonlat(x, y, crs):
     tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     lon, lat = tr.transform(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
     return np.asarray(lon), np.asarray(lat)
-
-
-def _circle_mask(facilities, circle_id: str) -> np.ndarray:
-    if "circles" not in facilities.columns:
-        return np.ones(len(facilities), dtype=bool)
-    ids = facilities["circles"].fillna("").astype(str).str.split(";")
-    return ids.map(lambda xs: circle_id in [x.strip() for x in xs]).to_numpy(dtype=bool)
 
 
 def site_circle(cells, results, facilities, net, candidates, circle, config, *, k_max: int = 30,
@@ -1547,7 +1527,8 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
     summary = {
         "circle": circle.id,
         "n_candidates": int(len(candidates)),
-        "n_existing_facilities": (int(_circle_mask(facilities, circle.id).sum())
+        "n_existing_facilities": (int((circle_facilities(facilities, circle.id)
+                                       if "circles" in facilities.columns else np.ones(len(facilities))).sum())
                                   if facilities is not None and len(facilities) else 0),
         "demand_total": total,
         "covered_now": covered_w,
@@ -1639,9 +1620,7 @@ def evaluate_scenario(cells, results, net, planned, circle, config, *,
     if problems:
         raise CRSMismatchError(problems_message("evaluate_scenario", problems))
     if "circles" in planned.columns:
-        mask = planned["circles"].fillna("").astype(str).str.split(";").apply(
-            lambda ids: circle.id in [s.strip() for s in ids])
-        planned = planned[mask.to_numpy(dtype=bool)]
+        planned = planned[circle_facilities(planned, circle.id)]
     prof, weight_col = _profile_of(circle, config)
     w_all = np.nan_to_num(cells[circle.weight_column].to_numpy(dtype=float), nan=0.0)
     before = results[f"{circle.id}_covered"].reindex(cells.index).fillna(False).to_numpy(bool)

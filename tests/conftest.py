@@ -92,3 +92,46 @@ def make_osm(points, ways):
     pois = gpd.GeoDataFrame({"osm_type": [], "osm_id": [], "name": [], "tags": []}, geometry=[],
                             crs="EPSG:4326")
     return OSMData(nodes=nodes, ways=wdf, pois=pois, source="hand-made.osm", status="synthetic")
+
+
+class LocalServer:
+    """An ``http.server`` on 127.0.0.1 (a free port) in a thread, for the online paths offline.
+
+    ``with LocalServer(Handler) as s:`` serves at ``s.base`` until the block ends; ``s.httpd``
+    is the server (``s.httpd.shutdown()`` takes it offline early).
+    """
+
+    def __init__(self, handler):
+        import http.server
+        import threading
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def quiet_handler():
+    """``BaseHTTPRequestHandler`` that does not log each request, with ``_send(status, body, type)``."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _send(self, status: int, payload: bytes, content_type: str = "application/octet-stream") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler

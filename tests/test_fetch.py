@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
@@ -12,40 +10,27 @@ import pytest
 from accessibility import DataError
 from accessibility.fetch import download, write_osm
 from accessibility.osm import read_osm
+from tests.conftest import LocalServer, quiet_handler
 
 PAYLOAD = b"GeoTIFF-bytes-for-testing" * 100
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(quiet_handler()):
     hits: list[str] = []
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         _Handler.hits.append(self.path)
         if self.path.startswith("/ok/"):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(PAYLOAD)))
-            self.end_headers()
-            self.wfile.write(PAYLOAD)
+            self._send(200, PAYLOAD)
         else:
-            self.send_response(500)
-            self.end_headers()
-            self.wfile.write(b"server error page")
-
-    def log_message(self, *args):
-        pass
+            self._send(500, b"server error page")
 
 
 @pytest.fixture()
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
     _Handler.hits = []
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with LocalServer(_Handler) as s:
+        yield s.base, s.httpd
 
 
 def test_download_once_then_cached(server, tmp_path):

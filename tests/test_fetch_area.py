@@ -12,9 +12,7 @@ nothing.
 
 from __future__ import annotations
 
-import http.server
 import shutil
-import threading
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -29,6 +27,7 @@ from accessibility.cli import main
 from accessibility.config import load_area
 from accessibility.network import build_walk_network
 from accessibility.osm import read_osm
+from tests.conftest import LocalServer, quiet_handler
 from tests.test_overpass import FEATURES, NETWORK
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +54,7 @@ def _geotiff_bytes() -> bytes:
 DEM = _geotiff_bytes()
 
 
-class _Server:
+class _Server(LocalServer):
     """Overpass API and file host on a random local port; records every request as (method, path)."""
 
     def __init__(self, *, interpreter_status: int = 200, file_status: int = 200):
@@ -63,14 +62,7 @@ class _Server:
         self.queries: list[str] = []
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _send(self, status: int, payload: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
+        class Handler(quiet_handler()):
             def do_GET(self):  # noqa: N802 (http.server's naming)
                 outer.requests.append(("GET", self.path))
                 if self.path == "/api/status":
@@ -96,21 +88,7 @@ class _Server:
                 else:
                     self._send(200, NETWORK if "highway" in query else FEATURES, "application/json")
 
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        super().__init__(Handler)
 
 
 def _write_area(folder: Path, *, network: str = "{kind: overpass, status: real}",

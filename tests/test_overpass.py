@@ -8,9 +8,7 @@ must answer the same call (offline second run). Error answers must raise and lea
 from __future__ import annotations
 
 import contextlib
-import http.server
 import socket
-import threading
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -21,6 +19,7 @@ from shapely.geometry import box
 
 from accessibility._errors import CRSMismatchError, DataError
 from accessibility.osm import fetch_overpass
+from tests.conftest import LocalServer, quiet_handler
 
 DATA = Path(__file__).parent / "data"
 NETWORK = (DATA / "overpass_walk_jiangbei.json").read_bytes()
@@ -28,14 +27,14 @@ FEATURES = (DATA / "overpass_features_jiangbei.json").read_bytes()
 POLYGON = box(106.529, 29.579, 106.533, 29.582)
 
 
-class _Server:
+class _Server(LocalServer):
     """Serve Overpass answers on a random local port, in a thread; record the queries."""
 
     def __init__(self, status: int = 200, body: bytes | None = None, content_type="application/json"):
         self.queries: list[str] = []
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(quiet_handler()):
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
                 query = parse_qs(self.rfile.read(length).decode("utf-8")).get("data", [""])[0]
@@ -46,27 +45,10 @@ class _Server:
                     payload = NETWORK
                 else:
                     payload = FEATURES
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self._send(status, payload, content_type)
 
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        super().__init__(Handler)
+        self.url = f"{self.base}/api"
 
 
 @contextlib.contextmanager
