@@ -158,6 +158,8 @@ class AreaConfig:
     district_code: str = "DISTRICT"
     district_name: str = "全区"
     district_name_en: str = "District"
+    #: ``zh``, ``en`` or ``bilingual`` (Chinese first): labels of maps, report, workbook, atlas, console.
+    language: str = "bilingual"
 
     @property
     def synthetic_layers(self) -> list[str]:
@@ -333,7 +335,10 @@ _TOP_KEYS = {
     "district_code": str,
     "district_name": str,
     "district_name_en": str,
+    "language": str,
 }
+#: Label languages of maps, report, workbook, atlas and console (see accessibility.labels).
+LANGUAGES = ("zh", "en", "bilingual")
 _SOURCE_KEYS = {
     "kind": str,
     "path": str,
@@ -588,6 +593,8 @@ def load_area(
             if p is not None and not p.exists():
                 chk.add(f"siting file {p} does not exist: check the path under 'siting'")
 
+    language = str(top.get("language", "bilingual"))
+    chk.choice("language", language, LANGUAGES)
     chk.raise_if_any()
     return AreaConfig(
         name=str(top["name"]),
@@ -609,6 +616,7 @@ def load_area(
         district_code=str(top.get("district_code", "DISTRICT")),
         district_name=str(top.get("district_name", "全区")),
         district_name_en=str(top.get("district_name_en", "District")),
+        language=language,
     )
 
 
