@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from accessibility._errors import AccessibilityWarning, CRSMismatchError, DataError
-from accessibility.traveltime import REACH_EPS, multi_source, reach_matrix, snap
+from accessibility.rules import as_rules, circle_rule, facility_sets
+from accessibility.traveltime import REACH_EPS, limit_slack, multi_source, reach_matrix, snap
 
 __all__ = [
     "COVERAGE_COLUMNS",
@@ -40,8 +41,6 @@ COVERAGE_COLUMNS = [
     "uncovered_population", "gap_population", "median_t", "p90_t", "t_unit", "coverage_share_flat",
     "data_status",
 ]
-#: Absolute slack when comparing a time/distance with a threshold (float sums).
-_TOL = 1e-6
 #: ``<circle>_t`` is searched up to this multiple of the threshold; beyond it is ``inf``.
 SEARCH_LIMIT_FACTOR = 3.0
 
@@ -72,30 +71,38 @@ def _snap_gdf(net, gdf) -> tuple[np.ndarray, np.ndarray]:
 
 
 def circle_facilities(facilities, circle_id: str) -> np.ndarray:
-    """Boolean mask of the facilities whose ``circles`` (``;``-joined ids) contain ``circle_id``."""
-    return _circle_sets(facilities)(circle_id)
+    """Boolean mask of the facilities whose ``circles`` (``;``-joined ids) contain ``circle_id``.
+
+    The parser is :func:`accessibility.rules.facility_sets` (one place for the ``circles`` column).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> circle_facilities(pd.DataFrame({"circles": ["a;b", "b"]}), "a").tolist()
+    [True, False]
+    """
+    return facility_sets(facilities)(circle_id)
 
 
-def _circle_sets(facilities):
-    """``circle_id -> mask`` like :func:`circle_facilities`, parsing the ``circles`` column once."""
-    if len(facilities) == 0:
-        return lambda _cid: np.zeros(0, dtype=bool)
-    ids = facilities["circles"].fillna("").astype(str).to_numpy()
-    uniq, inv = np.unique(ids, return_inverse=True)  # few distinct strings: split each once
-    parts = [{p.strip() for p in s.split(";")} for s in uniq]
-    return lambda cid: np.array([cid in p for p in parts], dtype=bool)[inv]
+def _warn_far(cells, facilities, cell_snap, fac_snap, max_snap_m: float) -> None:
+    cell_far = ~(cell_snap <= max_snap_m)
+    if cell_far.any():
+        pop = cells["population"].to_numpy(dtype=float)[cell_far].sum() if "population" in cells else np.nan
+        warnings.warn(f"{int(cell_far.sum())} of {len(cells)} cells (population {pop:,.0f}) are more than "
+                      f"max_snap_m = {max_snap_m:g} m from any walkable street: counted as not "
+                      "covered (check the network extract covers them, or raise max_snap_m)",
+                      AccessibilityWarning, stacklevel=3)
+    fac_far = ~(fac_snap <= max_snap_m)
+    if fac_far.any():
+        names = facilities["name"].astype(str).to_numpy()[fac_far][:5] if "name" in facilities else []
+        warnings.warn(f"{int(fac_far.sum())} of {len(facilities)} facilities are more than max_snap_m = "
+                      f"{max_snap_m:g} m from any walkable street and are left out (e.g. "
+                      f"{', '.join(names)}): check their coordinates (GCJ-02 declared as WGS-84?)",
+                      AccessibilityWarning, stacklevel=3)
 
 
-def _circle_params(circle, config):
-    prof = config.profiles[circle.profile]
-    if circle.mode == "time":
-        return f"time_s_{prof.name}", float(prof.flat_speed_mps), prof
-    return "length_m", 1.0, prof
-
-
-def cell_results(cells, facilities, net, config, *, circles=None, flat: bool = True,
-                 counts: bool = True, search_factor: float = SEARCH_LIMIT_FACTOR,
-                 progress: bool = True) -> pd.DataFrame:
+def cell_results(cells, facilities, net, rules, *, flat: bool = True, counts: bool = True,
+                 search_factor: float = SEARCH_LIMIT_FACTOR, progress: bool = True) -> pd.DataFrame:
     """Per-cell time (or distance) to the nearest facility, reachable count and coverage.
 
     Parameters
@@ -105,10 +112,9 @@ def cell_results(cells, facilities, net, config, *, circles=None, flat: bool = T
     facilities : GeoDataFrame
         Facilities (DESIGN.md "Facilities"), in the network CRS.
     net : WalkNetwork
-    config : AreaConfig
-        Circles, profiles and ``max_snap_m``.
-    circles : iterable of str, optional
-        Circle ids to compute; default all of ``config.circles``.
+    rules : AreaConfig, CircleRule or iterable of CircleRule
+        The circles to compute and how (:func:`accessibility.rules.circle_rules`); an
+        ``AreaConfig`` means every circle with the configuration's own rules.
     flat : bool, default True
         Also compute ``<circle>_t_flat`` (time-mode circles, flat terrain).
     counts : bool, default True
@@ -129,79 +135,81 @@ def cell_results(cells, facilities, net, config, *, circles=None, flat: bool = T
         Indexed like ``cells``; per circle ``<c>_t`` (s or m, both walks included; ``inf`` when
         no facility within 3x the threshold), ``<c>_n`` (facilities within the threshold),
         ``<c>_covered`` (``<c>_n >= min_reachable``), and ``<c>_t_flat`` for time circles.
+
+    Examples
+    --------
+    >>> from accessibility.demo import example_grid
+    >>> g = example_grid()
+    >>> res = cell_results(g.cells, g.facilities, g.net, g.rules, progress=False)
+    >>> res[["shop_t", "shop_covered"]].round(1).values.tolist()
+    [[50.0, True], [150.0, True], [250.0, False]]
     """
     _check_crs(cells, net, "the cells layer")
     if len(facilities):
         _check_crs(facilities, net, "the facilities layer")
-    ids = list(config.circles) if circles is None else list(circles)
-    unknown = [c for c in ids if c not in config.circles]
-    if unknown:
-        raise DataError(f"circle(s) {', '.join(unknown)} are not in {config.config_path}: use one of "
-                        f"{', '.join(config.circles)}")
+    rule_list = as_rules(rules)
     cell_node, cell_snap = _snap_gdf(net, cells)
     fac_node, fac_snap = (_snap_gdf(net, facilities) if len(facilities)
                           else (np.empty(0, np.int64), np.empty(0)))
-    cell_far = ~(cell_snap <= config.max_snap_m)
-    if cell_far.any():
-        pop = cells["population"].to_numpy(dtype=float)[cell_far].sum() if "population" in cells else np.nan
-        warnings.warn(f"{int(cell_far.sum())} of {len(cells)} cells (population {pop:,.0f}) are more than "
-                      f"max_snap_m = {config.max_snap_m:g} m from any walkable street: counted as not "
-                      "covered (check the network extract covers them, or raise max_snap_m)",
-                      AccessibilityWarning, stacklevel=2)
-    fac_far = ~(fac_snap <= config.max_snap_m)
-    if fac_far.any():
-        names = facilities["name"].astype(str).to_numpy()[fac_far][:5] if "name" in facilities else []
-        warnings.warn(f"{int(fac_far.sum())} of {len(facilities)} facilities are more than max_snap_m = "
-                      f"{config.max_snap_m:g} m from any walkable street and are left out (e.g. "
-                      f"{', '.join(names)}): check their coordinates (GCJ-02 declared as WGS-84?)",
-                      AccessibilityWarning, stacklevel=2)
+    for snap_limit in dict.fromkeys(r.max_snap_m for r in rule_list):
+        _warn_far(cells, facilities, cell_snap, fac_snap, snap_limit)
 
     out: dict[str, np.ndarray] = {}
-    circles_of = _circle_sets(facilities)
-    it = ids
+    circles_of = facility_sets(facilities)
+    it = rule_list
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(ids, desc="circles")
-    for cid in it:
-        circle = config.circles[cid]
-        weight, speed, _ = _circle_params(circle, config)
-        thr = float(circle.threshold)
-        sel = circles_of(cid) & ~fac_far
-        if not sel.any():
-            warnings.warn(f"circle {cid}: no facility of categories {', '.join(circle.categories)} is "
-                          "available: every cell is uncovered (check the facility sources and "
-                          "config/categories.yaml)", AccessibilityWarning, stacklevel=2)
-        s_nodes = fac_node[sel]
-        s_off = fac_snap[sel] / speed
-        c_walk = cell_snap / speed
-        weights = [(weight, "_t")]
-        if flat and circle.mode == "time":
-            weights.append((weight + "_flat", "_t_flat"))
-        reach = max(float(search_factor), 1.0) * thr
-        for w, suffix in weights:
-            times, _ = multi_source(net, w, s_nodes, s_off, limit=reach, with_origin=False)
-            t = c_walk + times[cell_node]
-            t[cell_far | ~(t <= reach + _TOL)] = np.inf
-            out[f"{cid}{suffix}"] = t
-            if suffix != "_t":
-                continue
-            if counts or circle.min_reachable > 1:
-                n_reach = _count_within(net, w, s_nodes, s_off, cell_node, c_walk, thr)
-                n_reach[cell_far] = 0
-                out[f"{cid}_n"] = n_reach
-                out[f"{cid}_covered"] = n_reach >= circle.min_reachable
-            else:
-                out[f"{cid}_covered"] = t <= thr + _TOL
+        it = tqdm(rule_list, desc="circles")
+    for rule in it:
+        out.update(_circle_columns(net, rule, circles_of(rule.id), (fac_node, fac_snap, cell_node, cell_snap),
+                                   flat=flat, counts=counts, search_factor=search_factor))
     # column order: per circle _t, _n, _covered, _t_flat; one frame built at the end (adding
     # columns one by one to a DataFrame costs more than the searches on small areas)
     cols = []
-    for cid in ids:
+    for rule in rule_list:
+        cid = rule.id
         cols += [c for c in (f"{cid}_t", f"{cid}_n", f"{cid}_covered", f"{cid}_t_flat") if c in out]
     return pd.DataFrame({c: out[c] for c in cols}, index=cells.index, columns=cols)
 
 
-def cell_facility_reach(cells, facilities, net, circle, config):
+def _circle_columns(net, rule, member, snapped, *, flat, counts, search_factor) -> dict[str, np.ndarray]:
+    """The result columns of one circle (see :func:`cell_results`); ``member``: its facilities,
+    ``snapped``: (facility nodes, facility snap_m, cell nodes, cell snap_m)."""
+    cid = rule.id
+    fac_node, fac_snap, cell_node, cell_snap = snapped
+    fac_walk = rule.walk(fac_snap)
+    sel = member & np.isfinite(fac_walk)
+    if not sel.any():
+        warnings.warn(f"circle {cid}: no facility of categories {', '.join(rule.categories)} is "
+                      "available: every cell is uncovered (check the facility sources and "
+                      "config/categories.yaml)", AccessibilityWarning, stacklevel=3)
+    s_nodes, s_off = fac_node[sel], fac_walk[sel]
+    c_walk = rule.walk(cell_snap)
+    cell_far = ~np.isfinite(c_walk)
+    weights = [(rule.weight, "_t")]
+    if flat and rule.flat_weight is not None:
+        weights.append((rule.flat_weight, "_t_flat"))
+    reach = max(float(search_factor), 1.0) * rule.threshold
+    out = {}
+    for w, suffix in weights:
+        times, _ = multi_source(net, w, s_nodes, s_off, limit=reach, with_origin=False)
+        t = c_walk + times[cell_node]
+        t[cell_far | ~(t <= reach + limit_slack(reach))] = np.inf
+        out[f"{cid}{suffix}"] = t
+        if suffix != "_t":
+            continue
+        if counts or rule.min_reachable > 1:
+            cell, _ = _reach_pairs(net, rule, s_nodes, s_off, cell_node, c_walk)
+            n_reach = np.bincount(cell, minlength=cell_node.size).astype(np.int64)
+            out[f"{cid}_n"] = n_reach
+            out[f"{cid}_covered"] = n_reach >= rule.min_reachable
+        else:
+            out[f"{cid}_covered"] = rule.within(t)
+    return out
+
+
+def cell_facility_reach(cells, facilities, net, rule):
     """Which facilities each cell reaches within the circle's threshold (DESIGN.md formula).
 
     Parameters
@@ -209,32 +217,36 @@ def cell_facility_reach(cells, facilities, net, circle, config):
     cells, facilities : GeoDataFrame
         In the network CRS. Pass only the facilities you want as columns (e.g. those of the circle).
     net : WalkNetwork
-    circle : Circle
-    config : AreaConfig
+    rule : CircleRule
+        The circle's rule (:func:`accessibility.rules.circle_rule`): threshold, weight, walks.
 
     Returns
     -------
     scipy.sparse.csr_matrix of bool, shape (len(cells), len(facilities))
-        Cells and facilities farther than ``max_snap_m`` from the network reach nothing.
+        Cells and facilities farther than ``rule.max_snap_m`` from the network reach nothing.
+
+    Examples
+    --------
+    >>> from accessibility.demo import example_grid
+    >>> g = example_grid()
+    >>> cell_facility_reach(g.cells, g.facilities, g.net, g.rules["shop"]).toarray().tolist()
+    [[True], [True], [False]]
     """
     from scipy.sparse import csr_matrix
 
-    weight, speed, _ = _circle_params(circle, config)
-    thr = float(circle.threshold)
+    (rule,) = as_rules(rule)
     n_cells, n_fac = len(cells), len(facilities)
     if n_cells == 0 or n_fac == 0:
         return csr_matrix((n_cells, n_fac), dtype=bool)
     cell_node, cell_snap = _snap_gdf(net, cells)
     fac_node, fac_snap = _snap_gdf(net, facilities)
-    off = np.where(fac_snap <= config.max_snap_m, fac_snap / speed, np.inf)
-    c_walk = np.where(cell_snap <= config.max_snap_m, cell_snap / speed, np.inf)
-    cell, fac = _reach_pairs(net, weight, fac_node, off, cell_node, c_walk, thr)
+    cell, fac = _reach_pairs(net, rule, fac_node, rule.walk(fac_snap), cell_node, rule.walk(cell_snap))
     return csr_matrix((np.ones(cell.size, dtype=bool), (cell, fac)), shape=(n_cells, n_fac))
 
 
-def _reach_pairs(net, weight, s_nodes, s_off, cell_node, c_walk, thr, *, progress: bool = False,
+def _reach_pairs(net, rule, s_nodes, s_off, cell_node, c_walk, *, progress: bool = False,
                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(cell, source) index pairs with c_walk[cell] + offset + d(cell's node -> source) <= thr.
+    """(cell, source) index pairs with ``rule.within(c_walk[cell] + offset + d(cell's node -> source))``.
 
     The one test of the DESIGN.md formula for all pairs: counts, the facility reach (2SFCA) and
     siting's coverage sets all use it, so a cell is covered by a site exactly when coverage would
@@ -242,18 +254,12 @@ def _reach_pairs(net, weight, s_nodes, s_off, cell_node, c_walk, thr, *, progres
     """
     if s_nodes.size == 0 or cell_node.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    r = reach_matrix(net, weight, s_nodes, limit=thr, offsets=s_off, progress=progress,
+    r = reach_matrix(net, rule.weight, s_nodes, limit=rule.threshold, offsets=s_off, progress=progress,
                      batch_size=batch_size).tocsc()
     m = r[:, cell_node].tocsc()  # facilities x cells, columns repeated for cells sharing a node
     col = np.repeat(np.arange(cell_node.size), np.diff(m.indptr))
-    ok = (m.data - REACH_EPS) + c_walk[col] <= thr + _TOL
+    ok = rule.within((m.data - REACH_EPS) + c_walk[col])
     return col[ok], m.indices[ok].astype(np.int64)
-
-
-def _count_within(net, weight, s_nodes, s_off, cell_node, c_walk, thr) -> np.ndarray:
-    """Facilities with c_walk[i] + offset + d(cell_node[i] -> s) <= thr, per cell (sparse)."""
-    cell, _ = _reach_pairs(net, weight, s_nodes, s_off, cell_node, c_walk, thr)
-    return np.bincount(cell, minlength=cell_node.size).astype(np.int64)
 
 
 def weighted_quantile(values, weights, q: float) -> float:
@@ -313,8 +319,11 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
     units : DataFrame
         Units with ``unit_code``, ``unit_name``, ``unit_name_en`` (row order is kept).
     config : AreaConfig
-    circles : iterable of str, optional
-        Circle ids; default those with a ``<c>_covered`` column in ``results``.
+        Data status and the district row's code and names.
+    circles : iterable of str or CircleRule, optional
+        Circle ids (the configuration's rules) or the rules the results were computed with
+        (overrides: their threshold is the table's); default the circles with a ``<c>_covered``
+        column in ``results``.
     district_code, district_name, district_name_en : str
         Identify the district row.
 
@@ -334,9 +343,10 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
     district_name_en = (getattr(config, "district_name_en", "District") if district_name_en is None
                         else district_name_en)
     if circles is None:
-        ids = [c for c in config.circles if f"{c}_covered" in results.columns]
-    else:
-        ids = list(circles)
+        circles = [c for c in config.circles if f"{c}_covered" in results.columns]
+    # ids resolve to the configuration's rules; rules (with overrides) are taken as they are
+    rule_list = [circle_rule(config, c) if isinstance(c, str) else as_rules(c)[0] for c in circles]
+    ids = [r.id for r in rule_list]
     missing = [c for c in ids if f"{c}_covered" not in results.columns]
     if missing:
         raise DataError(f"results lack circle(s) {', '.join(missing)}: run cell_results with them")
@@ -362,9 +372,9 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
     names_g = [*names.tolist(), district_name]
     names_en_g = [*names_en.tolist(), district_name_en]
     blocks = []
-    for cid in ids:
-        circle = config.circles[cid]
-        demand = cells[circle.weight_column].to_numpy(dtype=float)
+    for rule in rule_list:
+        cid, circle = rule.id, rule.circle
+        demand = cells[rule.demand_column].to_numpy(dtype=float)
         demand = np.nan_to_num(demand, nan=0.0)
         covered = results[f"{cid}_covered"].to_numpy(dtype=bool)
         t = results[f"{cid}_t"].to_numpy(dtype=float)
@@ -378,7 +388,7 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
 
         pops = sums(demand)
         covs = sums(demand * covered)
-        flats = sums(demand * (t_flat <= circle.threshold + _TOL)) if with_flat else None
+        flats = sums(demand * rule.within(t_flat)) if with_flat else None
         # quantiles: one sort by (group, time); each unit is a contiguous slice, the district the
         # whole sorted-by-time array
         # the order among equal times does not change a quantile's value, so the (SIMD) quicksort

@@ -36,7 +36,8 @@ from jinja2 import Template
 from accessibility._errors import AccessibilityWarning, DataError
 from accessibility._io import write_text_atomic
 
-__all__ = ["overview_map", "save_map", "service_areas", "street_lines", "unit_map"]
+__all__ = ["circle_node_times", "overview_map", "reachable_facilities", "save_map", "service_areas",
+           "street_lines", "unit_map"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +126,8 @@ def overview_map(
     _check_basemap(basemap)
     _require_columns(units, ("unit_code", "geometry"), "units")
     _require_columns(coverage, ("unit_code", "circle", "coverage_share"), "coverage")
-    circle_ids = _resolve_circles(
-        config, circles, available=coverage["circle"].astype(str).unique()
-    )
+    rules = _resolve_circles(config, circles, available=coverage["circle"].astype(str).unique())
+    circle_ids = list(rules)
 
     shown_units = units[["unit_code", "geometry"]].copy()
     for col in ("unit_name", "unit_name_en"):
@@ -144,7 +144,7 @@ def overview_map(
     colours = _category_colours(config, fac_ll)
 
     for i, cid in enumerate(circle_ids):
-        circle = config.circles[cid]
+        circle = rules[cid].circle
         group = folium.FeatureGroup(name=_circle_label(circle), overlay=True, show=(i == 0))
         rows = cov[cov["circle"] == cid].drop_duplicates("unit_code").set_index("unit_code")
         rows = rows.drop(columns=[c for c in rows.columns if c in units_ll.columns])
@@ -284,7 +284,8 @@ def unit_map(
             f"fix: use one of {', '.join(sorted(codes)[:20])}"
         )
     available = [c for c in config.circles if f"{c}_t" in results.columns]
-    circle_ids = _resolve_circles(config, circles, available=available)
+    rules = _resolve_circles(config, circles, available=available)
+    circle_ids = list(rules)
     missing = [f"{c}_t" for c in circle_ids if f"{c}_t" not in results.columns]
     if missing:
         raise DataError(
@@ -312,10 +313,10 @@ def unit_map(
 
     fac_ll = _facilities_display(facilities, config, basemap)
     colours = _category_colours(config, fac_ll)
-    near = _near_facility_mask(facilities, unit_geom, circle_ids, config)
+    near = _near_facility_mask(facilities, unit_geom, rules)
 
     for i, cid in enumerate(circle_ids):
-        circle = config.circles[cid]
+        circle = rules[cid].circle
         group = folium.FeatureGroup(name=_circle_label(circle), overlay=True, show=(i == 0))
 
         area = None
@@ -324,7 +325,7 @@ def unit_map(
             area = shapely.intersection(whole, _unit_window(unit_geom)) if whole is not None else None
         elif net is not None and node_times is not None and cid in node_times:
             area = _service_area(
-                net, node_times[cid], circle.threshold, _unit_window(unit_geom), service_buffer_m
+                net, node_times[cid], rules[cid], _unit_window(unit_geom), service_buffer_m
             )
         if area is not None and not area.is_empty:
             sa = gpd.GeoDataFrame({"tip": [_service_area_tip(circle)]}, geometry=[area], crs=crs)
@@ -381,7 +382,7 @@ def unit_map(
     )
     _add_legend(
         m,
-        _time_legend_rows(config, circle_ids) + _street_legend_rows(street_kinds),
+        _time_legend_rows([r.circle for r in rules.values()]) + _street_legend_rows(street_kinds),
         _category_legend_rows(config, colours, fac_ll),
         config,
     )
@@ -513,7 +514,11 @@ def _require_columns(df: pd.DataFrame, cols: Iterable[str], what: str) -> None:
         )
 
 
-def _resolve_circles(config, circles: Iterable[str] | None, *, available) -> list[str]:
+def _resolve_circles(config, circles, *, available) -> dict:
+    """``circle id -> CircleRule`` to draw: ids get the configuration's rule, rules (overrides)
+    are kept as given; default every configured circle in ``available``."""
+    from accessibility.rules import CircleRule, circle_rule
+
     available = {str(a) for a in available}
     if circles is None:
         ids = [c for c in config.circles if c in available]
@@ -522,15 +527,16 @@ def _resolve_circles(config, circles: Iterable[str] | None, *, available) -> lis
                 "maps: none of the configured circles appear in the data; "
                 f"fix: pass circles= (configured: {', '.join(config.circles)})"
             )
-        return ids
-    ids = [str(c) for c in circles]
-    unknown = [c for c in ids if c not in config.circles]
+        return {c: circle_rule(config, c) for c in ids}
+    circles = list(circles)
+    unknown = [str(c) for c in circles if not isinstance(c, CircleRule) and str(c) not in config.circles]
     if unknown:
         raise DataError(
             f"maps: unknown circle id(s) {', '.join(unknown)}; fix: use ids from the area config "
             f"({', '.join(config.circles)})"
         )
-    return ids
+    return {(c.id if isinstance(c, CircleRule) else str(c)):
+            (c if isinstance(c, CircleRule) else circle_rule(config, str(c))) for c in circles}
 
 
 def _round_coords(geoms: np.ndarray) -> np.ndarray:
@@ -838,23 +844,91 @@ def _street_legend_rows(kinds) -> str:
     )
 
 
-def service_areas(net, node_times: Mapping[str, np.ndarray], config, *, buffer_m: float = 30.0) -> dict:
+def service_areas(net, node_times: Mapping[str, np.ndarray], rules, *, buffer_m: float = 30.0) -> dict:
     """Service area of each circle over the whole network, for many :func:`unit_map` calls.
 
     Buffering and merging the reached streets is the costly part of a unit map; done once for
     the whole area and clipped per unit, twelve unit maps cost about a third as much.
 
+    Parameters
+    ----------
+    net : WalkNetwork
+    node_times : mapping of circle id to numpy.ndarray
+        From :func:`circle_node_times`.
+    rules : AreaConfig or iterable of CircleRule
+        The circles' rules (their threshold test decides which streets are reached).
+    buffer_m : float
+        Half-width of the corridor around reached edges.
+
     Returns
     -------
     dict of circle id to shapely geometry (or None when nothing is reached)
     """
+    from accessibility.rules import as_rules
+
+    by_id = {r.id: r for r in as_rules(rules)}
     x = net.nodes["x"].to_numpy(dtype=float)
     y = net.nodes["y"].to_numpy(dtype=float)
     pad = 2.0 * buffer_m + 1.0  # the corridors reach buffer_m beyond the outermost nodes: keep them
     whole = shapely.box(x.min() - pad, y.min() - pad, x.max() + pad, y.max() + pad) if len(x) else None
-    return {cid: (_service_area(net, t, config.circles[cid].threshold, whole, buffer_m)
-                  if whole is not None else None)
-            for cid, t in node_times.items() if cid in config.circles}
+    return {cid: (_service_area(net, t, by_id[cid], whole, buffer_m) if whole is not None else None)
+            for cid, t in node_times.items() if cid in by_id}
+
+
+def circle_node_times(net, facilities, rules) -> dict[str, np.ndarray]:
+    """Per-node time (or distance) from every network node to the nearest facility of each circle.
+
+    Used to draw service areas from the reached network. Values are in the circle's threshold unit
+    (seconds or metres), include the facility's walk from the network (``rule.walk``: facilities
+    beyond ``max_snap_m`` are left out, as in coverage), and are ``inf`` beyond the threshold.
+
+    Parameters
+    ----------
+    net : WalkNetwork
+    facilities : geopandas.GeoDataFrame
+        In the network CRS, with ``circles``.
+    rules : AreaConfig, CircleRule or iterable of CircleRule
+
+    Returns
+    -------
+    dict of circle id to numpy.ndarray (positional like ``net.nodes``)
+
+    Examples
+    --------
+    >>> from accessibility.demo import example_grid
+    >>> g = example_grid()
+    >>> circle_node_times(g.net, g.facilities, g.rules)["shop"].round(1).tolist()
+    [0.0, 100.0, 200.0, inf]
+    """
+    from accessibility import traveltime as tt
+    from accessibility.rules import as_rules, facility_sets
+
+    n = len(net.nodes)
+    x, y = facilities.geometry.x.to_numpy(), facilities.geometry.y.to_numpy()
+    fnode, fsnap = tt.snap(net, x, y) if len(facilities) else (np.zeros(0, np.int64), np.zeros(0))
+    member = facility_sets(facilities)
+    out = {}
+    for rule in as_rules(rules):
+        off = rule.walk(fsnap)
+        sel = member(rule.id) & np.isfinite(off)
+        if not sel.any():
+            out[rule.id] = np.full(n, np.inf)
+            continue
+        out[rule.id], _ = tt.multi_source(net, rule.weight, fnode[sel], off[sel], limit=rule.threshold)
+    return out
+
+
+def reachable_facilities(net, facilities, rules) -> gpd.GeoDataFrame:
+    """The facilities a map should draw: those within ``max_snap_m`` of the network for at least
+    one of the rules (the others are left out of coverage and warned about)."""
+    from accessibility import traveltime as tt
+    from accessibility.rules import as_rules
+
+    if facilities is None or not len(facilities):
+        return facilities
+    limit = max((r.max_snap_m for r in as_rules(rules)), default=np.inf)
+    _, fsnap = tt.snap(net, facilities.geometry.x.to_numpy(), facilities.geometry.y.to_numpy())
+    return facilities[fsnap <= limit]
 
 
 def _in_crs(gdf, config):
@@ -871,8 +945,8 @@ def _unit_window(unit_geom):
     return shapely.buffer(shapely.envelope(unit_geom), 2000.0)
 
 
-def _service_area(net, times, threshold: float, window, buffer_m: float):
-    """Union of buffered network edges whose both ends are reached within ``threshold``, in ``window``."""
+def _service_area(net, times, rule, window, buffer_m: float):
+    """Union of buffered network edges whose both ends the rule calls reached, in ``window``."""
     times = np.asarray(times, dtype=float)
     nodes = net.nodes
     if len(times) != len(nodes):
@@ -883,7 +957,7 @@ def _service_area(net, times, threshold: float, window, buffer_m: float):
     edges = net.edges
     u = edges["u"].to_numpy(dtype=np.int64)
     v = edges["v"].to_numpy(dtype=np.int64)
-    ok = (times[u] <= threshold) & (times[v] <= threshold)
+    ok = rule.within(times[u]) & rule.within(times[v])
     if not ok.any():
         return None
     u, v = u[ok], v[ok]
@@ -907,37 +981,16 @@ def _service_area(net, times, threshold: float, window, buffer_m: float):
     return _simplify(shapely.intersection(area, window), buffer_m / 3)
 
 
-def _near_facility_mask(facilities, unit_geom, circle_ids, config) -> dict[str, np.ndarray]:
+def _near_facility_mask(facilities, unit_geom, rules) -> dict[str, np.ndarray]:
     """Facilities of each circle within reach of the unit (straight-line threshold + 200 m)."""
     out = {}
     if facilities is None or not len(facilities):
         return out
-    member = _circle_membership(facilities)
     dist = np.asarray(shapely.distance(np.asarray(facilities.geometry.values), unit_geom))
-    for cid in circle_ids:
-        circle = config.circles[cid]
-        if circle.mode == "time":
-            speed = (
-                config.profiles[circle.profile].flat_speed_mps
-                if circle.profile in config.profiles
-                else 1.2
-            )
-            reach = circle.threshold * speed
-        else:
-            reach = circle.threshold
-        out[cid] = (member.get(cid, np.zeros(len(facilities), bool))) & (dist <= reach + 200.0)
+    for cid, rule in rules.items():
+        reach = rule.threshold * rule.walk_speed_mps  # seconds x m/s, or metres x 1
+        out[cid] = rule.facility_mask(facilities) & (dist <= reach + 200.0)
     return out
-
-
-def _circle_membership(facilities) -> dict[str, np.ndarray]:
-    if "circles" not in facilities.columns:
-        return {}
-    lists = facilities["circles"].fillna("").astype(str).str.split(";")
-    ids = {c.strip() for lst in lists for c in lst if c.strip()}
-    return {
-        cid: lists.map(lambda lst, cid=cid: cid in [c.strip() for c in lst]).to_numpy(bool)
-        for cid in ids
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -986,9 +1039,9 @@ def _category_colours(config, fac_ll) -> dict[str, str]:
 def _add_facilities(group, fac_ll, cid: str, colours: dict[str, str]) -> None:
     if not len(fac_ll):
         return
-    lists = fac_ll["circles"].astype(str).str.split(";")
-    sel = lists.map(lambda lst: cid in [c.strip() for c in lst]).to_numpy(bool)
-    sub = fac_ll.loc[sel]
+    from accessibility.rules import facility_sets
+
+    sub = fac_ll.loc[facility_sets(fac_ll)(cid)]
     if not len(sub):
         return
     sub = gpd.GeoDataFrame(
@@ -1246,11 +1299,12 @@ def _coverage_legend_rows() -> str:
     return "<h2>覆盖率 coverage share</h2>" + rows
 
 
-def _time_legend_rows(config, circle_ids) -> str:
-    modes = {config.circles[c].mode for c in circle_ids}
+def _time_legend_rows(circles) -> str:
+    """Legend rows of the time/distance classes of ``circles`` (config Circles as drawn)."""
+    modes = {c.mode for c in circles}
     parts = []
     for mode in sorted(modes, reverse=True):  # time first
-        in_mode = [config.circles[c] for c in circle_ids if config.circles[c].mode == mode]
+        in_mode = [c for c in circles if c.mode == mode]
         head = "步行时间 walking time" if mode == "time" else "步行距离 walking distance"
         if len({c.threshold for c in in_mode}) > 1:
             # circles of this mode differ in threshold: classes are thirds of each one's threshold

@@ -310,11 +310,12 @@ def analyse(
         ``coverage_by_unit`` table (see DESIGN.md).
     """
     from accessibility import coverage as cov_mod
+    from accessibility.rules import circle_rules
 
-    circles = list(circles or study.config.circles)
-    results = cov_mod.cell_results(study.cells, study.facilities, study.network, study.config,
-                                   circles=circles, flat=True, progress=progress)
-    table = cov_mod.coverage_by_unit(study.cells, results, study.units, study.config, circles=circles)
+    rules = list(circle_rules(study.config, circles or None).values())
+    results = cov_mod.cell_results(study.cells, study.facilities, study.network, rules,
+                                   flat=True, progress=progress)
+    table = cov_mod.coverage_by_unit(study.cells, results, study.units, study.config, circles=rules)
     return results, table
 
 
@@ -581,48 +582,25 @@ def _to_gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:
 
 
 def circle_node_times(study: StudyArea, circles: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Per-node time (or distance) from every network node to the nearest facility of each circle.
+    """:func:`accessibility.maps.circle_node_times` of a study area with the configuration's rules."""
+    from accessibility import maps as maps_mod
+    from accessibility.rules import circle_rules
 
-    Used to draw service areas from the reached network. Values are in the circle's threshold unit
-    (seconds or metres), include the facility's walk from the network, and are ``inf`` beyond the
-    threshold.
-    """
-    from accessibility import traveltime as tt
-    from accessibility.coverage import circle_facilities
-
-    cfg = study.config
-    net = study.network
-    fac = study.facilities
-    out = {}
-    fnode, fsnap = tt.snap(net, fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy())
-    for c in (cfg.circles[cid] for cid in (circles or list(cfg.circles))):
-        # as in coverage: facilities farther than max_snap_m from the network are left out
-        sel = circle_facilities(fac, c.id) & (fsnap <= cfg.max_snap_m)
-        if not sel.any():
-            out[c.id] = np.full(len(net.nodes), np.inf)
-            continue
-        if c.mode == "time":
-            speed = cfg.profiles[c.profile].flat_speed_mps
-            weight, offsets = f"time_s_{c.profile}", fsnap[sel] / speed
-        else:
-            weight, offsets = "length_m", fsnap[sel]
-        times, _ = tt.multi_source(net, weight, fnode[sel], offsets, limit=c.threshold)
-        out[c.id] = times
-    return out
+    return maps_mod.circle_node_times(study.network, study.facilities,
+                                      circle_rules(study.config, circles or None))
 
 
 def _write_maps(out, study, results, table, siting_out, node_times, basemap, embed_assets, progress):
     from accessibility import maps as maps_mod
-    from accessibility import traveltime as tt
+    from accessibility.rules import circle_rules
 
     cfg = study.config
+    rules = circle_rules(cfg)
     files = []
     mdir = out / "maps"
     # facilities farther than max_snap_m from any street are left out of coverage (and warned
     # about): do not draw them as if they served anyone
-    _, fsnap = tt.snap(study.network, study.facilities.geometry.x.to_numpy(),
-                       study.facilities.geometry.y.to_numpy())
-    facilities = study.facilities[fsnap <= cfg.max_snap_m]
+    facilities = maps_mod.reachable_facilities(study.network, study.facilities, rules)
     # streets and stairs drawn from the network itself: the maps stay readable offline (no tiles)
     streets = maps_mod.street_lines(study.network)
     proposed = None
@@ -639,7 +617,7 @@ def _write_maps(out, study, results, table, siting_out, node_times, basemap, emb
     files.append(maps_mod.save_map(m, mdir / "overview.html", embed_assets=embed_assets))
     codes = list(study.units["unit_code"])
     # the service areas (buffered reached streets) once for the whole area, clipped per unit
-    areas = maps_mod.service_areas(study.network, node_times, cfg) if node_times else None
+    areas = maps_mod.service_areas(study.network, node_times, rules) if node_times else None
     it = codes
     if progress:
         from tqdm.auto import tqdm
@@ -673,6 +651,7 @@ def candidate_sites_for(study: StudyArea) -> gpd.GeoDataFrame:
 def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, progress) -> dict[str, dict]:
     from accessibility import siting as siting_mod
     from accessibility._io import atomic_path
+    from accessibility.rules import circle_rules
 
     cfg = study.config
     cands = candidate_sites_for(study)
@@ -691,15 +670,14 @@ def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, pr
     # the all-units row is the district, or the selected units together
     sel = ({"district_code": "selected:" + "+".join(cfg.siting.units), "district_name": "所选街镇合计 selected units"}
            if cfg.siting.units else {})
+    options = siting_mod.SitingOptions.from_config(cfg, k_max=k_max or None, progress=progress, **sel)
+    rules = circle_rules(cfg)
     res_all = {}
     for c in cfg.circles.values():
         if not c.plan:
             continue
-        res = siting_mod.site_circle(
-            cells, results.loc[cells.index], study.facilities, study.network, cands, c, cfg,
-            k_max=k_max or cfg.siting.max_new_sites, time_limit_s=cfg.siting.time_limit_s, progress=progress,
-            units=units, **sel,
-        )
+        res = siting_mod.site_circle(cells, results.loc[cells.index], study.network, cands, rules[c.id],
+                                     options=options, units=units, facilities=study.facilities)
         # planners read names, not codes: the unit name right after its code, once, for the CSVs,
         # the workbook and the report alike
         res["curve"] = _with_unit_names(res["curve"], names)
@@ -732,7 +710,8 @@ def supply_by_unit(study: StudyArea, *, per: float = 1000.0) -> pd.DataFrame | N
     Only facilities with a known capacity take part (e.g. elderly-care beds from an inventory);
     circles with no capacity at all are left out. ``None`` when no facility has a capacity.
     """
-    from accessibility.coverage import cell_facility_reach, circle_facilities
+    from accessibility.coverage import cell_facility_reach
+    from accessibility.rules import circle_rules
     from accessibility.siting import two_step_fca
 
     cfg = study.config
@@ -740,12 +719,13 @@ def supply_by_unit(study: StudyArea, *, per: float = 1000.0) -> pd.DataFrame | N
     cap = pd.to_numeric(fac["capacity"], errors="coerce")
     rows = []
     names = study.unit_names()
-    for c in cfg.circles.values():
-        sel = circle_facilities(fac, c.id)
+    for rule in circle_rules(cfg).values():
+        c = rule.circle
+        sel = rule.facility_mask(fac)
         known = sel & cap.notna().to_numpy() & (cap.fillna(0) > 0).to_numpy()
         if not known.any():
             continue
-        R = cell_facility_reach(study.cells, fac[known], study.network, c, cfg)
+        R = cell_facility_reach(study.cells, fac[known], study.network, rule)
         _, by_unit = two_step_fca(study.cells[c.weight_column].to_numpy(dtype=float), cap[known].to_numpy(),
                                   R, unit_labels=study.cells["unit_code"].astype(str).to_numpy(), per=per)
         dem = study.cells[c.weight_column].to_numpy(dtype=float)
@@ -816,16 +796,19 @@ def _planned_projects(out: Path, study: StudyArea, results: pd.DataFrame) -> pd.
     """Coverage before and after the plan's named projects, per circle and unit."""
     from accessibility import siting as siting_mod
     from accessibility._io import atomic_path
-    from accessibility.coverage import circle_facilities
+    from accessibility.rules import circle_rules
 
     cfg = study.config
     planned = read_planned_projects(cfg.siting.planned_projects, cfg.crs)
-    named = set(";".join(planned["circles"].astype(str)).split(";"))
     parts = []
-    for cid in [c for c in cfg.circles if c in named]:
-        t = siting_mod.evaluate_scenario(study.cells, results, study.network, planned, cfg.circles[cid], cfg,
+    for rule in circle_rules(cfg).values():
+        mine = rule.facility_mask(planned)
+        if not mine.any():
+            continue
+        t = siting_mod.evaluate_scenario(study.cells, results, study.network, planned, rule, cfg,
                                          units=study.units, progress=False)
-        projects = planned.loc[circle_facilities(planned, cid), "name"]
+        projects = planned.loc[mine, "name"]
+        cid = rule.id
         parts.append(t.assign(circle=cid, projects="; ".join(map(str, projects))))
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     table["data_status"] = cfg.data_status

@@ -42,9 +42,10 @@ from accessibility._errors import (
     DataError,
     problems_message,
 )
-from accessibility.coverage import circle_facilities
+from accessibility.rules import as_rules
 
 __all__ = [
+    "SitingOptions",
     "SitingResult",
     "candidate_sites",
     "coverage_curve",
@@ -1303,20 +1304,20 @@ def _ensure_snapped(net, cells):
     return node.astype(float), dist
 
 
-def coverage_sets(net, cells, candidates, circle, *, profile_speed_mps: float, weight_col: str,
-                  progress: bool = False, batch_size: int = 256,
-                  max_snap_m: float = np.inf) -> sp.csr_matrix:
+def coverage_sets(net, cells, candidates, rule, *, progress: bool = False,
+                  batch_size: int = 256) -> sp.csr_matrix:
     """Which cells each candidate site would cover: a sparse bool ``n_cells x n_candidates``.
 
     Cell ``i`` is covered by candidate ``c`` iff
-    ``walk_i + d(node_i -> node_c) + walk_c <= threshold`` where ``walk`` is the snap distance
-    (divided by ``profile_speed_mps`` in time mode) and ``d`` the directed network cost on
-    ``weight_col`` (``time_s_<profile>`` or ``length_m``). Candidates sitting on nodes have no
-    walk (``walk_c = 0``); a ``snap_m`` column on ``candidates`` is used as their walk otherwise.
+    ``rule.within(walk_i + d(node_i -> node_c) + walk_c)`` where ``walk = rule.walk(snap_m)``
+    (the profile's flat speed; ``inf`` beyond ``rule.max_snap_m``) and ``d`` the directed network
+    cost on ``rule.weight``. Candidates sitting on nodes have no walk (``walk_c = 0``); a ``snap_m``
+    column on ``candidates`` is used as their walk otherwise.
 
     One batched bounded search over all candidates, then the same pair test as coverage
     (:func:`accessibility.coverage._reach_pairs`): a cell is coverable by a site exactly when
-    coverage would call it covered by a facility there.
+    coverage would call it covered by a facility there. With the run's rule
+    (:func:`accessibility.rules.circle_rule` without overrides) the sets agree with the run.
 
     Parameters
     ----------
@@ -1326,52 +1327,50 @@ def coverage_sets(net, cells, candidates, circle, *, profile_speed_mps: float, w
         snapped, covered by nothing).
     candidates : geopandas.GeoDataFrame
         With ``node`` (and optionally ``snap_m``).
-    circle : Circle
-        Gives ``mode`` and ``threshold``.
-    profile_speed_mps : float
-        Flat walking speed for the walks to/from the network (time mode).
-    weight_col : str
-        Edge column of ``net.edges``.
+    rule : CircleRule
+        Threshold, weight column, walks and snap limit of the circle.
     progress : bool
         Progress bar of the search.
     batch_size : int
         Sources per bounded search batch.
-    max_snap_m : float, default inf
-        Cells (and candidates with ``snap_m``) farther than this from the network are covered by
-        nothing, as in :func:`accessibility.coverage.cell_results` (pass ``config.max_snap_m``).
 
     Returns
     -------
     scipy.sparse.csr_matrix
         Bool, rows aligned to ``cells`` (positional), columns to ``candidates``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from accessibility.demo import example_grid
+    >>> g = example_grid()
+    >>> sites = pd.DataFrame({"node": [0, 3]})
+    >>> coverage_sets(g.net, g.cells, sites, g.rules["shop"]).toarray().tolist()
+    [[True, False], [True, True], [False, True]]
     """
     from accessibility.coverage import _reach_pairs
+    from accessibility.rules import as_rules
 
+    (rule,) = as_rules(rule)
     problems = []
-    if weight_col not in net.edges.columns:
-        problems.append(f"network edges have no field '{weight_col}': build the network with this "
-                        "profile (network.build_walk_network) or pick an existing time_s_ column")
-    if circle.mode == "time" and not (profile_speed_mps and profile_speed_mps > 0):
-        problems.append(f"profile_speed_mps is {profile_speed_mps!r}: give the profile's flat speed")
+    if rule.weight not in net.edges.columns:
+        problems.append(f"network edges have no field '{rule.weight}': build the network with profile "
+                        f"{rule.profile!r} (network.build_walk_network)")
     if "node" not in candidates.columns:
         problems.append("candidates: field 'node' is missing: make them with candidate_sites()")
     if problems:
         raise DataError(problems_message("coverage_sets", problems))
-    thr = float(circle.threshold)
-    scale = 1.0 / profile_speed_mps if circle.mode == "time" else 1.0
     node_c, snap_c = _ensure_snapped(net, cells)
-    walk_c = np.where(snap_c <= max_snap_m, snap_c * scale, np.inf)
+    walk_c = rule.walk(snap_c)
     n_cells, n_cand = len(cells), len(candidates)
     if n_cand == 0 or n_cells == 0:
         return sp.csr_matrix((n_cells, n_cand), dtype=bool)
     cand_nodes = candidates["node"].to_numpy().astype(np.int64)
-    offsets = (candidates["snap_m"].to_numpy(dtype=float) * scale
+    offsets = (rule.walk(candidates["snap_m"].to_numpy(dtype=float))
                if "snap_m" in candidates.columns else np.zeros(n_cand))
-    if "snap_m" in candidates.columns:
-        offsets = np.where(candidates["snap_m"].to_numpy(dtype=float) <= max_snap_m, offsets, np.inf)
     ok = np.isfinite(node_c) & (node_c >= 0) & np.isfinite(walk_c)
-    cell, cand = _reach_pairs(net, weight_col, cand_nodes, offsets, np.where(ok, node_c, 0).astype(np.int64),
-                              np.where(ok, walk_c, np.inf), thr, progress=progress, batch_size=batch_size)
+    cell, cand = _reach_pairs(net, rule, cand_nodes, offsets, np.where(ok, node_c, 0).astype(np.int64),
+                              np.where(ok, walk_c, np.inf), progress=progress, batch_size=batch_size)
     A = sp.csr_matrix((np.ones(cell.size, dtype=bool), (cell, cand)), shape=(n_cells, n_cand))
     log.info("coverage sets: %d cells x %d candidates, %d pairs", n_cells, n_cand, A.nnz)
     return A
@@ -1379,12 +1378,6 @@ def coverage_sets(net, cells, candidates, circle, *, profile_speed_mps: float, w
 
 # ---------------------------------------------------------------------------------------------
 # high level
-
-
-def _profile_of(circle, config):
-    prof = config.profiles[circle.profile]
-    weight_col = f"time_s_{prof.name}" if circle.mode == "time" else "length_m"
-    return prof, weight_col
 
 
 def _lonlat(x, y, crs):
@@ -1395,39 +1388,68 @@ def _lonlat(x, y, crs):
     return np.asarray(lon), np.asarray(lat)
 
 
-def site_circle(cells, results, facilities, net, candidates, circle, config, *, k_max: int = 30,
-                method: str = "auto", time_limit_s: float = 20.0, progress: bool = False,
-                units=None, district_code: str | None = None, district_name: str | None = None,
-                max_milp_nnz: int = 400_000) -> dict:
+@dataclass(frozen=True)
+class SitingOptions:
+    """How :func:`site_circle` searches: ranking length, method, time limits, the all-units row.
+
+    ``SitingOptions.from_config(config)`` gives the run's settings (``siting:`` of the area
+    configuration and its district row); the plain defaults are those of an empty ``siting:``.
+
+    Examples
+    --------
+    >>> SitingOptions(k_max=5).method
+    'auto'
+    """
+
+    k_max: int = 30
+    method: str = "auto"
+    time_limit_s: float = 30.0
+    max_milp_nnz: int = 400_000
+    district_code: str = "DISTRICT"
+    district_name: str = "全区"
+    progress: bool = False
+
+    def __post_init__(self):
+        if self.method not in ("auto", "greedy", "milp"):
+            raise DataError(f"site_circle: method={self.method!r}; use 'auto', 'greedy' or 'milp'")
+        if int(self.k_max) < 0:
+            raise DataError(f"site_circle: k_max={self.k_max!r} must be 0 or more")
+
+    @classmethod
+    def from_config(cls, config, **overrides) -> SitingOptions:
+        """The run's options: ``config.siting`` (max_new_sites, time_limit_s) and the district row."""
+        base = {"k_max": int(config.siting.max_new_sites), "time_limit_s": float(config.siting.time_limit_s),
+                "district_code": str(config.district_code), "district_name": str(config.district_name)}
+        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def site_circle(cells, results, net, candidates, rule, *, options: SitingOptions | None = None,
+                units=None, facilities=None) -> dict:
     """Where to build for one circle: ranked new sites, sites needed per unit, a layer of sites.
 
-    Demand is ``cells[circle.weight_column]`` of cells not covered now
-    (``results[f"{circle.id}_covered"]``).
+    Demand is ``cells[rule.demand_column]`` of cells not covered now
+    (``results[f"{rule.id}_covered"]``); coverage sets come from :func:`coverage_sets` with the
+    same rule, so a site covers a cell exactly when coverage would say so.
 
     Parameters
     ----------
     cells, results : DataFrames aligned on the same index (cells contract; per-cell results).
-    facilities : geopandas.GeoDataFrame
-        Existing facilities (only counted for the summary; coverage comes from ``results``).
     net : WalkNetwork
     candidates : geopandas.GeoDataFrame
         From :func:`candidate_sites`.
-    circle : Circle
-    config : AreaConfig
-        Gives the profile (speed, weight column) and CRS.
-    k_max : int
-        Length of the ranking.
-    method : {"auto", "greedy", "milp"}
-        ``greedy``: nested greedy ranking. ``milp``: exact ``k_max`` set (ordered by gain).
-        ``auto``: greedy ranking, plus an exact solve for ``k_max`` (to report how far from the
-        optimum the ranking is) when the coverage matrix has at most ``max_milp_nnz`` entries.
-    time_limit_s : float
-        MILP time limit of the ranking and of the all-units LSCP; each unit's own LSCP gets
-        ``max(2, time_limit_s / n_units)``.
+    rule : CircleRule
+        The circle's rule (:func:`accessibility.rules.circle_rule`).
+    options : SitingOptions, optional
+        Ranking length ``k_max``, ``method`` (``greedy``: nested greedy ranking; ``milp``: exact
+        ``k_max`` set ordered by gain; ``auto``: greedy ranking plus an exact solve for ``k_max``
+        when the coverage matrix has at most ``max_milp_nnz`` entries), ``time_limit_s`` (MILP
+        limit of the ranking and of the all-units LSCP; each unit's own LSCP gets
+        ``max(2, time_limit_s / n_units)``) and the all-units row's code and name. The run uses
+        ``SitingOptions.from_config(config)``.
     units : geopandas.GeoDataFrame, optional
         For unit names in ``lscp_by_unit``.
-    district_code, district_name : str
-        Code and name of the all-units row of ``lscp_by_unit`` (default the area's district).
+    facilities : geopandas.GeoDataFrame, optional
+        Existing facilities (only counted for the summary; coverage comes from ``results``).
 
     Returns
     -------
@@ -1441,8 +1463,12 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
         covered population, greedy_rank (NA when the ranking's first ``k_max`` leave it out)),
         ``summary`` (dict).
     """
-    if method not in ("auto", "greedy", "milp"):
-        raise DataError(f"site_circle: method={method!r}; use 'auto', 'greedy' or 'milp'")
+    from accessibility.rules import as_rules
+
+    (rule,) = as_rules(rule)
+    opt = options if options is not None else SitingOptions()
+    circle = rule.circle
+    k_max, method, time_limit_s, progress = opt.k_max, opt.method, opt.time_limit_s, opt.progress
     t0 = time.perf_counter()
     cov_col = f"{circle.id}_covered"
     problems = []
@@ -1454,15 +1480,12 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
         problems.append("cells: field 'unit_code' missing")
     if problems:
         raise DataError(problems_message("site_circle", problems))
-    prof, weight_col = _profile_of(circle, config)
     w_all = cells[circle.weight_column].to_numpy(dtype=float)
     w_all = np.nan_to_num(w_all, nan=0.0)
     covered_now = results[cov_col].reindex(cells.index).fillna(False).to_numpy(dtype=bool)
     unit_all = cells["unit_code"].astype(str).to_numpy()
     demand = (~covered_now) & (w_all > 0)
-    A_all = coverage_sets(net, cells, candidates, circle, profile_speed_mps=prof.flat_speed_mps,
-                          weight_col=weight_col, progress=progress,
-                          max_snap_m=getattr(config, "max_snap_m", np.inf))
+    A_all = coverage_sets(net, cells, candidates, rule, progress=progress)
     A = A_all[np.flatnonzero(demand)]
     w = w_all[demand]
     units_d = unit_all[demand]
@@ -1473,7 +1496,7 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
     greedy = greedy_mclp(A, w, k_max)
     chosen = greedy
     exact = None
-    if method == "milp" or (method == "auto" and A.nnz <= max_milp_nnz):
+    if method == "milp" or (method == "auto" and A.nnz <= opt.max_milp_nnz):
         exact = solve_mclp(A, w, k_max, time_limit_s=time_limit_s)
         if method == "milp":
             chosen = exact
@@ -1518,16 +1541,13 @@ def site_circle(cells, results, facilities, net, candidates, circle, config, *, 
                               res))
     res_all = _lscp(A, w, circle.target_share, total, covered_w, units_d,
                     pd.DataFrame.from_dict(per_unit, orient="index"), time_limit_s, method)
-    rows.append(_lscp_row(district_code if district_code is not None
-                          else getattr(config, "district_code", "DISTRICT"),
-                          district_name if district_name is not None else getattr(config, "district_name", "全区"),
-                          total, covered_w, circle.target_share,
+    rows.append(_lscp_row(opt.district_code, opt.district_name, total, covered_w, circle.target_share,
                           res_all))
     lscp_by_unit = pd.DataFrame(rows)
     summary = {
         "circle": circle.id,
         "n_candidates": int(len(candidates)),
-        "n_existing_facilities": (int((circle_facilities(facilities, circle.id)
+        "n_existing_facilities": (int((rule.facility_mask(facilities)
                                        if "circles" in facilities.columns else np.ones(len(facilities))).sum())
                                   if facilities is not None and len(facilities) else 0),
         "demand_total": total,
@@ -1619,9 +1639,10 @@ def evaluate_scenario(cells, results, net, planned, circle, config, *,
     planned = _to_crs(planned, net.crs, "planned", problems)
     if problems:
         raise CRSMismatchError(problems_message("evaluate_scenario", problems))
+    (rule,) = as_rules(circle, config)
+    circle = rule.circle
     if "circles" in planned.columns:
-        planned = planned[circle_facilities(planned, circle.id)]
-    prof, weight_col = _profile_of(circle, config)
+        planned = planned[rule.facility_mask(planned)]
     w_all = np.nan_to_num(cells[circle.weight_column].to_numpy(dtype=float), nan=0.0)
     before = results[f"{circle.id}_covered"].reindex(cells.index).fillna(False).to_numpy(bool)
     after = before.copy()
@@ -1629,9 +1650,7 @@ def evaluate_scenario(cells, results, net, planned, circle, config, *,
         node, dist = _nearest_nodes(net, planned.geometry.x.to_numpy(),
                                     planned.geometry.y.to_numpy())
         cand = pd.DataFrame({"node": node, "snap_m": dist})
-        A = coverage_sets(net, cells, cand, circle, profile_speed_mps=prof.flat_speed_mps,
-                          weight_col=weight_col, progress=progress,
-                          max_snap_m=getattr(config, "max_snap_m", np.inf))
+        A = coverage_sets(net, cells, cand, rule, progress=progress)
         after |= np.diff(A.indptr) > 0
     names = {str(getattr(config, "district_code", "DISTRICT")): getattr(config, "district_name", "全区")}
     if units is not None and "unit_name" in units.columns:

@@ -412,7 +412,10 @@ def _pipeline() -> dict:
 
 
 def _worker(args) -> None:
-    warnings.simplefilter("ignore")  # e.g. Helsinki cells in the sea: reported by the engine, not here
+    from accessibility._errors import AccessibilityWarning
+
+    # e.g. Helsinki cells in the sea: reported by the engine, not here
+    warnings.simplefilter("ignore", AccessibilityWarning)
     if args.method == "pipeline":
         Path(args.result).write_text(json.dumps(_pipeline()))
         return

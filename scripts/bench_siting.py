@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from accessibility._io import write_text_atomic
     from accessibility.config import load_area
     from accessibility.pipeline import analyse, candidate_sites_for, load_study_area
-    from accessibility.siting import site_circle
+    from accessibility.rules import circle_rule
+    from accessibility.siting import SitingOptions, site_circle
 
     cfg = load_area(args.config, check_files=False)
     if cfg.is_synthetic:
@@ -60,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     t_siting = time.perf_counter()
     for c in plan:
         t0 = time.perf_counter()
-        res = site_circle(study.cells, results, study.facilities, study.network, cands, c, cfg,
-                          k_max=args.k, time_limit_s=limit, progress=False, units=study.units)
+        res = site_circle(study.cells, results, study.network, cands, circle_rule(cfg, c.id),
+                          options=SitingOptions.from_config(cfg, k_max=args.k, time_limit_s=limit),
+                          units=study.units, facilities=study.facilities)
         s = res["summary"]
         lscp = res["lscp_by_unit"]
         district = lscp[lscp["unit_code"].astype(str) == "500105"]

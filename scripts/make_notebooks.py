@@ -148,28 +148,23 @@ e[["length_m", "grade", "time_s_adult", "time_s_adult_flat", "time_s_elderly"]].
             ("md", "## What slopes and walking speed change\n\nThe same facilities and the same "
                    "threshold, with four walkers: an adult on flat ground, an adult on the real slopes, "
                    "an older person on the slopes, and a frail older person (0.8 m/s) who avoids stairs."),
-            ("code", '''import dataclasses
+            ("code", '''from accessibility.coverage import cell_results, coverage_by_unit
+from accessibility.rules import circle_rule
 
-from accessibility.coverage import cell_results, coverage_by_unit
-
-base = cfg.circles["eldercare_15min"]
+# overrides keep the circle's id and its facilities: only the walker changes
 variants = {
-    "adult, slopes": dataclasses.replace(base, id="elder_adult", profile="adult"),
-    "elderly, slopes": base,
-    "frail, slopes, no stairs": dataclasses.replace(base, id="elder_frail", profile="frail"),
+    "adult, slopes": circle_rule(cfg, CIRCLE, profile="adult"),
+    "elderly, slopes": circle_rule(cfg, CIRCLE),
+    "frail, slopes, no stairs": circle_rule(cfg, CIRCLE, profile="frail"),
 }
-cfg_v = dataclasses.replace(cfg, circles={c.id: c for c in variants.values()})
-res_v = cell_results(study.cells, study.facilities, study.network, cfg_v, progress=False)
-cov_v = coverage_by_unit(study.cells, res_v, study.units, cfg_v)
-district = cov_v[cov_v.unit_code == cfg.district_code].set_index("circle")
-compare = pd.DataFrame({
-    "elderly, flat ground": [district.loc["eldercare_15min", "coverage_share_flat"]],
-    **{name: [district.loc[c.id, "coverage_share"]] for name, c in variants.items()},
-}, index=["share of residents 60+ covered"]).T
-compare.style.format("{:.1%}")'''),
-            ("code", '''per_unit = cov_v[cov_v.unit_code != cfg.district_code].pivot(index="unit_name", columns="circle",
-                                                         values="coverage_share")
-per_unit.style.format("{:.1%}")'''),
+tables = {}
+for name, rule in variants.items():
+    res_v = cell_results(study.cells, study.facilities, study.network, rule, progress=False)
+    tables[name] = coverage_by_unit(study.cells, res_v, study.units, cfg, circles=[rule]).set_index("unit_name")
+flat = tables["elderly, slopes"]["coverage_share_flat"].rename("elderly, flat ground")
+per_unit = pd.concat([flat, *(t["coverage_share"].rename(name) for name, t in tables.items())], axis=1)
+per_unit.loc[[cfg.district_name]].T.style.format("{:.1%}")'''),
+            ("code", '''per_unit.drop(index=cfg.district_name).style.format("{:.1%}")'''),
         ]),
     "05_where_to_build.ipynb": nb([
         ("md", "# 05 · Where to build 新增设施选址\n\nExisting facilities stay. Candidate sites are street "
@@ -186,8 +181,12 @@ circle = cfg.circles[CIRCLE]
 results, coverage = analyse(study, circles=[CIRCLE], progress=False)
 candidates = candidate_sites_for(study)  # every 200 m, outside water and the forest park
 print(f"{len(candidates):,} candidate sites")'''),
-        ("code", '''res = siting.site_circle(study.cells, results, study.facilities, study.network, candidates, circle, cfg,
-                         k_max=15, time_limit_s=10, units=study.units)
+        ("code", '''from accessibility.rules import circle_rule
+
+rule = circle_rule(cfg, CIRCLE)  # the run's rule: threshold, walking speed, snap limit
+options = siting.SitingOptions.from_config(cfg, k_max=15, time_limit_s=10)
+res = siting.site_circle(study.cells, results, study.network, candidates, rule, options=options,
+                         units=study.units, facilities=study.facilities)
 print(res["summary"])
 res["curve"]'''),
         ("md", "Each row adds one site: the marginal and cumulative number of older residents newly "
@@ -211,8 +210,9 @@ m'''),
                "writes `unit_siting/<code>/` and `unit_siting_summary.csv` into the run folder (the "
                "configuration key `siting.units` does the same for one run). For the unit above, by hand:"),
         ("code", '''inside = (study.cells["unit_code"] == worst).to_numpy()
-own = siting.site_circle(study.cells[inside], results[inside], study.facilities, study.network,
-                         candidates[candidates["unit_code"] == worst], circle, cfg, k_max=5, time_limit_s=10,
+own = siting.site_circle(study.cells[inside], results[inside], study.network,
+                         candidates[candidates["unit_code"] == worst], rule,
+                         options=siting.SitingOptions.from_config(cfg, k_max=5, time_limit_s=10),
                          units=study.units[study.units["unit_code"] == worst])
 own["curve"][["rank", "site_id", "added_covered_population", "cumulative_coverage_share"]]'''),
     ]),

@@ -26,6 +26,7 @@ from accessibility.coverage import (
     weighted_quantile,
 )
 from accessibility.network import build_walk_network
+from accessibility.rules import circle_rule, circle_rules
 from tests.conftest import make_osm
 
 CRS = "EPSG:32648"
@@ -112,7 +113,7 @@ def test_empty_facility_set_and_crs(line_case):
     fac = fac.assign(circles="b")
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        res = cell_results(cells, fac, net, cfg, circles=["a"], progress=False)
+        res = cell_results(cells, fac, net, circle_rules(cfg, ["a"]), progress=False)
     assert any("circle a: no facility" in str(w.message) for w in rec)
     assert np.isinf(res.a_t).all() and not res.a_covered.any() and (res.a_n == 0).all()
     with pytest.raises(CRSMismatchError, match="cells layer is in EPSG:4326.*to_crs"):
@@ -239,7 +240,7 @@ def test_verdicts_only_mode_agrees_with_full_mode():
     city = synthetic_city(4_000, seed=11)
     cfg = synthetic_config(crs=city.net.crs)
     with _w.catch_warnings():
-        _w.simplefilter("ignore")
+        _w.simplefilter("ignore", AccessibilityWarning)
         full = cell_results(city.cells, city.facilities, city.net, cfg, progress=False)
         fast = cell_results(city.cells, city.facilities, city.net, cfg, flat=False, counts=False,
                             search_factor=1.0, progress=False)
@@ -275,11 +276,11 @@ def test_cell_facility_reach_counts_match_cell_results():
     city = synthetic_city(4_000, seed=4)
     cfg = synthetic_config(crs=city.net.crs)
     with _w.catch_warnings():
-        _w.simplefilter("ignore")
+        _w.simplefilter("ignore", AccessibilityWarning)
         res = cell_results(city.cells, city.facilities, city.net, cfg, flat=False, progress=False)
-    for cid, c in cfg.circles.items():
+    for cid in cfg.circles:
         fac = city.facilities[circle_facilities(city.facilities, cid)]
-        R = cell_facility_reach(city.cells, fac, city.net, c, cfg)
+        R = cell_facility_reach(city.cells, fac, city.net, circle_rule(cfg, cid))
         assert R.shape == (len(city.cells), len(fac))
         np.testing.assert_array_equal(np.asarray(R.sum(axis=1)).ravel(), res[f"{cid}_n"].to_numpy())
 

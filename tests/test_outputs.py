@@ -49,6 +49,16 @@ def test_coverage_table_shape_and_status(demo_run):
     assert (time_rows["coverage_share_flat"] >= time_rows["coverage_share"] - 1e-9).all()
 
 
+def test_coverage_table_matches_golden(demo_run, root):
+    """The published per-unit numbers of the demo are those main computed before the circle-rule
+    refactoring (issue 10; tests/data/coverage_by_unit_golden.csv, see its README)."""
+    golden = pd.read_csv(root / "tests" / "data" / "coverage_by_unit_golden.csv", dtype={"unit_code": str})
+    table = pd.read_csv(demo_run.output_dir / "coverage_by_unit.csv", dtype={"unit_code": str})
+    keys = ["unit_code", "circle"]
+    got = table.set_index(keys)[[c for c in golden.columns if c not in keys]]
+    pd.testing.assert_frame_equal(got, golden.set_index(keys), check_exact=True)
+
+
 def test_every_output_file_is_there(demo_run):
     out = demo_run.output_dir
     for name in ["coverage_by_unit.csv", "coverage.xlsx", "cells_results.gpkg", "analysis_inputs.gpkg",

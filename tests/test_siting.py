@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 from shapely.geometry import Point, box
 
 from accessibility._errors import CRSMismatchError, DataError
-from accessibility.config import Circle, Profile
+from accessibility.config import Circle
+from accessibility.rules import CircleRule, circle_rule
 from accessibility.siting import (
+    SitingOptions,
     candidate_sites,
     coverage_curve,
     coverage_sets,
@@ -318,6 +320,15 @@ def _circle(threshold, mode="time", target=1.0):
                   target_share=target)
 
 
+def _rule(threshold, mode="time", *, speed=1.2, weight=None, max_snap_m=math.inf, target=1.0):
+    """A hand-made rule (no configuration): adult profile at ``speed`` m/s."""
+    time_mode = mode == "time"
+    return CircleRule(circle=_circle(threshold, mode, target), threshold=float(threshold),
+                      weight=weight or ("time_s_adult" if time_mode else "length_m"),
+                      flat_weight="time_s_adult_flat" if time_mode else None,
+                      walk_speed_mps=speed if time_mode else 1.0, max_snap_m=max_snap_m, profile="adult")
+
+
 @pytest.mark.parametrize("mode", ["time", "distance"])
 def test_coverage_sets_against_networkx(mode):
     net = _grid_net(n=7, seed=3)
@@ -331,8 +342,7 @@ def test_coverage_sets_against_networkx(mode):
     speed = 1.2
     weight = "time_s_adult" if mode == "time" else "length_m"
     thr = 300.0 if mode == "time" else 350.0
-    A = coverage_sets(net, cells, cand, _circle(thr, mode), profile_speed_mps=speed,
-                      weight_col=weight)
+    A = coverage_sets(net, cells, cand, _rule(thr, mode, speed=speed))
     assert A.shape == (n_cells, 15) and A.dtype == bool
     # brute force: nearest node by hand, networkx Dijkstra in the walking direction
     G = nx.DiGraph()
@@ -357,15 +367,12 @@ def test_coverage_sets_uses_given_snap_and_offsets():
     cells = gpd.GeoDataFrame({"node": [0, -1], "snap_m": [12.0, 0.0]},
                              geometry=[Point(0, 0), Point(0, 0)], crs=CRS)
     cand = pd.DataFrame({"node": [0], "snap_m": [24.0]})
-    A = coverage_sets(net, cells, cand, _circle(30.0), profile_speed_mps=1.2,
-                      weight_col="time_s_adult")
+    A = coverage_sets(net, cells, cand, _rule(30.0))
     assert A.toarray().tolist() == [[True], [False]]  # 10 + 0 + 20 = 30 <= 30; node -1: nothing
-    A = coverage_sets(net, cells, cand, _circle(29.9), profile_speed_mps=1.2,
-                      weight_col="time_s_adult")
+    A = coverage_sets(net, cells, cand, _rule(29.9))
     assert A.toarray().tolist() == [[False], [False]]
     with pytest.raises(DataError, match="time_s_elderly"):
-        coverage_sets(net, cells, cand, _circle(30.0), profile_speed_mps=1.2,
-                      weight_col="time_s_elderly")
+        coverage_sets(net, cells, cand, _rule(30.0, weight="time_s_elderly"))
 
 
 def _units():
@@ -436,17 +443,16 @@ def test_site_circle_and_scenario_end_to_end():
     covered = cx < 120  # pretend existing facilities cover the far west
     results = pd.DataFrame({"test_circle_covered": covered}, index=cells.index)
     cand = candidate_sites(net, units, spacing_m=200)
-    circle = _circle(150.0)
-    config = SimpleNamespace(profiles={"adult": Profile(name="adult", flat_speed_mps=1.2)},
-                             crs=CRS, district_code="500105")
-    out = site_circle(cells, results, None, net, cand, circle, config, k_max=5, units=units,
-                      time_limit_s=5)
+    circle = _rule(150.0)
+    config = SimpleNamespace(crs=CRS, district_code="500105", district_name="全区")
+    options = SitingOptions(k_max=5, time_limit_s=5, district_code="500105")
+    out = site_circle(cells, results, net, cand, circle, options=options, units=units)
     curve, lscp, sites, summary = out["curve"], out["lscp_by_unit"], out["sites"], out["summary"]
     assert list(curve.columns) == ["rank", "site_id", "unit_code", "lon", "lat",
                                    "added_covered_population", "cumulative_covered_population",
                                    "cumulative_coverage_share"]
     # independent check of the ranking: recompute coverage of the picked sites directly
-    A = coverage_sets(net, cells, cand, circle, profile_speed_mps=1.2, weight_col="time_s_adult")
+    A = coverage_sets(net, cells, cand, circle)
     idx = cand.reset_index(drop=True).index[cand["site_id"].isin(curve["site_id"])]
     order = [int(np.flatnonzero(cand["site_id"].to_numpy() == s)[0]) for s in curve["site_id"]]
     assert set(order) == set(idx)
@@ -485,8 +491,7 @@ def test_site_circle_and_scenario_end_to_end():
 
     orig, siting_mod.solve_mclp = siting_mod.solve_mclp, fallback
     try:
-        rushed = site_circle(cells, results, None, net, cand, circle, config, k_max=5, units=units,
-                             time_limit_s=5)
+        rushed = site_circle(cells, results, net, cand, circle, options=options, units=units)
     finally:
         siting_mod.solve_mclp = orig
     assert rushed["summary"]["exact_status"] == "time_limit" and rushed["exact_sites"] is None
@@ -721,7 +726,8 @@ def test_coverage_sets_respect_max_snap_m():
 
     city = synthetic_city(3_000, seed=8)
     cfg = synthetic_config(crs=city.net.crs)
-    circle = cfg.circles["culture_15min"]
+    rule = circle_rule(cfg, "culture_15min")
+    assert rule.max_snap_m == cfg.max_snap_m == 500.0  # the run's limit, by default
     cells = city.cells.iloc[:50].copy()
     # 600 m west of the westernmost node: beyond max_snap_m (500 m) but 500 s of walk leaves
     # 400 s of network time, so without the limit a candidate near the edge would cover it
@@ -730,9 +736,8 @@ def test_coverage_sets_respect_max_snap_m():
     far = gpd.GeoDataFrame(geometry=gpd.points_from_xy([x[i] - 600.0], [y[i]]), crs=cells.crs)
     cells = gpd.GeoDataFrame(pd.concat([cells, far], ignore_index=True), crs=cells.crs)
     cand = pd.DataFrame({"node": np.arange(0, city.net.n_nodes, 7)})
-    kw = {"profile_speed_mps": 1.2, "weight_col": "time_s_adult"}
-    A_inf = coverage_sets(city.net, cells, cand, circle, **kw)
-    A_lim = coverage_sets(city.net, cells, cand, circle, **kw, max_snap_m=cfg.max_snap_m)
+    A_inf = coverage_sets(city.net, cells, cand, circle_rule(cfg, "culture_15min", max_snap_m=1e9))
+    A_lim = coverage_sets(city.net, cells, cand, rule)
     assert A_inf[len(cells) - 1].nnz > 0  # without the limit the far cell counts as coverable
     assert A_lim[len(cells) - 1].nnz == 0
     assert (A_lim[: len(cells) - 1] != A_inf[: len(cells) - 1]).nnz == 0  # near cells unchanged
