@@ -3,9 +3,19 @@
 Walking-time circles (15-minute culture, fitness and elderly-care circles) per street/town,
 population-weighted coverage, the gap to each plan target, and where new facilities should go.
 
+Start here::
+
+    import accessibility
+    area = accessibility.open_area("config/areas/jiangbei.yaml")
+    area                                         # name, data status, units, population, network
+    area.coverage_by_unit("culture_15min", threshold_min=10)
+    area.site("eldercare_15min", k=10)["curve"]
+
 Modules (one concern each, see DESIGN.md):
 
+- ``accessibility.area``        ``open_area`` -> ``StudyArea``: the planner's questions
 - ``accessibility.config``      study-area configuration, validated at load time
+- ``accessibility.rules``       one rule object per circle (``circle_rule`` -> ``CircleRule``)
 - ``accessibility.coords``      WGS-84 / GCJ-02 / BD-09 conversion
 - ``accessibility.osm``         OSM readers (.osm.pbf, .osm, .osm.bz2, Overpass via osmnx)
 - ``accessibility.facilities``  facility classification and planners' inventories
@@ -26,6 +36,7 @@ import logging
 
 from accessibility._errors import (
     AccessibilityError,
+    AccessibilityWarning,
     ConfigError,
     CRSMismatchError,
     DataError,
@@ -37,8 +48,28 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "AccessibilityError",
+    "AccessibilityWarning",
     "ConfigError",
     "CRSMismatchError",
     "DataError",
+    "StudyArea",
     "__version__",
+    "circle_rule",
+    "open_area",
 ]
+
+#: Loaded on first use (PEP 562): ``import accessibility`` stays light.
+_LAZY = {"open_area": "accessibility.area", "StudyArea": "accessibility.area",
+         "circle_rule": "accessibility.rules", "CircleRule": "accessibility.rules"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'accessibility' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])

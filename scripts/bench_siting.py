@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = load_area(args.config, check_files=False)
     if cfg.is_synthetic:
-        from accessibility.synthetic import make_demo_data
+        from accessibility.demo.jiangbei import make_demo_data
 
         make_demo_data(cfg, progress=False)
     warnings.simplefilter("ignore", AccessibilityWarning)

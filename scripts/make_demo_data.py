@@ -1,4 +1,4 @@
-"""Write the Jiangbei SYNTHETIC DEMO layers (thin wrapper over accessibility.synthetic).
+"""Write the Jiangbei SYNTHETIC DEMO layers (thin wrapper over accessibility.demo.jiangbei).
 
 Usage: python scripts/make_demo_data.py [config/areas/jiangbei.yaml] [--seed N] [--force]
 """
@@ -10,7 +10,7 @@ import logging
 import time
 
 from accessibility.config import load_area
-from accessibility.synthetic import DEFAULT_SEED, make_demo_data
+from accessibility.demo.jiangbei import DEFAULT_SEED, make_demo_data
 
 
 def main(argv: list[str] | None = None) -> int:

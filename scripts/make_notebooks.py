@@ -23,7 +23,7 @@ AREA = os.environ.get("ACCESSIBILITY_AREA", "../config/areas/jiangbei.yaml")
 cfg = load_area(AREA, check_files=False)
 if cfg.is_synthetic:
     # writes only the synthetic demo layers that are missing (deterministic, offline)
-    from accessibility.synthetic import make_demo_data
+    from accessibility.demo.jiangbei import make_demo_data
 
     make_demo_data(cfg, progress=False)
 warnings.simplefilter("ignore")  # warnings are collected in study.warnings and shown below

@@ -37,7 +37,7 @@ def demo_area(tmp_path_factory) -> Path:
     The real reference layers are read from the project; nothing under data/ is written.
     """
     from accessibility.config import load_area
-    from accessibility.synthetic import make_demo_data
+    from accessibility.demo.jiangbei import make_demo_data
 
     base = tmp_path_factory.mktemp("jiangbei")
     (base / "config" / "areas").mkdir(parents=True)

@@ -235,7 +235,7 @@ def test_verdicts_only_mode_agrees_with_full_mode():
     """counts=False, search_factor=1 (scenario sweeps) gives the same verdicts and times within T."""
     import warnings as _w
 
-    from accessibility._synthcity import synthetic_city, synthetic_config
+    from accessibility.demo.cities import synthetic_city, synthetic_config
 
     city = synthetic_city(4_000, seed=11)
     cfg = synthetic_config(crs=city.net.crs)
@@ -270,8 +270,8 @@ def test_grouped_quantiles_one_group_equal_weighted_quantile(pairs, q):
 def test_cell_facility_reach_counts_match_cell_results():
     import warnings as _w
 
-    from accessibility._synthcity import synthetic_city, synthetic_config
     from accessibility.coverage import cell_facility_reach, circle_facilities
+    from accessibility.demo.cities import synthetic_city, synthetic_config
 
     city = synthetic_city(4_000, seed=4)
     cfg = synthetic_config(crs=city.net.crs)

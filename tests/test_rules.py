@@ -101,7 +101,7 @@ def test_facility_sets_parses_once_and_strips():
 
 @pytest.fixture()
 def city():
-    from accessibility._synthcity import synthetic_city
+    from accessibility.demo.cities import synthetic_city
 
     return synthetic_city(25_000, seed=3)  # above the size where reach_matrix searches tiles
 

@@ -721,7 +721,7 @@ def test_coverage_sets_respect_max_snap_m():
     as in coverage.cell_results: siting must not count people a re-run would call uncovered."""
     import geopandas as gpd
 
-    from accessibility._synthcity import synthetic_city, synthetic_config
+    from accessibility.demo.cities import synthetic_city, synthetic_config
     from accessibility.siting import coverage_sets
 
     city = synthetic_city(3_000, seed=8)

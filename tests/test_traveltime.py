@@ -272,7 +272,7 @@ def test_points_snap_on_real_network(helsinki_pbf):
 def test_reach_matrix_local_subgraphs_equal_whole_graph(monkeypatch, weight, limit):
     """The straight-line box around each batch loses nothing: same matrix as the whole-graph search."""
     from accessibility import traveltime as tt
-    from accessibility._synthcity import synthetic_city
+    from accessibility.demo.cities import synthetic_city
 
     city = synthetic_city(6_000, seed=3)
     net = city.net
@@ -332,7 +332,7 @@ def test_submatrix_equals_scipy_fancy_indexing():
 
 
 def test_multi_source_without_origin_gives_the_same_times():
-    from accessibility._synthcity import synthetic_city
+    from accessibility.demo.cities import synthetic_city
 
     net = synthetic_city(3_000, seed=5).net
     rng = np.random.default_rng(2)
@@ -347,7 +347,7 @@ def test_multi_source_without_origin_gives_the_same_times():
 def test_no_usable_source_in_tile_mode(monkeypatch):
     """Regression (fuzzing): the tile path crashed when every source was unusable."""
     from accessibility import traveltime as tt
-    from accessibility._synthcity import synthetic_city
+    from accessibility.demo.cities import synthetic_city
 
     net = synthetic_city(3_000, seed=2).net
     monkeypatch.setattr(tt, "_LOCAL_MIN_NODES", 0)

@@ -1,4 +1,4 @@
-"""Tests of the Jiangbei SYNTHETIC DEMO generator (accessibility.synthetic).
+"""Tests of the Jiangbei SYNTHETIC DEMO generator (accessibility.demo.jiangbei).
 
 The data are generated once per module into a temporary folder (about 5 s) and checked against
 the calibration figures of the brief (census total, core share, 60+ share, elevation range),
@@ -22,7 +22,7 @@ import shapely
 from accessibility._errors import ConfigError
 from accessibility._io import sha256_file
 from accessibility.config import load_area
-from accessibility.synthetic import CORE_CODES, make_demo_data
+from accessibility.demo.jiangbei import CORE_CODES, make_demo_data
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "areas" / "jiangbei.yaml"
@@ -221,7 +221,7 @@ def test_no_street_crosses_a_river_except_bridges(osm):
 
 @pytest.mark.slow
 def test_ridge_crossed_only_by_paths_and_steps(osm):
-    from accessibility.synthetic import _TONGLUO_CREST
+    from accessibility.demo.jiangbei import _TONGLUO_CREST
 
     nodes, ways = osm
     crest = shapely.LineString(_TONGLUO_CREST)

@@ -8,7 +8,7 @@ import pytest
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from accessibility._synthcity import CIRCLES, PROFILES, synthetic_city, synthetic_config
+from accessibility.demo.cities import CIRCLES, PROFILES, synthetic_city, synthetic_config
 
 EDGE_COLS = ["u", "v", "length_m", "highway", "is_steps", "name", "osm_way_id", "rise_m"]
 
