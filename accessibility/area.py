@@ -16,6 +16,9 @@ an edited layer a new key, never a stale answer.
 from __future__ import annotations
 
 import logging
+import warnings as _warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from accessibility._errors import DataError
+from accessibility._errors import AccessibilityWarning, DataError
 from accessibility.config import AreaConfig
 
 __all__ = ["StudyArea", "open_area"]
@@ -139,6 +142,17 @@ class StudyArea:
                   *(e[col].to_numpy(dtype=float) for col in self.network.weight_columns())]
         return _digest(*arrays)
 
+    @contextmanager
+    def _noting_warnings(self) -> Iterator[None]:
+        """Pass warnings on, and keep the package's own in ``self.warnings`` (once each)."""
+        with _warnings.catch_warnings(record=True) as caught:
+            _warnings.simplefilter("always", AccessibilityWarning)
+            yield
+        for w in caught:
+            if issubclass(w.category, AccessibilityWarning) and str(w.message) not in self.warnings:
+                self.warnings.append(str(w.message))
+            _warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
     def _cell_results(self, rules: dict) -> pd.DataFrame:
         """Per-cell result columns of ``rules``, computed once per rule and layer content."""
         from accessibility.coverage import cell_results
@@ -147,7 +161,8 @@ class StudyArea:
         memo = self._memo.setdefault("results", {})
         missing = [r for r in rules.values() if (key, r) not in memo]
         if missing:
-            res = cell_results(self.cells, self.facilities, self.network, missing, progress=False)
+            with self._noting_warnings():
+                res = cell_results(self.cells, self.facilities, self.network, missing, progress=False)
             for r in missing:
                 mine = {f"{r.id}{suffix}" for suffix in ("_t", "_n", "_covered", "_t_flat")}
                 memo[(key, r)] = res[[c for c in res.columns if c in mine]]
@@ -206,7 +221,7 @@ class StudyArea:
         return self._memo[key]
 
     def site(self, circle: str, *, k: int | None = None, method: str = "auto",
-             time_limit_s: float | None = None, **overrides) -> dict:
+             time_limit_s: float | None = None, units=None, **overrides) -> dict:
         """Where to build for one circle: ranked new sites and the fewest sites per unit.
 
         Parameters
@@ -219,6 +234,9 @@ class StudyArea:
             See :class:`accessibility.siting.SitingOptions`.
         time_limit_s : float, optional
             MILP time limit (default the configuration's).
+        units : iterable of str, optional
+            Site only for these units: their uncovered demand and the candidate sites inside them
+            (a street office's own sweep; as ``siting.units`` of the configuration).
         **overrides
             Rule overrides (``threshold_min``, ``profile``, ...): demand and coverage sets follow them.
 
@@ -232,13 +250,27 @@ class StudyArea:
         from accessibility.pipeline import _with_unit_names
 
         rule = self.rule(circle, **overrides)
+        codes = None if units is None else tuple(sorted({str(u) for u in ([units] if isinstance(units, str)
+                                                                          else units)}))
+        sel = {}
+        if codes:
+            unknown = sorted(set(codes) - set(self.units["unit_code"].astype(str)))
+            if unknown:
+                raise DataError(f"site: unit(s) {', '.join(unknown)} not in the units layer; use codes of "
+                                f"{', '.join(self.units['unit_code'].astype(str))}")
+            sel = {"district_code": "selected:" + "+".join(codes), "district_name": "所选街镇合计 selected units"}
         options = siting_mod.SitingOptions.from_config(self.config, k_max=k, method=method,
-                                                       time_limit_s=time_limit_s)
-        key = ("site", self._layers_key(), rule, options)
+                                                       time_limit_s=time_limit_s, **sel)
+        key = ("site", self._layers_key(), rule, options, codes)
         if key not in self._memo:
             results = self._cell_results({rule.id: rule})
-            out = siting_mod.site_circle(self.cells, results, self.network, self.candidates(), rule,
-                                         options=options, units=self.units, facilities=self.facilities)
+            cells, cands, units_l = self.cells, self.candidates(), self.units
+            if codes:
+                cells = cells[cells["unit_code"].astype(str).isin(codes)]
+                cands = cands[cands["unit_code"].astype(str).isin(codes)]
+                units_l = units_l[units_l["unit_code"].astype(str).isin(codes)]
+            out = siting_mod.site_circle(cells, results.loc[cells.index], self.network, cands, rule,
+                                         options=options, units=units_l, facilities=self.facilities)
             names = self.unit_names()
             for part in ("curve", "exact_sites"):
                 if out.get(part) is not None:
@@ -315,11 +347,12 @@ class StudyArea:
             self._memo["streets"] = maps_mod.street_lines(self.network)
         return self._memo["streets"]
 
-    def overview_map(self, circles=None, *, basemap: str = "none", sites: bool = False, **overrides):
+    def overview_map(self, circles=None, *, basemap: str = "none", sites=False, **overrides):
         """The district overview map (coverage share per unit), one layer per circle.
 
-        ``sites=True`` adds each circle's ranked proposed sites (:meth:`site`). ``basemap`` is
-        ``"none"`` (offline), ``"osm"`` or ``"amap"``.
+        ``sites=True`` adds each circle's ranked proposed sites (:meth:`site` with the
+        configuration's settings); a GeoDataFrame (e.g. ``area.site(c, k=5)["sites"]``) draws those.
+        ``basemap`` is ``"none"`` (offline), ``"osm"`` or ``"amap"``.
         """
         from accessibility import maps as maps_mod
 
@@ -329,13 +362,13 @@ class StudyArea:
         fac = maps_mod.reachable_facilities(self.network, self.facilities, rules)
         return maps_mod.overview_map(self.units, table, fac, self.config, circles=list(rules.values()),
                                      basemap=basemap, streets=streets[streets["kind"] == "major"],
-                                     proposed_sites=self._proposed(rules) if sites else None)
+                                     proposed_sites=self._proposed(rules, sites))
 
-    def unit_map(self, code: str, circles=None, *, basemap: str = "none", sites: bool = False, **overrides):
+    def unit_map(self, code: str, circles=None, *, basemap: str = "none", sites=False, **overrides):
         """One street/town: cells coloured by walking time, each circle's service area.
 
-        ``code`` is the unit's official code (``area.units.unit_code``); ``sites=True`` adds the
-        ranked proposed sites nearby.
+        ``code`` is the unit's official code (``area.units.unit_code``); ``sites`` as in
+        :meth:`overview_map` (proposed sites near the unit).
         """
         from accessibility import maps as maps_mod
 
@@ -345,9 +378,13 @@ class StudyArea:
         return maps_mod.unit_map(str(code), self.units, self.cells, results, fac, self.config,
                                  net=self.network, node_times=self._node_times(rules),
                                  circles=list(rules.values()), basemap=basemap, streets=self._streets(),
-                                 proposed_sites=self._proposed(rules) if sites else None)
+                                 proposed_sites=self._proposed(rules, sites))
 
-    def _proposed(self, rules: dict):
+    def _proposed(self, rules: dict, sites):
+        if sites is None or sites is False:
+            return None
+        if sites is not True:  # a frame of sites given by the caller
+            return sites if "circle" in sites.columns else sites.assign(circle=next(iter(rules)))
         parts = []
         for rule in rules.values():
             s = self.site(rule.id, **_overrides_of(rule, self))["sites"]

@@ -358,6 +358,30 @@ _SOURCE_KINDS = {
     "dem": ("raster",),
 }
 _FAC_KINDS = ("osm_file", "overpass", "inventory")
+#: Keys of ``columns:`` (file field of each quantity) a source's reader reads, by source name
+#: ("facilities" for every facility source; only inventories read columns).
+_SOURCE_COLUMNS = {
+    "boundary": (),
+    "units": ("code", "name", "name_en", "kind"),
+    "unit_table": ("code", "name"),
+    "network": (),
+    "population": ("code", "population", "share_60plus"),
+    "census": ("code", "population", "share_60plus"),
+    "dem": (),
+    "facilities": ("name", "category", "lon", "lat", "capacity"),
+}
+#: Keys of ``options:`` a source's reader reads, with their type; sizes must be > 0.
+_SOURCE_OPTIONS = {
+    "boundary": {"layer": (str, int)},
+    "units": {"layer": (str, int), "admin_level": (str, int)},
+    "unit_table": {},
+    "network": {},
+    "population": {"band": int, "grid_m": float, "share_60plus": (float, str)},
+    "census": {"grid_m": float, "share_60plus": (float, str)},
+    "dem": {},
+    "facilities": {"sheet": (str, int)},
+}
+_POSITIVE_OPTIONS = ("band", "grid_m")
 _PROFILE_KEYS = {"flat_speed_mps": float, "allow_steps": bool, "label": str}
 _TERRAIN_KEYS = {
     "model": str,
@@ -511,9 +535,12 @@ def load_area(
     tspec = chk.keys("terrain", top.get("terrain") or {}, _TERRAIN_KEYS)
     if "model" in tspec:
         chk.choice("terrain.model", tspec["model"], TERRAIN_MODELS)
-    for k in ("smoothing_m", "max_abs_grade", "naismith_s_per_m_climb"):
+    for k in ("smoothing_m", "max_abs_grade", "naismith_s_per_m_climb", "steps_reference_speed_mps"):
         if k in tspec:
             chk.positive(f"terrain.{k}", tspec[k])
+    for k in ("steps_climb_s_per_m", "steps_descent_s_per_m"):
+        if _isinstance(tspec.get(k), float) and tspec[k] < 0:
+            chk.add(f"key 'terrain.{k}' must be >= 0, got {tspec[k]!r}")
     known_terrain = {f.name for f in dataclasses.fields(Terrain)}  # unknown keys already reported
     terrain = Terrain(**{k: (_num(v, getattr(Terrain, k)) if k != "model" else v) for k, v in tspec.items()
                          if k in known_terrain})
@@ -546,6 +573,8 @@ def load_area(
                     f"{', '.join(profiles)}")
         pop = spec.get("population", "all")
         chk.choice(f"{where}.population", pop, WEIGHTS)
+        if "min_reachable" in spec:
+            chk.positive(f"{where}.min_reachable", spec["min_reachable"])
         target = spec.get("target_share", 1.0)
         if _isinstance(target, float) and not 0 < target <= 1:
             chk.add(f"key '{where}.target_share' is {target!r}: a share between 0 and 1 (100 % is 1.0)")
@@ -573,6 +602,9 @@ def load_area(
 
     # siting
     sspec = chk.keys("siting", top.get("siting") or {}, _SITING_KEYS)
+    for k in ("candidate_spacing_m", "max_new_sites", "time_limit_s"):
+        if k in sspec:
+            chk.positive(f"siting.{k}", sspec[k])
     siting = Siting(
         candidate_spacing_m=_num(sspec.get("candidate_spacing_m"), 200.0),
         max_new_sites=int(_num(sspec.get("max_new_sites"), 30)),
@@ -593,6 +625,8 @@ def load_area(
             if p is not None and not p.exists():
                 chk.add(f"siting file {p} does not exist: check the path under 'siting'")
 
+    if "max_snap_m" in top:
+        chk.positive("max_snap_m", top["max_snap_m"])
     language = str(top.get("language", "bilingual"))
     chk.choice("language", language, LANGUAGES)
     chk.raise_if_any()
@@ -630,6 +664,30 @@ def deep_merge(base: Any, extra: Any) -> Any:
     return extra
 
 
+def _source_fields(chk: _Checker, where: str, family: str, kind: str, spec: dict) -> tuple[dict, dict]:
+    """``columns:`` and ``options:`` of a source, their keys checked against what its reader reads."""
+    columns = _mapping(chk, f"{where}.columns", spec.get("columns"), "a mapping like {name: 名称, lon: 经度}")
+    options = _mapping(chk, f"{where}.options", spec.get("options"), "a mapping like {sheet: 设施}")
+    col_keys = _SOURCE_COLUMNS.get(family, ())
+    if family == "facilities" and kind != "inventory":
+        col_keys = ()
+    if columns:
+        if col_keys:
+            chk.keys(f"{where}.columns", columns, dict.fromkeys(col_keys, (str, int)))
+        else:
+            chk.add(f"key '{where}.columns': a {kind} source reads no columns: remove it")
+    allowed = _SOURCE_OPTIONS.get(family, {})
+    if options:
+        if allowed:
+            chk.keys(f"{where}.options", options, allowed)
+        else:
+            chk.add(f"key '{where}.options': a {family} source takes no options: remove it")
+    for k in _POSITIVE_OPTIONS:
+        if k in options:
+            chk.positive(f"{where}.options.{k}", options[k])
+    return columns, options
+
+
 def _source(chk: _Checker, where: str, name: str, spec: Any, resolve, kinds: tuple) -> Source | None:
     spec = chk.keys(where, spec, _SOURCE_KEYS, required=("status",))
     if not isinstance(spec, dict) or not spec:
@@ -642,6 +700,8 @@ def _source(chk: _Checker, where: str, name: str, spec: Any, resolve, kinds: tup
     chk.choice(f"{where}.coords", coords, COORD_SYSTEMS)
     if kind != "overpass" and not spec.get("path"):
         chk.add(f"missing key '{where}.path': a {kind} source needs a file path")
+    family = "facilities" if where.startswith("sources.facilities") else name
+    columns, options = _source_fields(chk, where, family, kind, spec)
     return Source(
         name=name,
         kind=kind,
@@ -649,7 +709,7 @@ def _source(chk: _Checker, where: str, name: str, spec: Any, resolve, kinds: tup
         status=status,
         provenance=str(spec.get("provenance", "")),
         coords=coords,
-        columns=_mapping(chk, f"{where}.columns", spec.get("columns"), "a mapping like {name: 名称, lon: 经度}"),
-        options=_mapping(chk, f"{where}.options", spec.get("options"), "a mapping like {sheet: 设施}"),
+        columns=columns,
+        options=options,
         key=where,
     )

@@ -389,6 +389,7 @@ def run(
             "data_status": cfg.data_status,
             "inputs_fingerprint": inputs_fingerprint(cfg),
             "scenario": cfg.scenario,
+            "configuration": resolved_configuration(cfg, k_max=k_max),
             "timings_s": {k: round(v, 2) for k, v in timings.items()},
             "files": sorted(str(f.relative_to(tmp)) for f in files if f.exists()),
         }
@@ -398,6 +399,54 @@ def run(
     files = [out / f.relative_to(tmp) for f in files]
     return RunResult(output_dir=out, coverage=table, files=files, study=study, results=results,
                      siting=siting_out, planned=planned, timings=timings)
+
+
+def resolved_configuration(cfg: AreaConfig, *, k_max: int | None = None) -> dict:
+    """Every parameter that changes a published number, as the run resolved it (for ``run.json``).
+
+    With the audit bundle (``analysis_inputs.gpkg``) this is enough to recompute every share:
+    per circle the edge column searched, the walking speed of the walks to/from the network, the
+    threshold (seconds or metres) and its tolerance, the snap limit, the demand column and the
+    facility categories; the profiles and terrain model the edge times were built with; the
+    siting settings.
+    """
+    from accessibility.rules import circle_rules
+    from accessibility.siting import SitingOptions
+
+    def rel(p):
+        if p is None:
+            return None
+        try:
+            return str(Path(p).relative_to(cfg.base_dir))
+        except ValueError:
+            return str(p)
+
+    circles = {}
+    for rule in circle_rules(cfg).values():
+        c = rule.circle
+        circles[rule.id] = {
+            "mode": rule.mode, "threshold": rule.threshold, "threshold_unit": "s" if rule.mode == "time" else "m",
+            "threshold_tolerance": rule.slack, "profile": rule.profile if rule.mode == "time" else None,
+            "weight": rule.weight, "flat_weight": rule.flat_weight, "walk_speed_mps": rule.walk_speed_mps,
+            "max_snap_m": rule.max_snap_m, "demand_column": rule.demand_column,
+            "target_share": rule.target_share, "min_reachable": rule.min_reachable,
+            "categories": list(rule.categories), "plan": bool(c.plan),
+        }
+    opt = SitingOptions.from_config(cfg, k_max=k_max)
+    return {
+        "crs": cfg.crs,
+        "max_snap_m": cfg.max_snap_m,
+        "threshold_test": "walk_to_network + network + walk_from_network <= threshold + threshold_tolerance",
+        "profiles": {k: {"flat_speed_mps": p.flat_speed_mps, "allow_steps": p.allow_steps}
+                     for k, p in cfg.profiles.items()},
+        "terrain": dict(cfg.terrain.__dict__),
+        "circles": circles,
+        "siting": {"candidate_spacing_m": cfg.siting.candidate_spacing_m, "k_max": opt.k_max,
+                   "method": opt.method, "time_limit_s": opt.time_limit_s, "max_milp_nnz": opt.max_milp_nnz,
+                   "units": list(cfg.siting.units), "exclude": [rel(p) for p in cfg.siting.exclude],
+                   "parcels": rel(cfg.siting.parcels), "planned_projects": rel(cfg.siting.planned_projects)},
+        "district_code": cfg.district_code,
+    }
 
 
 def _check_output_dir(out: Path) -> None:

@@ -1,7 +1,9 @@
 """Write the planners' notebooks in notebooks/ (stored without outputs; the tests execute them).
 
 Edit the cells here and run ``python scripts/make_notebooks.py``: the notebooks are generated so
-that their text stays consistent. No analysis logic lives here; the cells call the package.
+that their text stays consistent. No analysis logic lives here; the cells call the public API
+(``accessibility.open_area`` and the study area's methods), and take circle and profile ids from
+the area's configuration, so they run on any area (``ACCESSIBILITY_AREA``).
 """
 
 from pathlib import Path
@@ -14,26 +16,34 @@ import warnings
 
 import pandas as pd
 
-from accessibility.config import load_area
-from accessibility.pipeline import load_study_area
+import accessibility
 
 # The study area: the offline default is the Jiangbei synthetic demo. Point ACCESSIBILITY_AREA at
-# another configuration file to use your own data.
+# another configuration file to use your own data. demo_data=True writes the synthetic demo layers
+# the configuration names and that are missing (deterministic, offline).
 AREA = os.environ.get("ACCESSIBILITY_AREA", "../config/areas/jiangbei.yaml")
-cfg = load_area(AREA, check_files=False)
-if cfg.is_synthetic:
-    # writes only the synthetic demo layers that are missing (deterministic, offline)
-    from accessibility.demo.jiangbei import make_demo_data
-
-    make_demo_data(cfg, progress=False)
-warnings.simplefilter("ignore")  # warnings are collected in study.warnings and shown below
-study = load_study_area(cfg, progress=False)
+# The data checks warn (accessibility.AccessibilityWarning) about homes far from any street,
+# facilities on cut-off fragments ...: they are kept in area.warnings and listed at the end.
+warnings.filterwarnings("ignore", category=accessibility.AccessibilityWarning)
+area = accessibility.open_area(AREA, demo_data=True)
+cfg = area.config
 pd.set_option("display.max_columns", 30)
-print(cfg.data_status)'''
+print(cfg.data_status)
+area'''
 
 BANNER = ("> **Data status.** With the default configuration every layer except the district boundary, "
           "the official unit codes and the census total is a **SYNTHETIC DEMO** made by a deterministic "
           "generator. The numbers below show the method, not the real Jiangbei. 合成示例数据，非真实数据。")
+
+WARNINGS = [
+    ("md", "## Warnings\n\nAnything the loaders and the analysis noticed (cells outside units, homes or "
+           "facilities far from a street, empty categories) is listed here."),
+    ("code", '''for w in area.warnings:
+    print("-", w)'''),
+]
+
+#: the circle for older residents: the plan circle whose demand is the population aged 60+
+ELDER = '''CIRCLE = next(c for c in area.plan_circles() if cfg.circles[c].population == "60plus")'''
 
 
 def nb(cells):
@@ -46,7 +56,8 @@ def nb(cells):
     return n
 
 
-def circle_nb(cid, title, intro, extra=()):
+def circle_nb(pick, title, intro, extra=()):
+    """A circle's notebook; ``pick`` is the line choosing ``CIRCLE`` from the configuration."""
     return nb([
         ("md", f"# {title}\n\n{intro}\n\n{BANNER}"),
         ("code", SETUP),
@@ -54,46 +65,40 @@ def circle_nb(cid, title, intro, extra=()):
                "walking network gives every resident cell its time to the nearest facility "
                "(walk to the street + network time from home to the facility + walk from the street). "
                "A cell is covered when that time is within the threshold."),
-        ("code", f'''from accessibility.pipeline import analyse
-
-CIRCLE = "{cid}"
-circle = cfg.circles[CIRCLE]
-print(circle.label_zh, "/", circle.label_en, "-", circle.threshold_label, "-", circle.profile, "profile")
-results, coverage = analyse(study, circles=[CIRCLE], progress=False)
+        ("code", pick + '''
+rule = area.rule(CIRCLE)  # threshold, walking profile, edge weights, snap limit: one object
+print(rule.circle.label_zh, "/", rule.circle.label_en, "-", rule.threshold_label, "-", rule.profile, "profile")
+coverage = area.coverage_by_unit(CIRCLE)
 table = coverage[["unit_name", "unit_name_en", "population", "covered_population", "coverage_share",
                   "target_share", "meets_target", "gap_population", "median_t", "p90_t", "coverage_share_flat"]]
-table.style.format({{"coverage_share": "{{:.1%}}", "target_share": "{{:.0%}}", "coverage_share_flat": "{{:.1%}}",
-                    "population": "{{:,.0f}}", "covered_population": "{{:,.0f}}", "gap_population": "{{:,.0f}}",
-                    "median_t": "{{:.1f}}", "p90_t": "{{:.1f}}"}})'''),
+table.style.format({"coverage_share": "{:.1%}", "target_share": "{:.0%}", "coverage_share_flat": "{:.1%}",
+                    "population": "{:,.0f}", "covered_population": "{:,.0f}", "gap_population": "{:,.0f}",
+                    "median_t": "{:.1f}", "p90_t": "{:.1f}"})'''),
         ("md", "## Which streets and towns miss the target, and by how many people?"),
         ("code", '''units_only = coverage[coverage["unit_code"] != cfg.district_code]
 missing = units_only[~units_only["meets_target"]].sort_values("gap_population", ascending=False)
 print(f"{(units_only['meets_target']).sum()} of {len(units_only)} units meet the target")
 missing[["unit_name", "unit_name_en", "coverage_share", "gap_population"]]'''),
         ("md", "## Map of the district\n\nColour = share of the unit's residents covered. Hover a unit "
-               "for its numbers; switch layers in the top-right control."),
-        ("code", '''from accessibility import maps
-
-# streets and stairs come from the network itself, so the map reads without background tiles
-streets = maps.street_lines(study.network)
-overview = maps.overview_map(study.units, coverage, study.facilities, cfg, circles=[CIRCLE], basemap="none",
-                             streets=streets[streets["kind"] == "major"])
-overview'''),
+               "for its numbers; switch layers in the top-right control. Streets and stairs are drawn "
+               "from the network itself, so the map reads without background tiles."),
+        ("code", "area.overview_map(CIRCLE)"),
         ("md", "## The worst-served unit, cell by cell\n\nCells are coloured by walking time to the nearest "
                "facility; cells beyond the threshold are marked as uncovered. The shaded area is what the "
                "facilities serve along the street network (not a straight-line circle)."),
-        ("code", '''from accessibility.pipeline import circle_node_times
-
-worst = missing.iloc[0]["unit_code"] if len(missing) else units_only.iloc[0]["unit_code"]
-node_times = circle_node_times(study, [CIRCLE])
-unit = maps.unit_map(worst, study.units, study.cells, results, study.facilities, cfg, net=study.network,
-                     node_times=node_times, circles=[CIRCLE], basemap="none", streets=streets)
-unit'''),
+        ("code", '''worst = missing.iloc[0]["unit_code"] if len(missing) else units_only.iloc[0]["unit_code"]
+area.unit_map(worst, CIRCLE)'''),
+        ("md", "## What if the walk were shorter?\n\nAn override keeps the circle and its facilities; only "
+               "the threshold changes (two thirds of it here)."),
+        ("code", '''if rule.mode == "time":
+    shorter = area.coverage_by_unit(CIRCLE, threshold_min=rule.threshold / 60 * 2 / 3)
+else:
+    shorter = area.coverage_by_unit(CIRCLE, threshold_m=rule.threshold * 2 / 3)
+short_label = f"{shorter['threshold'].iloc[0]:g} {shorter['t_unit'].iloc[0]}"
+pd.DataFrame({rule.threshold_label: coverage.set_index("unit_name")["coverage_share"],
+              short_label: shorter.set_index("unit_name")["coverage_share"]}).style.format("{:.1%}")'''),
         *extra,
-        ("md", "## Warnings raised while loading\n\nAnything the loaders noticed (cells outside units, "
-               "facilities far from a street, empty categories) is listed here."),
-        ("code", '''for w in study.warnings:
-    print("-", w)'''),
+        *WARNINGS,
     ])
 
 
@@ -102,68 +107,65 @@ notebooks = {
         ("md", "# 01 · Data overview 数据概览\n\nWhat the study area contains: streets and towns, residents, "
                "facilities per circle, the walking network and the terrain, and which layers are real.\n\n" + BANNER),
         ("code", SETUP),
-        ("code", '''from accessibility.pipeline import summary_text
-
-print(summary_text(study))'''),
+        ("code", "print(area.summary())"),
         ("md", "## Streets and towns 街道与镇"),
-        ("code", '''units = study.units.drop(columns="geometry").copy()
-units["area_km2"] = (study.units.area / 1e6).round(1)
-pop = study.cells.groupby("unit_code")[["population", "pop_60plus"]].sum()
+        ("code", '''units = area.units.drop(columns="geometry").copy()
+units["area_km2"] = (area.units.area / 1e6).round(1)
+pop = area.cells.groupby("unit_code")[["population", "pop_60plus"]].sum()
 units = units.join(pop, on="unit_code")
 units["share_60plus"] = units["pop_60plus"] / units["population"]
 units.style.format({"population": "{:,.0f}", "pop_60plus": "{:,.0f}", "share_60plus": "{:.1%}"})'''),
         ("md", "Do the unit polygons cover the district without gaps and overlaps?"),
-        ("code", "study.partition_report"),
+        ("code", "area.partition_report"),
         ("md", "## Facilities per category 设施分类\n\nEvery facility records why it was classified "
                "(its OSM tag or the Chinese name it contains)."),
-        ("code", '''fac = study.facilities
+        ("code", '''fac = area.facilities
 fac.groupby(["category", "source"]).size().unstack(fill_value=0)'''),
         ("code", '''fac[["name", "category", "classified_by", "source"]].sample(10, random_state=1)'''),
         ("md", "## The walking network and the terrain 步行网络与地形"),
-        ("code", '''net = study.network
+        ("code", '''net = area.network
 print(f"{len(net.nodes):,} nodes, {len(net.edges):,} directed edges")
 print(f"elevation on the network: {net.nodes.elev_m.min():.0f}-{net.nodes.elev_m.max():.0f} m")
 net.edges.groupby("highway")["length_m"].sum().div(2000).round(1).sort_values(ascending=False).rename("km")'''),
-        ("md", "Walking uphill is slower than downhill: the same street has two travel times."),
+        ("md", "Walking uphill is slower than downhill: the same street has two travel times, one column "
+               "per walking profile of the configuration (and its flat-terrain twin)."),
         ("code", '''e = net.edges[(net.edges.length_m > 50) & ~net.edges.is_steps]
 e = e.assign(grade=e.rise_m / e.length_m)
-e[["length_m", "grade", "time_s_adult", "time_s_adult_flat", "time_s_elderly"]].describe().round(2)'''),
+times = [f"time_s_{p}{flat}" for p in cfg.profiles for flat in ("", "_flat")]
+e[["length_m", "grade", *times]].describe().round(2)'''),
         ("md", "## Layers and where they come from 数据来源"),
-        ("code", "pd.DataFrame(study.provenance())"),
+        ("code", "pd.DataFrame(area.provenance())"),
+        *WARNINGS,
     ]),
     "02_culture_circle.ipynb": circle_nb(
-        "culture_15min", "02 · 15-minute culture circle 15分钟公共文化服务圈",
+        '''CIRCLE = area.plan_circles()[0]  # the first circle the plan promises (culture, in Jiangbei)''',
+        "02 · 15-minute culture circle 15分钟公共文化服务圈",
         "The plan promises every street and town a public cultural facility (library branch, culture "
         "centre or station, community culture room, city study room, museum) within a 15-minute walk."),
     "03_fitness_circle.ipynb": circle_nb(
-        "fitness_15min", "03 · 15-minute fitness circle 15分钟健身圈",
+        '''CIRCLE = area.plan_circles()[1]  # the second circle the plan promises (fitness, in Jiangbei)''',
+        "03 · 15-minute fitness circle 15分钟健身圈",
         "The plan promises a public sports place (fitness station, court, sports park, fitness trail, "
         "national-fitness centre) within a 15-minute walk for every resident. Commercial gyms do not count."),
     "04_eldercare_circle.ipynb": circle_nb(
-        "eldercare_15min", "04 · Quarter-hour elderly-care circle 一刻钟居家养老服务圈",
+        ELDER,
+        "04 · Quarter-hour elderly-care circle 一刻钟居家养老服务圈",
         "The plan promises residents aged 60+ an elderly-care service (street/town centre, community "
         "station, day care, canteen, nursing home) within a quarter of an hour. Older people walk slower "
         "(0.9 m/s here instead of 1.2 m/s) and Chongqing's slopes and stairs slow them further.",
         extra=[
             ("md", "## What slopes and walking speed change\n\nThe same facilities and the same "
-                   "threshold, with four walkers: an adult on flat ground, an adult on the real slopes, "
-                   "an older person on the slopes, and a frail older person (0.8 m/s) who avoids stairs."),
-            ("code", '''from accessibility.coverage import cell_results, coverage_by_unit
-from accessibility.rules import circle_rule
-
-# overrides keep the circle's id and its facilities: only the walker changes
-variants = {
-    "adult, slopes": circle_rule(cfg, CIRCLE, profile="adult"),
-    "elderly, slopes": circle_rule(cfg, CIRCLE),
-    "frail, slopes, no stairs": circle_rule(cfg, CIRCLE, profile="frail"),
-}
-tables = {}
-for name, rule in variants.items():
-    res_v = cell_results(study.cells, study.facilities, study.network, rule, progress=False)
-    tables[name] = coverage_by_unit(study.cells, res_v, study.units, cfg, circles=[rule]).set_index("unit_name")
-flat = tables["elderly, slopes"]["coverage_share_flat"].rename("elderly, flat ground")
-per_unit = pd.concat([flat, *(t["coverage_share"].rename(name) for name, t in tables.items())], axis=1)
-per_unit.loc[[cfg.district_name]].T.style.format("{:.1%}")'''),
+                   "threshold, with every walking profile of the configuration (adult 1.2 m/s, older "
+                   "person 0.9 m/s, frail older person 0.8 m/s who avoids stairs), on the real slopes, "
+                   "and the circle's own walker on flat ground. An override (`profile=...`, "
+                   "`terrain=\"flat\"`) keeps the circle's facilities."),
+            ("code", '''shares = {f"{p}, slopes": area.coverage_by_unit(CIRCLE, profile=p).set_index("unit_name")["coverage_share"]
+          for p in cfg.profiles}
+shares[f"{rule.profile}, flat ground"] = area.coverage_by_unit(CIRCLE, terrain="flat").set_index(
+    "unit_name")["coverage_share"]
+per_unit = pd.DataFrame(shares)
+compare = per_unit.loc[cfg.district_name].rename("share of residents 60+ covered")
+compare.map("{:.1%}".format)'''),
             ("code", '''per_unit.drop(index=cfg.district_name).style.format("{:.1%}")'''),
         ]),
     "05_where_to_build.ipynb": nb([
@@ -173,48 +175,31 @@ per_unit.loc[[cfg.district_name]].T.style.format("{:.1%}")'''),
                "(MCLP, the coverage curve) and *how many new sites does each unit need to reach its target?* "
                "(LSCP).\n\n" + BANNER),
         ("code", SETUP),
-        ("code", '''from accessibility import siting
-from accessibility.pipeline import analyse, candidate_sites_for
-
-CIRCLE = "eldercare_15min"
-circle = cfg.circles[CIRCLE]
-results, coverage = analyse(study, circles=[CIRCLE], progress=False)
-candidates = candidate_sites_for(study)  # every 200 m, outside water and the forest park
-print(f"{len(candidates):,} candidate sites")'''),
-        ("code", '''from accessibility.rules import circle_rule
-
-rule = circle_rule(cfg, CIRCLE)  # the run's rule: threshold, walking speed, snap limit
-options = siting.SitingOptions.from_config(cfg, k_max=15, time_limit_s=10)
-res = siting.site_circle(study.cells, results, study.network, candidates, rule, options=options,
-                         units=study.units, facilities=study.facilities)
+        ("code", ELDER + '''
+print(f"{len(area.candidates()):,} candidate sites")  # every 200 m, outside water and the forest park
+res = area.site(CIRCLE, k=15, time_limit_s=10)
 print(res["summary"])
 res["curve"]'''),
         ("md", "Each row adds one site: the marginal and cumulative number of older residents newly "
                "covered. The curve flattens where further sites buy little — the argument for a budget."),
         ("code", '''res["lscp_by_unit"]'''),
         ("md", "## Proposed sites on the map"),
-        ("code", '''from accessibility import maps
-from accessibility.pipeline import circle_node_times
-
-by_unit = res["lscp_by_unit"][res["lscp_by_unit"]["unit_code"] != cfg.district_code]
+        ("code", '''by_unit = res["lscp_by_unit"][res["lscp_by_unit"]["unit_code"] != cfg.district_code]
 worst = by_unit.sort_values("sites_needed", ascending=False).iloc[0]["unit_code"]
-m = maps.unit_map(worst, study.units, study.cells, results, study.facilities, cfg, net=study.network,
-                  node_times=circle_node_times(study, [CIRCLE]), circles=[CIRCLE],
-                  proposed_sites=res["sites"].assign(circle=CIRCLE), basemap="none",
-                  streets=maps.street_lines(study.network))
-m'''),
+area.unit_map(worst, CIRCLE, sites=res["sites"])'''),
+        ("md", "## Before and after\n\nThe first three proposed sites as if they were built: coverage per unit "
+               "before and after (the same call evaluates the plan's own projects: `area.before_after()`)."),
+        ("code", '''first3 = res["sites"].head(3).assign(circles=CIRCLE)
+area.before_after(first3, CIRCLE)[["unit_name", "share_before", "share_after", "gain"]]'''),
         ("md", "## Every street's own sweep, on several processes\n\nThe ranking above is for the whole "
                "district. A street office builds inside its own street: its own sweep (its uncovered "
                "residents, candidate sites inside it) for every unit runs as independent Dask tasks from the "
                "command line: `accessibility batch config/areas/jiangbei.yaml --per-unit-siting --k 5` "
                "writes `unit_siting/<code>/` and `unit_siting_summary.csv` into the run folder (the "
-               "configuration key `siting.units` does the same for one run). For the unit above, by hand:"),
-        ("code", '''inside = (study.cells["unit_code"] == worst).to_numpy()
-own = siting.site_circle(study.cells[inside], results[inside], study.network,
-                         candidates[candidates["unit_code"] == worst], rule,
-                         options=siting.SitingOptions.from_config(cfg, k_max=5, time_limit_s=10),
-                         units=study.units[study.units["unit_code"] == worst])
+               "configuration key `siting.units` does the same for one run). For the unit above:"),
+        ("code", '''own = area.site(CIRCLE, k=5, time_limit_s=10, units=[worst])
 own["curve"][["rank", "site_id", "added_covered_population", "cumulative_coverage_share"]]'''),
+        *WARNINGS,
     ]),
 }
 OUT.mkdir(exist_ok=True)

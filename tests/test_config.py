@@ -117,3 +117,27 @@ def test_typos_and_shapes_are_messages_not_tracebacks(tmp_path, mutate, message)
     p = _write(tmp_path, mutate)
     with pytest.raises(ConfigError, match=message):
         load_area(p, check_files=False)
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d["sources"]["facilities"][1]["columns"].update(lat_=1), r"sources\.facilities\[1\]\.columns\.lat_'"),
+    (lambda d: d["sources"]["facilities"][1]["columns"].update(capacty="床位数"), "did you mean 'capacity'"),
+    (lambda d: d["sources"]["census"]["columns"].update(share60="x"), "did you mean 'share_60plus'"),
+    (lambda d: d["sources"]["units"].__setitem__("options", {"layr": "units"}), "did you mean 'layer'"),
+    (lambda d: d["sources"]["facilities"][2].__setitem__("options", {"sheets": "设施"}), "did you mean 'sheet'"),
+    (lambda d: d["sources"]["dem"].__setitem__("options", {"band": 1}), "dem source takes no options"),
+    (lambda d: d["sources"]["facilities"][0].__setitem__("columns", {"name": "名称"}), "reads no columns"),
+    (lambda d: d["sources"]["census"].__setitem__("options", {"grid_m": 0}), r"options\.grid_m' must be > 0"),
+    (lambda d: d["sources"]["population"].__setitem__("options", {"band": -1}), r"options\.band' must be > 0"),
+    (lambda d: d.__setitem__("max_snap_m", -50), "'max_snap_m' must be > 0"),
+    (lambda d: d["siting"].__setitem__("candidate_spacing_m", 0), r"siting\.candidate_spacing_m' must be > 0"),
+    (lambda d: d["siting"].__setitem__("max_new_sites", 0), r"siting\.max_new_sites' must be > 0"),
+    (lambda d: d["siting"].__setitem__("time_limit_s", -1), r"siting\.time_limit_s' must be > 0"),
+    (lambda d: d["terrain"].__setitem__("steps_climb_s_per_m", -6), "must be >= 0"),
+    (lambda d: d["circles"]["culture_15min"].__setitem__("min_reachable", 0), "min_reachable' must be > 0"),
+])
+def test_columns_options_and_sizes_are_validated(tmp_path, mutate, message):
+    """Keys inside columns:/options: are checked like the rest (issue 10); sizes must be positive."""
+    p = _write(tmp_path, mutate)
+    with pytest.raises(ConfigError, match=message):
+        load_area(p, check_files=False)

@@ -25,6 +25,16 @@ def test_notebook_stored_without_outputs(path):
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear outputs"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_uses_the_public_api_and_never_silences_all_warnings(path):
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert 'simplefilter("ignore")' not in code and "filterwarnings(\"ignore\")" not in code
+    assert "accessibility.open_area(" in code
+    for private in ("._", "accessibility.pipeline", "import load_area", "load_study_area"):
+        assert private not in code, private
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, demo_area, monkeypatch):
@@ -42,3 +52,20 @@ def test_notebook_runs(path, demo_area, monkeypatch):
         for c in nb.cells if c.cell_type == "code" for o in c.outputs
     )
     assert "SYNTHETIC DEMO" in text  # the data status is stated in every notebook
+    if path.stem.startswith("04"):
+        _check_profiles_differ(nb)
+
+
+def _check_profiles_differ(nb) -> None:
+    """Notebook 04's comparison: every walking profile gives a real, different district share."""
+    import re
+
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "compare.map" in c.source)
+    out = "".join(str(o.get("data", {}).get("text/plain", "")) for o in cell.outputs)
+    shares = {m.group(1).strip(): float(m.group(2))
+              for m in re.finditer(r"^(\w[\w ,]*?)\s+([\d.]+)%$", out, flags=re.MULTILINE)}
+    slopes = {k: v for k, v in shares.items() if k.endswith("slopes")}
+    assert set(slopes) == {"adult, slopes", "elderly, slopes", "frail, slopes"}, out
+    assert all(v > 0 for v in shares.values()), out
+    assert len(set(slopes.values())) == 3, out
+    assert slopes["adult, slopes"] > slopes["elderly, slopes"] > slopes["frail, slopes"], out

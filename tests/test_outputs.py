@@ -161,36 +161,53 @@ def test_workbook_holds_tables_and_siting(demo_run):
 
 
 def test_audit_bundle_reproduces_published_shares(demo_run):
-    """Recompute every unit's coverage from analysis_inputs.gpkg with a plain networkx Dijkstra."""
+    """Recompute every unit's coverage from analysis_inputs.gpkg and the parameters in run.json
+    alone (no configuration, no package code), with a plain networkx Dijkstra."""
     out = demo_run.output_dir
-    cfg = demo_run.study.config
+    params = json.loads((out / "run.json").read_text(encoding="utf-8"))["configuration"]
     edges = gpd.read_file(out / "analysis_inputs.gpkg", layer="edges")
     cells = gpd.read_file(out / "analysis_inputs.gpkg", layer="cells")
     fac = gpd.read_file(out / "analysis_inputs.gpkg", layer="facilities")
     table = pd.read_csv(out / "coverage_by_unit.csv", dtype={"unit_code": str})
-    for cid in ["culture_15min", "fitness_15min", "eldercare_15min"]:
-        c = cfg.circles[cid]
-        w = f"time_s_{c.profile}"
+    district = params["district_code"]
+    plan = [cid for cid, c in params["circles"].items() if c["plan"]]
+    assert plan == ["culture_15min", "fitness_15min", "eldercare_15min"]
+    for cid in plan:
+        c = params["circles"][cid]
+        w, thr, tol, limit = c["weight"], c["threshold"], c["threshold_tolerance"], c["max_snap_m"]
         G = nx.DiGraph()
         e = edges[np.isfinite(edges[w])]
         # reversed graph: search from the facilities gives "home -> facility" times
         G.add_weighted_edges_from(zip(e["v"], e["u"], e[w], strict=True), weight="t")
         f = fac[fac["circles"].str.split(";").map(lambda xs, cid=cid: cid in xs)]
-        f = f[f["snap_m"] <= cfg.max_snap_m]
+        f = f[f["snap_m"] <= limit]
         G.add_node("SRC")
-        for node, walk in zip(f["node"], f[f"walk_s_{c.profile}"], strict=True):
+        for node, snap_m in zip(f["node"], f["snap_m"], strict=True):
+            walk = snap_m / c["walk_speed_mps"]
             if not G.has_edge("SRC", node) or G["SRC"][node]["t"] > walk:
                 G.add_edge("SRC", int(node), t=float(walk))
-        dist = nx.single_source_dijkstra_path_length(G, "SRC", cutoff=c.threshold + 1e-6, weight="t")
+        dist = nx.single_source_dijkstra_path_length(G, "SRC", cutoff=thr + tol, weight="t")
         t_net = cells["node"].map(dist).astype(float).fillna(np.inf).to_numpy()
-        t = cells[f"walk_s_{c.profile}"].to_numpy() + t_net
-        covered = (t <= c.threshold + 1e-6) & (cells["snap_m"].to_numpy() <= cfg.max_snap_m)
-        weight = cells[c.weight_column].to_numpy()
+        t = cells["snap_m"].to_numpy() / c["walk_speed_mps"] + t_net
+        covered = (t <= thr + tol) & (cells["snap_m"].to_numpy() <= limit)
+        weight = cells[c["demand_column"]].to_numpy()
         got = pd.Series(weight * covered).groupby(cells["unit_code"].to_numpy()).sum() / \
             pd.Series(weight).groupby(cells["unit_code"].to_numpy()).sum()
-        pub = table[(table["circle"] == cid) & (table["unit_code"] != "500105")].set_index("unit_code")
+        pub = table[(table["circle"] == cid) & (table["unit_code"] != district)].set_index("unit_code")
         pd.testing.assert_series_equal(got.sort_index(), pub["coverage_share"].sort_index(),
                                        check_names=False, atol=1e-5, rtol=0)
+
+
+def test_run_json_records_the_resolved_configuration(demo_run):
+    meta = json.loads((demo_run.output_dir / "run.json").read_text(encoding="utf-8"))
+    params = meta["configuration"]
+    cfg = demo_run.study.config
+    assert params["max_snap_m"] == cfg.max_snap_m and params["terrain"]["model"] == cfg.terrain.model
+    elder = params["circles"]["eldercare_15min"]
+    assert (elder["weight"], elder["walk_speed_mps"], elder["threshold"]) == ("time_s_elderly", 0.9, 900.0)
+    assert params["circles"]["kindergarten_300m"]["weight"] == "length_m"
+    assert params["siting"]["k_max"] == 10 and params["siting"]["candidate_spacing_m"] == cfg.siting.candidate_spacing_m
+    assert params["profiles"]["frail"] == {"flat_speed_mps": 0.8, "allow_steps": False}
 
 
 def test_failed_run_leaves_previous_results_intact(demo_run, demo_area):
