@@ -426,50 +426,8 @@ def _mapping(chk, where: str, value, example: str) -> dict:
     return dict(value)
 
 
-def load_area(
-    path: str | Path, *, check_files: bool = True, overrides: dict | None = None
-) -> AreaConfig:
-    """Load and validate a study-area configuration file.
-
-    Parameters
-    ----------
-    path : str or Path
-        The YAML file, e.g. ``config/areas/jiangbei.yaml``.
-    check_files : bool, default True
-        Also check that every input file exists. ``False`` is for commands that create
-        them (``accessibility demo-data``).
-    overrides : dict, optional
-        A scenario: keys merged (recursively) into the file's contents before validation,
-        e.g. ``{"profiles": {"elderly": {"flat_speed_mps": 0.8}}}`` or
-        ``{"terrain": {"model": "flat"}}``. Validated like the file itself.
-
-    Returns
-    -------
-    AreaConfig
-
-    Raises
-    ------
-    ConfigError
-        With every problem of the file listed, each naming the key and the fix.
-    """
-    path = Path(path).resolve()
-    data = _read_yaml(path)
-    if overrides:
-        data = deep_merge(data, overrides)
-    chk = _Checker(path)
-    top = chk.keys("", data, _TOP_KEYS, required=("name", "crs", "sources", "circles", "categories"))
-    chk.raise_if_any()
-
-    base = (path.parent / top.get("base_dir", ".")).resolve()
-
-    def resolve(p: str | None) -> Path | None:
-        if p is None:
-            return None
-        q = Path(p)
-        return q if q.is_absolute() else base / q
-
-    # CRS must be projected (metres): distances and buffers are computed in it.
-    crs = top.get("crs")
+def _check_crs(chk: _Checker, crs) -> Any:
+    """The CRS must be projected (metres): distances and buffers are computed in it."""
     try:
         from pyproj import CRS
 
@@ -479,17 +437,19 @@ def load_area(
                     "(for Chongqing, UTM 48N 'EPSG:32648')")
     except Exception as exc:  # pyproj raises CRSError
         chk.add(f"key 'crs' is {crs!r}, not a CRS pyproj knows ({exc}): use e.g. 'EPSG:32648'")
+    return crs
 
-    # categories
-    categories: dict[str, Category] = {}
-    cat_path = resolve(top.get("categories"))
-    if cat_path is not None:
-        if not cat_path.exists():
-            chk.add(f"key 'categories' points to {cat_path}, which does not exist")
-        else:
-            categories = load_categories(cat_path)
 
-    # sources
+def _categories(chk: _Checker, cat_path: Path | None) -> dict[str, Category]:
+    if cat_path is None:
+        return {}
+    if not cat_path.exists():
+        chk.add(f"key 'categories' points to {cat_path}, which does not exist")
+        return {}
+    return load_categories(cat_path)
+
+
+def _sources(chk: _Checker, top: dict, resolve) -> tuple[dict[str, Source], list[Source]]:
     sources: dict[str, Source] = {}
     fac_sources: list[Source] = []
     raw_sources = chk.keys("sources", top.get("sources") or {}, {**dict.fromkeys(_SOURCE_KINDS, dict),
@@ -510,8 +470,10 @@ def load_area(
             chk.add(f"missing key 'sources.{req}': every study area needs a {req} layer")
     if not raw_sources.get("facilities"):
         chk.add("missing key 'sources.facilities': list at least one facility source (OSM or an inventory)")
+    return sources, fac_sources
 
-    # profiles
+
+def _profiles(chk: _Checker, top: dict) -> dict[str, Profile]:
     profiles: dict[str, Profile] = {}
     raw_profiles = top.get("profiles") or {
         "adult": {"flat_speed_mps": 1.2},
@@ -530,8 +492,10 @@ def load_area(
             allow_steps=bool(spec.get("allow_steps", True)),
             label=str(spec.get("label", pname)),
         )
+    return profiles
 
-    # terrain
+
+def _terrain(chk: _Checker, top: dict) -> Terrain:
     tspec = chk.keys("terrain", top.get("terrain") or {}, _TERRAIN_KEYS)
     if "model" in tspec:
         chk.choice("terrain.model", tspec["model"], TERRAIN_MODELS)
@@ -544,8 +508,10 @@ def load_area(
     known_terrain = {f.name for f in dataclasses.fields(Terrain)}  # unknown keys already reported
     terrain = Terrain(**{k: (_num(v, getattr(Terrain, k)) if k != "model" else v) for k, v in tspec.items()
                          if k in known_terrain})
+    return terrain
 
-    # circles
+
+def _circles(chk: _Checker, top: dict, profiles: dict, categories: dict) -> dict[str, Circle]:
     circles: dict[str, Circle] = {}
     for cid, spec in (top.get("circles") or {}).items():
         where = f"circles.{cid}"
@@ -599,8 +565,10 @@ def load_area(
             plan=bool(spec.get("plan", True)),
             min_reachable=int(_num(spec.get("min_reachable"), 1)),
         )
+    return circles
 
-    # siting
+
+def _siting(chk: _Checker, top: dict, resolve) -> Siting:
     sspec = chk.keys("siting", top.get("siting") or {}, _SITING_KEYS)
     for k in ("candidate_spacing_m", "max_new_sites", "time_limit_s"):
         if k in sspec:
@@ -614,17 +582,71 @@ def load_area(
         time_limit_s=_num(sspec.get("time_limit_s"), 30.0),
         units=tuple(str(u).strip() for u in (sspec.get("units") or [])),
     )
+    return siting
 
+
+def _check_files(chk: _Checker, path: Path, all_sources: list, siting: Siting) -> None:
+    for src in all_sources:
+        if src.path is not None and not src.path.exists():
+            fix = ("run `accessibility demo-data " + str(path) + "` to generate the synthetic demo layers"
+                   if src.synthetic else "check the path, or run `accessibility fetch` when online")
+            chk.add(f"key '{src.key}.path': file {src.path} does not exist: {fix}")
+    for p in [*siting.exclude, siting.parcels, siting.planned_projects]:
+        if p is not None and not p.exists():
+            chk.add(f"siting file {p} does not exist: check the path under 'siting'")
+
+
+def load_area(
+    path: str | Path, *, check_files: bool = True, overrides: dict | None = None
+) -> AreaConfig:
+    """Load and validate a study-area configuration file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file, e.g. ``config/areas/jiangbei.yaml``.
+    check_files : bool, default True
+        Also check that every input file exists. ``False`` is for commands that create
+        them (``accessibility demo-data``).
+    overrides : dict, optional
+        A scenario: keys merged (recursively) into the file's contents before validation,
+        e.g. ``{"profiles": {"elderly": {"flat_speed_mps": 0.8}}}`` or
+        ``{"terrain": {"model": "flat"}}``. Validated like the file itself.
+
+    Returns
+    -------
+    AreaConfig
+
+    Raises
+    ------
+    ConfigError
+        With every problem of the file listed, each naming the key and the fix.
+    """
+    path = Path(path).resolve()
+    data = _read_yaml(path)
+    if overrides:
+        data = deep_merge(data, overrides)
+    chk = _Checker(path)
+    top = chk.keys("", data, _TOP_KEYS, required=("name", "crs", "sources", "circles", "categories"))
+    chk.raise_if_any()
+
+    base = (path.parent / top.get("base_dir", ".")).resolve()
+
+    def resolve(p: str | None) -> Path | None:
+        if p is None:
+            return None
+        q = Path(p)
+        return q if q.is_absolute() else base / q
+
+    crs = _check_crs(chk, top.get("crs"))
+    categories = _categories(chk, resolve(top.get("categories")))
+    sources, fac_sources = _sources(chk, top, resolve)
+    profiles = _profiles(chk, top)
+    terrain = _terrain(chk, top)
+    circles = _circles(chk, top, profiles, categories)
+    siting = _siting(chk, top, resolve)
     if check_files:
-        for src in [*sources.values(), *fac_sources]:
-            if src.path is not None and not src.path.exists():
-                fix = ("run `accessibility demo-data " + str(path) + "` to generate the synthetic demo layers"
-                       if src.synthetic else "check the path, or run `accessibility fetch` when online")
-                chk.add(f"key '{src.key}.path': file {src.path} does not exist: {fix}")
-        for p in [*siting.exclude, siting.parcels, siting.planned_projects]:
-            if p is not None and not p.exists():
-                chk.add(f"siting file {p} does not exist: check the path under 'siting'")
-
+        _check_files(chk, path, [*sources.values(), *fac_sources], siting)
     if "max_snap_m" in top:
         chk.positive("max_snap_m", top["max_snap_m"])
     language = str(top.get("language", "bilingual"))

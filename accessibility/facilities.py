@@ -315,7 +315,7 @@ def _number(value: Any) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def read_inventory(
+def read_inventory(  # noqa: C901  (every row problem of an inventory gathered in one pass, each named by row)
     source: Any,
     config: Any,
     *,
@@ -604,7 +604,7 @@ def _split_ids(value: Any) -> list[str]:
     return [v for v in str(value).split(";") if v]
 
 
-def check_datum_by_names(
+def check_datum_by_names(  # noqa: C901  (pairs, displacement statistics and the message, kept together)
     inventory: gpd.GeoDataFrame,
     reference: gpd.GeoDataFrame,
     *,

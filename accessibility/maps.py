@@ -76,7 +76,7 @@ _PRECISION_DEG = 5
 # public API
 
 
-def overview_map(
+def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; StudyArea.overview_map is the short entry)
     units: gpd.GeoDataFrame,
     coverage: pd.DataFrame,
     facilities: gpd.GeoDataFrame,
@@ -212,7 +212,7 @@ def _add_unit_labels(m, units, basemap: str) -> None:
     group.add_to(m)
 
 
-def unit_map(
+def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, keyword-only; StudyArea.unit_map is the short entry)
     unit_code: str,
     units: gpd.GeoDataFrame,
     cells: gpd.GeoDataFrame,

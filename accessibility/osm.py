@@ -173,7 +173,7 @@ def _format_ok(path: Path) -> bool:
     return any(name.endswith(s) for s in SUPPORTED_FORMATS)
 
 
-def read_osm(
+def read_osm(  # noqa: C901  (one streaming pass over the extract: node, way and POI handlers)
     path: str | Path,
     *,
     status: str = "real",

@@ -298,7 +298,7 @@ def inputs_fingerprint(cfg: AreaConfig) -> str:
 BATCH_SUBFOLDERS = ("scenarios", "unit_siting")
 
 
-def run(
+def run(  # noqa: PLR0913  (the switches of `accessibility run`, keyword-only)
     config: AreaConfig | str | Path,
     *,
     output_dir: str | Path | None = None,
@@ -377,8 +377,8 @@ def run(
         if maps:
             with _stage(timings, "maps"):
                 node_times = circle_node_times(study)
-                files += _write_maps(tmp, study, results, table, siting_out, node_times, basemap,
-                                     embed_assets, progress)
+                files += _write_maps(tmp, study, (results, table, siting_out, node_times),
+                                     basemap=basemap, embed_assets=embed_assets, progress=progress)
         with _stage(timings, "report and workbook"):
             files.append(write_report(tmp / "report.html", study, table, results, siting_out, maps=maps,
                                       planned=planned))
@@ -625,10 +625,13 @@ def circle_node_times(study: StudyArea, circles: list[str] | None = None) -> dic
                                       circle_rules(study.config, circles or None))
 
 
-def _write_maps(out, study, results, table, siting_out, node_times, basemap, embed_assets, progress):
+def _write_maps(out, study, computed, *, basemap, embed_assets, progress):
+    """maps/overview.html and maps/unit_<code>.html; ``computed`` = (per-cell results, coverage
+    table, siting outputs, per-node times)."""
     from accessibility import maps as maps_mod
     from accessibility.rules import circle_rules
 
+    results, table, siting_out, node_times = computed
     cfg = study.config
     rules = circle_rules(cfg)
     files = []

@@ -397,6 +397,24 @@ def read_census(source: Source | str | Path) -> pd.DataFrame:
     return out
 
 
+def _default_share_60plus(*sources) -> float | None:
+    """``options.share_60plus`` of the first source that has it (``0.191`` or ``'19.1%'``), checked."""
+    for s in sources:
+        if s is None or s.options.get("share_60plus") is None:
+            continue
+        raw = s.options["share_60plus"]
+        try:
+            share = float(str(raw).strip().rstrip("%")) / (100.0 if str(raw).strip().endswith("%") else 1.0)
+        except ValueError:
+            raise DataError(f"{s.path}: options.share_60plus = {raw!r} is not a number: write a share "
+                            "like 0.191 (or 19.1%)") from None
+        if not 0.0 <= share <= 1.0:
+            raise DataError(f"{s.path}: options.share_60plus = {raw!r} is not a share between 0 and 1: "
+                            "write e.g. 0.191 (or 19.1%)")
+        return share
+    return None
+
+
 def load_population(config, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Cells of a study area: raster, then census totals, then the 60+ share.
 
@@ -432,19 +450,7 @@ def load_population(config, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     if census is not None:
         cells = spread_census(cells, census)
 
-    default = None
-    for s in (csrc, psrc):
-        if s is not None and s.options.get("share_60plus") is not None:
-            raw = s.options["share_60plus"]
-            try:
-                default = float(str(raw).strip().rstrip("%")) / (100.0 if str(raw).strip().endswith("%") else 1.0)
-            except ValueError:
-                raise DataError(f"{s.path}: options.share_60plus = {raw!r} is not a number: write a share "
-                                "like 0.191 (or 19.1%)") from None
-            if not 0.0 <= default <= 1.0:
-                raise DataError(f"{s.path}: options.share_60plus = {raw!r} is not a share between 0 and 1: "
-                                "write e.g. 0.191 (or 19.1%)")
-            break
+    default = _default_share_60plus(csrc, psrc)
     if census is not None and "share_60plus" in census.columns:
         shares = census.set_index("unit_code")["share_60plus"]
         if shares.isna().any():

@@ -117,7 +117,7 @@ _SAFE_HREF = re.compile(r"^(?![a-z][a-z0-9+.-]*:)|^(https?|file):", re.I)
 # HTML report
 
 
-def write_report(
+def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
     path: str | Path,
     *,
     config,

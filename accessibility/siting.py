@@ -576,7 +576,7 @@ def greedy_capacitated_mclp(A, w, k: int, capacity, *, covered=None,
                         details=details)
 
 
-def solve_capacitated_mclp(A, w, k: int, capacity, *, covered=None, existing_capacity=None,
+def solve_capacitated_mclp(A, w, k: int, capacity, *, covered=None, existing_capacity=None,  # noqa: PLR0913  (model inputs as in solve_mclp, plus the solver settings and a test hook)
                            time_limit_s: float = 30.0, mip_rel_gap: float = 1e-6,
                            max_nnz: int = 200_000, _shortcut: bool = True) -> SitingResult:
     """Exact capacitated maximal covering (MILP with HiGHS through ``scipy.optimize.milp``).
@@ -1535,12 +1535,15 @@ def site_circle(cells, results, net, candidates, rule, *, options: SitingOptions
         cov_u = float(g.loc[g["c"], "w"].sum())
         per_unit[code] = {"total_weight": tot_u, "covered_weight": cov_u}
         sel = units_d == code
-        res = _lscp(A[np.flatnonzero(sel)], w[sel], circle.target_share, tot_u, cov_u, None,
-                    None, unit_limit_s, method)
+        res = _lscp(A[np.flatnonzero(sel)], w[sel],
+                    {"target_share": circle.target_share, "total_weight": tot_u, "covered_weight": cov_u},
+                    time_limit_s=unit_limit_s, method=method)
         rows.append(_lscp_row(code, names.get(code, code), tot_u, cov_u, circle.target_share,
                               res))
-    res_all = _lscp(A, w, circle.target_share, total, covered_w, units_d,
-                    pd.DataFrame.from_dict(per_unit, orient="index"), time_limit_s, method)
+    res_all = _lscp(A, w, {"target_share": circle.target_share, "total_weight": total,
+                           "covered_weight": covered_w, "unit_labels": units_d,
+                           "unit_targets": pd.DataFrame.from_dict(per_unit, orient="index")},
+                    time_limit_s=time_limit_s, method=method)
     rows.append(_lscp_row(opt.district_code, opt.district_name, total, covered_w, circle.target_share,
                           res_all))
     lscp_by_unit = pd.DataFrame(rows)
@@ -1588,9 +1591,9 @@ def _site_table(candidates, result: SitingResult, crs, first: str) -> pd.DataFra
     })
 
 
-def _lscp(A, w, share, total, covered, labels, targets, time_limit_s, method):
-    kw = {"target_share": share, "total_weight": total, "covered_weight": covered,
-          "unit_labels": labels, "unit_targets": targets}
+def _lscp(A, w, kw: dict, *, time_limit_s: float, method: str):
+    """LSCP by ``method`` (greedy, or the MILP with a time limit); ``kw``: the demand and targets
+    (``target_share``, ``total_weight``, ``covered_weight``, optionally ``unit_labels``/``unit_targets``)."""
     if method == "greedy":
         return greedy_lscp(A, w, **kw)
     return solve_lscp(A, w, time_limit_s=time_limit_s, **kw)

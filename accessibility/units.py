@@ -304,7 +304,7 @@ def read_units(source: Source | str | Path, crs, *, unit_table: Source | str | P
     return _units_from_frame(_read_vector(src, crs), src, unit_table)
 
 
-def _units_from_frame(gdf: gpd.GeoDataFrame, src: Source, unit_table) -> gpd.GeoDataFrame:
+def _units_from_frame(gdf: gpd.GeoDataFrame, src: Source, unit_table) -> gpd.GeoDataFrame:  # noqa: C901  (every field and geometry problem of a units layer gathered in one pass)
     """The body of :func:`read_units` on an already projected frame."""
     path = src.path
     problems: list[str] = []

@@ -681,7 +681,7 @@ def _n_nodes(size: str) -> int:
     return int(float(s[:-1]) * {"k": 1e3, "m": 1e6}[s[-1]]) if s[-1] in "km" else int(s)
 
 
-def _report(results, sizes, methods, argv) -> str:
+def _report(results, sizes, methods, argv) -> str:  # noqa: C901  (the markdown report, one section per method)
     cmd = "python scripts/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     L = ["# Performance", "",
          "Measured by `scripts/bench.py` (numbers below are from one run on the machine described; "

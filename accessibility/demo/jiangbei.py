@@ -641,7 +641,7 @@ def _street_name(rng_int: int, stems=_STREET_STEMS, suffixes=_STREET_SUFFIXES) -
     return stems[rng_int % len(stems)] + suffixes[(rng_int // len(stems)) % len(suffixes)]
 
 
-def _make_network(ref, units, geo, dem, rng) -> dict[str, Any]:
+def _make_network(ref, units, geo, dem, rng) -> dict[str, Any]:  # noqa: C901  (one pass drawing the demo network feature by feature; generator code, not analysis)
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components, dijkstra
 
@@ -830,7 +830,7 @@ def _sample_xy(pop, rng, n, unit_index=None, near=None, power=1.0):
     return x, y
 
 
-def _make_facilities(ref, units, pop, rng) -> list[dict]:
+def _make_facilities(ref, units, pop, rng) -> list[dict]:  # noqa: C901  (one branch per planted facility kind and data-quality trap of the demo)
     """Facility POIs: dicts with x, y (projected), tags, and ``area_m`` (> 0: a closed way)."""
     codes = list(units.unit_code)
     names = dict(zip(units.unit_code, units.unit_name, strict=True))
