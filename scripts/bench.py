@@ -122,7 +122,7 @@ def _problem(net, cells, fac, cfg):
     """
     from scipy.spatial import cKDTree
 
-    from accessibility.coverage import circle_facilities
+    from accessibility.rules import circle_rules
     from accessibility.traveltime import snap
 
     cKDTree(np.zeros((2, 2))).query(np.zeros((1, 2)))  # imports and first-call costs out of the timing
@@ -135,22 +135,21 @@ def _problem(net, cells, fac, cfg):
         snaps.append(time.perf_counter() - t0)
     snap_s = float(np.median(snaps))
     net._cache.clear()
-    far_cell = ~(cs <= cfg.max_snap_m)
     out = {}
-    for cid, circle in cfg.circles.items():
-        prof = cfg.profiles[circle.profile]
-        sel = circle_facilities(fac, cid) & (fs <= cfg.max_snap_m)
+    for cid, rule in circle_rules(cfg).items():  # the run's rules: weight, walks, snap limit
+        off = rule.walk(fs)
+        sel = rule.facility_mask(fac) & np.isfinite(off)
         out[cid] = {
-            "weight": f"time_s_{prof.name}",
-            "profile": prof.name,
-            "speed": prof.flat_speed_mps,
-            "T": float(circle.threshold),
+            "weight": rule.weight,
+            "profile": rule.profile,
+            "speed": rule.walk_speed_mps,
+            "T": rule.threshold,
             "fac_node": fn[sel],
-            "fac_off": fs[sel] / prof.flat_speed_mps,
+            "fac_off": off[sel],
             "fac_x": fac.geometry.x.to_numpy()[sel],
             "fac_y": fac.geometry.y.to_numpy()[sel],
             "cell_node": cn,
-            "cell_walk": np.where(far_cell, np.inf, cs / prof.flat_speed_mps),
+            "cell_walk": rule.walk(cs),
         }
     return out, snap_s
 
