@@ -434,7 +434,7 @@ def _overrides_of(rule, area: StudyArea) -> dict:
             rule.threshold / 60.0 if rule.mode == "time" else rule.threshold)
     if rule.profile != base.profile:
         out["profile"] = rule.profile
-    if rule.weight != base.weight:
+    if rule.flat_weight is not None and rule.weight == rule.flat_weight:
         out["terrain"] = "flat"
     if rule.max_snap_m != base.max_snap_m:
         out["max_snap_m"] = rule.max_snap_m

@@ -127,3 +127,12 @@ def test_open_area_with_overrides(demo_area):
     assert area.config.max_snap_m == 300.0
     assert area.rule("culture_15min").max_snap_m == 300.0
     assert np.isfinite(area.network.edges["length_m"]).all()
+
+
+def test_overrides_round_trip_for_the_proposed_sites(area):
+    from accessibility.area import _overrides_of
+
+    for kw in ({}, {"profile": "frail"}, {"terrain": "flat"}, {"threshold_min": 10, "profile": "adult"},
+               {"max_snap_m": 200.0}):
+        rule = area.rule("eldercare_15min", **kw)
+        assert area.rule("eldercare_15min", **_overrides_of(rule, area)) == rule, kw
