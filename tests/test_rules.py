@@ -99,11 +99,19 @@ def test_facility_sets_parses_once_and_strips():
 # caches keyed by content
 
 
-@pytest.fixture()
-def city():
+@pytest.fixture(scope="module")
+def _city():
     from accessibility.demo.cities import synthetic_city
 
     return synthetic_city(25_000, seed=3)  # above the size where reach_matrix searches tiles
+
+
+@pytest.fixture()
+def city(_city):
+    """A fresh copy of the city's network for each test (the tests edit it)."""
+    import copy
+
+    return _city._replace(net=copy.deepcopy(_city.net))
 
 
 def test_doubled_times_give_doubled_answers(city):
