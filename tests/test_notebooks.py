@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import nbformat
@@ -41,6 +42,8 @@ def test_notebook_runs(path, demo_area, monkeypatch):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("ACCESSIBILITY_AREA", str(demo_area))
+    # the kernel imports this checkout's package (as pytest does), not whatever is installed
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
