@@ -117,10 +117,10 @@ def test_exact_site_sets_published_when_solved(demo_run):
         assert ex["unit_name"].str.endswith(("街道", "镇")).all()
     html = (out / "report.html").read_text(encoding="utf-8")
     # what the report claims follows what the solver proved: on a loaded machine the MILP may stop
-    # at its time limit (then the set is published with its gap, never called optimal)
+    # at its time limit (a better set is then published with its gap, never called optimal; no
+    # better set: nothing is published as exact)
     published = {cid: r["summary"]["exact_status"] for cid, r in demo_run.siting.items()
                  if r["exact_sites"] is not None}
-    assert published, "the demo's exact sets are solved (at least within the time limit)"
     assert ("the best set of exactly" in html) == ("optimal" in published.values())
     if any(status != "optimal" for status in published.values()):
         assert "found within the time limit" in html
