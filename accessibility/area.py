@@ -221,7 +221,7 @@ class StudyArea:
         return self._memo[key]
 
     def site(self, circle: str, *, k: int | None = None, method: str = "auto",
-             time_limit_s: float | None = None, units=None, **overrides) -> dict:
+             node_limit: int | None = None, units=None, **overrides) -> dict:
         """Where to build for one circle: ranked new sites and the fewest sites per unit.
 
         Parameters
@@ -232,8 +232,10 @@ class StudyArea:
             Length of the ranking (default: ``siting.max_new_sites`` of the configuration).
         method : {"auto", "greedy", "milp"}
             See :class:`accessibility.siting.SitingOptions`.
-        time_limit_s : float, optional
-            MILP time limit (default the configuration's).
+        node_limit : int, optional
+            Branch-and-bound nodes per exact model (default ``siting.node_limit`` of the
+            configuration): a limit on work, never on time, so the answer is the same on any
+            machine; each result says whether it is proven optimal (``proof_en``).
         units : iterable of str, optional
             Site only for these units: their uncovered demand and the candidate sites inside them
             (a street office's own sweep; as ``siting.units`` of the configuration).
@@ -259,8 +261,10 @@ class StudyArea:
                 raise DataError(f"site: unit(s) {', '.join(unknown)} not in the units layer; use codes of "
                                 f"{', '.join(self.units['unit_code'].astype(str))}")
             sel = {"district_code": "selected:" + "+".join(codes), "district_name": "所选街镇合计 selected units"}
+        limits = None if node_limit is None else siting_mod.SolverLimits(
+            node_limit=int(node_limit), time_limit_s=float(self.config.siting.time_limit_s))
         options = siting_mod.SitingOptions.from_config(self.config, k_max=k, method=method,
-                                                       time_limit_s=time_limit_s, **sel)
+                                                       limits=limits, **sel)
         key = ("site", self._layers_key(), rule, options, codes)
         if key not in self._memo:
             results = self._cell_results({rule.id: rule})

@@ -191,11 +191,12 @@ def _siting_line(circle, s: dict) -> str:
         txt = f"the best {k} new sites would cover {greedy:,.0f} of them"
         exact = s.get("exact_covered_k_max")
         if exact is not None and exact == exact:
-            txt += f" (ranked greedily; exact optimum for {k} sites: {exact:,.0f}, gap {s.get('exact_gap_k_max', 0):.1%})"
+            txt += (f" (ranked greedily; the best set of {k} sites covers {exact:,.0f}: "
+                    f"{s.get('exact_proof_en', '')})")
         parts.append(txt)
     need = s.get("sites_needed_all_units")
     if need is not None:
-        txt = f"reaching the target in every unit needs {need} new sites"
+        txt = f"reaching the target in every unit needs {need} new sites ({s.get('sites_needed_proof_en', '')})"
         if s.get("capped"):
             txt += f" (capped: {s.get('unreachable_by_candidates', 0):,.0f} {who} no candidate site can reach)"
         parts.append(txt)

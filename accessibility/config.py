@@ -130,7 +130,10 @@ class Siting:
     exclude: tuple[Path, ...] = ()
     parcels: Path | None = None
     planned_projects: Path | None = None
-    time_limit_s: float = 30.0
+    #: Branch-and-bound nodes per exact model (work, not time: the same answer on any machine).
+    node_limit: int = 10_000
+    #: Safety net only: reaching it is logged as an error (the answer is then not reproducible).
+    time_limit_s: float = 600.0
     #: Site only for these units (their uncovered demand, their candidate sites); empty = all.
     units: tuple[str, ...] = ()
 
@@ -411,6 +414,7 @@ _SITING_KEYS = {
     "exclude": list,
     "parcels": str,
     "planned_projects": str,
+    "node_limit": int,
     "time_limit_s": float,
     "units": list,
 }
@@ -570,7 +574,7 @@ def _circles(chk: _Checker, top: dict, profiles: dict, categories: dict) -> dict
 
 def _siting(chk: _Checker, top: dict, resolve) -> Siting:
     sspec = chk.keys("siting", top.get("siting") or {}, _SITING_KEYS)
-    for k in ("candidate_spacing_m", "max_new_sites", "time_limit_s"):
+    for k in ("candidate_spacing_m", "max_new_sites", "node_limit", "time_limit_s"):
         if k in sspec:
             chk.positive(f"siting.{k}", sspec[k])
     siting = Siting(
@@ -579,7 +583,8 @@ def _siting(chk: _Checker, top: dict, resolve) -> Siting:
         exclude=tuple(resolve(p) for p in sspec.get("exclude", []) or []),
         parcels=resolve(sspec.get("parcels")),
         planned_projects=resolve(sspec.get("planned_projects")),
-        time_limit_s=_num(sspec.get("time_limit_s"), 30.0),
+        node_limit=int(_num(sspec.get("node_limit"), 10_000)),
+        time_limit_s=_num(sspec.get("time_limit_s"), 600.0),
         units=tuple(str(u).strip() for u in (sspec.get("units") or [])),
     )
     return siting

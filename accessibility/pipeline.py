@@ -444,7 +444,8 @@ def resolved_configuration(cfg: AreaConfig, *, k_max: int | None = None) -> dict
         "terrain": dict(cfg.terrain.__dict__),
         "circles": circles,
         "siting": {"candidate_spacing_m": cfg.siting.candidate_spacing_m, "k_max": opt.k_max,
-                   "method": opt.method, "time_limit_s": opt.time_limit_s, "max_milp_nnz": opt.max_milp_nnz,
+                   "method": opt.method, "node_limit": opt.limits.node_limit,
+                   "time_limit_s": opt.limits.time_limit_s, "max_milp_nnz": opt.max_milp_nnz,
                    "units": list(cfg.siting.units), "exclude": [rel(p) for p in cfg.siting.exclude],
                    "parcels": rel(cfg.siting.parcels), "planned_projects": rel(cfg.siting.planned_projects)},
         "district_code": cfg.district_code,
@@ -743,7 +744,10 @@ def write_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max=No
         if sites is not None and len(sites):
             p = out / f"siting_{c.id}.geojson"
             with atomic_path(p) as tmp:
-                sites.to_crs(4326).assign(circle=c.id, data_status=cfg.data_status).to_file(tmp, driver="GeoJSON")
+                # a layer name, else GDAL stores the temporary file's name in the GeoJSON and two
+                # identical runs differ
+                sites.to_crs(4326).assign(circle=c.id, data_status=cfg.data_status).to_file(
+                    tmp, driver="GeoJSON", layer=f"siting_{c.id}")
         res_all[c.id] = res
     return res_all
 
@@ -862,6 +866,67 @@ def _planned_projects(out: Path, study: StudyArea, results: pd.DataFrame) -> pd.
     return table
 
 
+def _proof_text(lscp: pd.DataFrame, cfg) -> list[str]:
+    """Each LSCP row's proof label (siting.proof_label's words) in the area's language."""
+    from accessibility.labels import pick
+
+    lang = getattr(cfg, "language", "bilingual")
+    return [pick(zh, en, lang) for zh, en in zip(lscp["proof_zh"], lscp["proof_en"], strict=True)]
+
+
+def siting_report_tables(cfg, siting_out: dict | None, planned: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """The report's siting tables, keyed by their heading: per plan circle the ranking, the best set
+    of K sites (its heading says whether it is proven optimal or how far from the bound) and the
+    fewest sites per unit (with gap and proof columns), then the planned projects."""
+    from accessibility.labels import pick
+
+    siting_tables: dict[str, pd.DataFrame] = {}
+    for cid, r in (siting_out or {}).items():
+        c = cfg.circles[cid]
+        curve = r["curve"]
+        keep = [k for k in ["rank", "site_id", "unit_code", "unit_name", "lon", "lat", "added_covered_population",
+                            "cumulative_covered_population", "cumulative_coverage_share"] if k in curve.columns]
+        siting_tables[cid] = curve[keep]
+        ex, summ = r.get("exact_sites"), r.get("summary", {})
+        if ex is not None and len(ex):
+            k = len(ex)
+            g_k = float(curve["added_covered_population"].head(k).sum())
+            proof_zh = summ.get("exact_proof_zh", "")
+            proof_en = summ.get("exact_proof_en", "")
+            siting_tables[
+                f"{c.label_zh}：{k} 个新增选址的最佳组合（MILP：{proof_zh}），覆盖 {summ.get('exact_covered_k_max', 0):,.0f} 人；"
+                f"贪心前 {k} 个覆盖 {g_k:,.0f} 人 / {c.label_en}: the best set of {k} new sites (MILP: {proof_en}): "
+                f"{summ.get('exact_covered_k_max', 0):,.0f} more people covered, against {g_k:,.0f} for the "
+                f"first {k} of the ranking; greedy_rank = the site's place in the ranking (blank: not in "
+                f"its first {k})"] = ex[[k_ for k_ in ["order", "site_id", "unit_code", "unit_name", "lon", "lat",
+                                                      "added_covered_population", "greedy_rank", "gap"]
+                                         if k_ in ex.columns]]
+        elif summ.get("exact_status") is not None:  # solved, but the best set known is the ranking's own
+            k = int(summ.get("k_max", 0))
+            siting_tables[
+                f"{c.label_zh}：{k} 个新增选址的最佳组合即贪心前 {k} 个（{summ.get('exact_proof_zh', '')}） / "
+                f"{c.label_en}: the best set of {k} new sites known is the ranking's first {k} "
+                f"({summ.get('exact_proof_en', '')})"] = pd.DataFrame({
+                    "sites": [k], "added_covered_population": [summ.get("exact_covered_k_max")],
+                    "bound_population": [summ.get("exact_bound_k_max")], "gap": [summ.get("exact_gap_k_max")],
+                    "proof": [pick(summ.get("exact_proof_zh", ""), summ.get("exact_proof_en", ""),
+                                   getattr(cfg, "language", "bilingual"))]})
+        lscp = r["lscp_by_unit"]
+        lscp = lscp.assign(proof=_proof_text(lscp, cfg))
+        keep = [k for k in ["unit_code", "unit_name", "population", "covered_now", "covered_share_now",
+                            "target", "sites_needed", "reachable_max_share", "capped", "method", "gap", "proof"]
+                if k in lscp.columns]
+        siting_tables[f"{c.label_zh}：各街镇达标所需最少新增设施 / {c.label_en}: fewest new sites "
+                      "each unit needs to reach its target (LSCP). Each unit alone, then all together: the "
+                      "all-units row needs fewer than the sum, as a site serves residents of several units; "
+                      "where the target is out of reach (capped), the count reaches the reachable maximum"
+                      ] = _rounded(lscp[keep])
+    if planned is not None and len(planned):
+        siting_tables["规划项目建成前后覆盖率 / Coverage before and after the plan's named projects"] = (
+            planned.drop(columns=["data_status"], errors="ignore"))
+    return siting_tables
+
+
 def write_report(path: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
                  siting_out: dict | None = None, *, maps: bool = False,
                  planned: pd.DataFrame | None = None) -> Path:
@@ -884,42 +949,7 @@ def write_report(path: Path, study: StudyArea, table: pd.DataFrame, results: pd.
         "scenario": cfg.scenario or "none",
         "data checks (warnings)": "; ".join(dict.fromkeys(study.warnings)) or "none",
     }
-    siting_tables: dict[str, pd.DataFrame] = {}
-    for cid, r in (siting_out or {}).items():
-        c = cfg.circles[cid]
-        curve = r["curve"]
-        keep = [k for k in ["rank", "site_id", "unit_code", "unit_name", "lon", "lat", "added_covered_population",
-                            "cumulative_covered_population", "cumulative_coverage_share"] if k in curve.columns]
-        siting_tables[cid] = curve[keep]
-        ex, summ = r.get("exact_sites"), r.get("summary", {})
-        if ex is not None and len(ex):
-            k = len(ex)
-            g_k = float(curve["added_covered_population"].head(k).sum())
-            optimal = summ.get("exact_status") == "optimal"
-            what_zh = "最优组合（精确解 MILP）" if optimal else "求解时限内最佳组合（MILP，未证最优）"
-            what_en = (f"the best set of exactly {k} new sites (MILP, proven optimal)" if optimal else
-                       f"the best set of {k} new sites found within the time limit (MILP, gap "
-                       f"{float(summ.get('exact_gap_k_max') or 0):.1%}, not proven optimal)")
-            siting_tables[
-                f"{c.label_zh}：{k} 个新增选址的{what_zh}，覆盖 {summ.get('exact_covered_k_max', 0):,.0f} 人；"
-                f"贪心前 {k} 个覆盖 {g_k:,.0f} 人 / {c.label_en}: {what_en}: "
-                f"{summ.get('exact_covered_k_max', 0):,.0f} more people covered, against {g_k:,.0f} for the "
-                f"first {k} of the ranking; greedy_rank = the site's place in the ranking (blank: not in "
-                f"its first {k})"] = ex[[k_ for k_ in ["order", "site_id", "unit_code", "unit_name", "lon", "lat",
-                                                      "added_covered_population", "greedy_rank"] if k_ in ex.columns]]
-        lscp = r["lscp_by_unit"]
-        keep = [k for k in ["unit_code", "unit_name", "population", "covered_now", "covered_share_now",
-                            "target", "sites_needed", "reachable_max_share", "capped", "method"]
-                if k in lscp.columns]
-        siting_tables[f"{c.label_zh}：各街镇达标所需最少新增设施 / {c.label_en}: fewest new sites "
-                      "each unit needs to reach its target (LSCP). Each unit alone, then all together: the "
-                      "all-units row needs fewer than the sum, as a site serves residents of several units; "
-                      "where the target is out of reach (capped), the count reaches the reachable maximum"
-                      ] = _rounded(lscp[keep])
-    if planned is not None and len(planned):
-        siting_tables["规划项目建成前后覆盖率 / Coverage before and after the plan's named projects"] = (
-            planned.drop(columns=["data_status"], errors="ignore"))
-    siting_tables = siting_tables or None
+    siting_tables = siting_report_tables(cfg, siting_out, planned) or None
     from accessibility.coverage import worst_places
 
     places = {c.id: worst_places(study.cells, results, study.units, c)

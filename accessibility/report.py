@@ -77,18 +77,22 @@ COLUMN_GLOSSARY: dict[str, str] = {
     "site_id": "候选点编号 candidate site id",
     "added_covered_population": "新增覆盖人口 population newly covered by this site",
     "cumulative_covered_population": "累计覆盖人口 covered population after adding this site",
-    "order": "次序 order within the exact best set (largest gain first)",
+    "order": "次序 order within the best set of K sites (largest gain first)",
     "greedy_rank": "该点在贪心排序中的名次 the site's place in the greedy ranking (empty: not in its first K)",
     "cumulative_coverage_share": "累计覆盖率 coverage share after adding this site",
     "covered_now": "现状覆盖人口 demand covered by existing facilities",
     "target": "目标覆盖率 the plan's target share",
     "covered_share_now": "现状覆盖率 share covered by existing facilities",
     "unreachable_population": "候选点不可达人口 demand no candidate site can reach",
-    "gap": "MILP 相对间隙 relative optimality gap (0 = proven optimal; empty for greedy)",
+    "gap": "相对间隙 relative gap between the number and the bound the solver proved (0: proven, nothing "
+           "better exists; empty: greedy, no bound)",
+    "proof": "结果性质 what the number is: proven, or the best found with its gap to the proven bound and "
+             "why the search stopped (node limit; a safety-net time limit makes it not reproducible)",
+    "sites_needed_bound": "已证下界 proven lower bound on the sites needed",
     "sites_needed": "最少新增设施数 fewest new sites to reach the target (LSCP)",
     "reachable_max_share": "候选点可达上限 highest share reachable with every candidate site built",
     "capped": "目标受限 the target was capped at what candidate sites can reach",
-    "method": "求解方法 milp (exact) or greedy",
+    "method": "求解方法 milp (solver) or greedy",
     "lon": "经度 longitude, WGS-84 degrees (GPS; not GCJ-02)",
     "lat": "纬度 latitude, WGS-84 degrees (GPS; not GCJ-02)",
     "layer": "图层 input layer",
@@ -436,7 +440,9 @@ SITING_HEADERS = {
     "method": "方法 method", "covered_before": "建成前 covered before",
     "covered_after": "建成后 covered after", "share_before": "建成前覆盖率 share before",
     "share_after": "建成后覆盖率 share after", "gain": "新增 gain", "circle": "服务圈 circle",
-    "projects": "规划项目 projects",
+    "projects": "规划项目 projects", "gap": "距已证界限 gap to the proven bound",
+    "proof": "结果性质 what the number is", "sites": "新增选址数 new sites",
+    "bound_population": "已证上界 proven upper bound (people)",
 }
 
 
@@ -454,7 +460,7 @@ def _siting_cell(col: str, v) -> tuple[str, bool]:
         return f"{v:.5f}", True  # 1 m: a planner must find the spot
     if col == "reachable_max_share" and 0.999 <= v < 1.0:
         return f"{100 * v:.2f} %", True  # never "100.0 %" beside "capped: yes"
-    if "share" in col or col == "target":
+    if "share" in col or col in ("target", "gap"):
         return _pct(v), True
     if col in ("rank", "sites_needed") or "population" in col or col.startswith("covered") or col == "gain":
         return f"{v:,.0f}", True

@@ -6,10 +6,13 @@ vector of demand weights ``w``:
 
 * :func:`greedy_mclp` - the nested greedy ranking "the next best site" (exact marginal gains,
   updated incrementally, ``O(nnz(A))`` in total);
-* :func:`solve_mclp` - the maximal covering location problem solved exactly with
-  ``scipy.optimize.milp`` (HiGHS), with a time limit and the reported MIP gap;
+* :func:`solve_mclp` - the maximal covering location problem solved exactly: exact
+  reductions, its LP relaxation by column generation (a certified bound; usually integral on
+  coverage matrices, which proves the set optimal), else reduced-cost fixing and a MILP
+  (``scipy.optimize.milp``, HiGHS) within a node limit;
 * :func:`solve_lscp` / :func:`greedy_lscp` - the fewest new sites so the covered share reaches a
-  target, district-wide and per unit, capped at what the candidates can reach;
+  target, district-wide and per unit, capped at what the candidates can reach (set-cover
+  reductions and independent parts before the MILP);
 * :func:`solve_capacitated_mclp` / :func:`greedy_capacitated_mclp` - the same question when a
   site can serve only so many (beds, places): demand may be split between sites in reach, the
   served demand is maximised (not wired into the pipeline);
@@ -19,6 +22,12 @@ vector of demand weights ``w``:
 :func:`candidate_sites` thins network nodes into candidate sites, :func:`coverage_sets` builds
 ``A`` from the walking network with one batched bounded search, and :func:`site_circle` runs the
 whole question for one circle (ranking curve, sites needed per unit, picked sites as a layer).
+
+No clock limits an answer: the exact models stop on work limits (:class:`SolverLimits`: HiGHS
+branch-and-bound nodes, column-generation rounds), so the same inputs give the same sites on any
+machine under any load; a time limit remains only as a safety net, and reaching it is logged as an
+error (the result is then marked not reproducible). :func:`proof_label` is the one place that
+words how good a result is: only proven optima are called optimal.
 """
 
 from __future__ import annotations
@@ -45,8 +54,10 @@ from accessibility._errors import (
 from accessibility.rules import as_rules
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "SitingOptions",
     "SitingResult",
+    "SolverLimits",
     "candidate_sites",
     "coverage_curve",
     "coverage_sets",
@@ -54,6 +65,7 @@ __all__ = [
     "greedy_capacitated_mclp",
     "greedy_lscp",
     "greedy_mclp",
+    "proof_label",
     "site_circle",
     "solve_capacitated_mclp",
     "solve_lscp",
@@ -86,8 +98,10 @@ class SitingResult:
     objective : float
         MCLP: newly covered weight. LSCP: number of sites.
     status : str
-        ``"optimal"``, ``"time_limit"``, ``"greedy"``, ``"target_met"``, ``"nothing_to_do"``, or
-        the solver's message when it failed.
+        ``"optimal"`` (proven: gap <= 1e-6), ``"node_limit"`` / ``"gap_limit"`` (best found,
+        see ``gap``), ``"time_limit"`` (the safety net stopped it: not reproducible),
+        ``"too_large"``, ``"greedy"``, ``"target_met"``, ``"nothing_to_do"``, or the solver's
+        message when it failed. Word it with :func:`proof_label`.
     gap : float
         Relative MIP gap (0 for proven optima, NaN for greedy results).
     method : str
@@ -99,7 +113,7 @@ class SitingResult:
     time_s : float
         Wall-clock time of the call.
     time_limited : bool
-        The MILP stopped at its time limit (the solution may not be optimal; see ``gap``).
+        The safety-net time limit stopped a solver (the result depends on the machine).
     bound : float
         Best bound on the objective the solver proved (MCLP: upper bound on covered weight;
         LSCP: lower bound on the number of sites); NaN for greedy results.
@@ -211,29 +225,211 @@ def _merge_rows(A: sp.csr_matrix, w: np.ndarray, labels: np.ndarray | None = Non
     return A_g, w_g, lab_g, group
 
 
-def _unique_columns(A: sp.csr_matrix) -> np.ndarray:
-    """Indices of the first column of each group of identical non-empty columns."""
-    C = A.tocsc()
-    C.sort_indices()
-    seen: dict[bytes, int] = {}
-    keep = []
-    for j in range(C.shape[1]):
-        rows = C.indices[C.indptr[j]:C.indptr[j + 1]]
-        if rows.size == 0:
+def _undominated_columns(A: sp.csr_matrix) -> np.ndarray:
+    """Sorted indices of the columns no other column dominates (exact for covering models).
+
+    Column ``j`` is dominated when the rows it covers are a subset of another column's: in a
+    covering model with equal site costs, swapping ``j`` for the other never covers less. Of
+    identical columns the lowest index is kept; empty columns are dropped. (For uniqueness
+    only, on many columns: ``A.T @ A`` counts the common rows of every pair of columns.)
+    """
+    C = sp.csc_matrix(A, dtype=np.int32)
+    size = np.diff(C.indptr)
+    M = (C.T @ C).tocoo()
+    sub = (M.row != M.col) & (M.data == size[M.row])  # rows(j) subset of rows(k)
+    j, k = M.row[sub], M.col[sub]
+    drop = np.zeros(C.shape[1], dtype=bool)
+    drop[j[(size[j] < size[k]) | (j > k)]] = True
+    drop |= size == 0
+    return np.flatnonzero(~drop)
+
+
+def _dominated_rows(B: sp.csr_matrix) -> np.ndarray:
+    """Rows whose columns include all columns of another row (of identical rows, all but the
+    first): in "cover every row", covering the other row covers them."""
+    Bi = sp.csr_matrix(B, dtype=np.int32)
+    size = np.diff(Bi.indptr)
+    M = (Bi @ Bi.T).tocoo()
+    sub = (M.row != M.col) & (M.data == size[M.row])  # cols(r) subset of cols(i)
+    r, i = M.row[sub], M.col[sub]
+    drop = np.zeros(B.shape[0], dtype=bool)
+    drop[i[(size[r] < size[i]) | (i > r)]] = True
+    return drop
+
+
+def _reduce_set_cover(A: sp.csr_matrix):
+    """Shrink "cover every row with the fewest columns" without changing its optimum.
+
+    Repeats until nothing changes: a row only one column covers fixes that column (and every
+    row it covers is done); a column whose rows are a subset of another's is dropped; a row
+    whose columns include all columns of another row is dropped (covering the other covers
+    it). Returns ``(fixed, rows, cols)``: fixed column indices, and the rows and columns of
+    the remaining core, all as indices into ``A`` (sorted).
+    """
+    B = sp.csr_matrix(A, dtype=bool)
+    rows = np.arange(B.shape[0])
+    cols = np.arange(B.shape[1])
+    fixed: list[np.ndarray] = []
+    while B.shape[0]:
+        deg = np.diff(B.indptr)
+        single = np.flatnonzero(deg == 1)
+        if single.size:
+            ess = np.unique(B.indices[B.indptr[single]])
+            fixed.append(cols[ess])
+            done = np.diff(B[:, ess].tocsr().indptr) > 0
+            keep_c = np.ones(B.shape[1], dtype=bool)
+            keep_c[ess] = False
+            B, rows, cols = B[~done][:, keep_c].tocsr(), rows[~done], cols[keep_c]
             continue
-        key = rows.tobytes()
-        if key not in seen:
-            seen[key] = j
-            keep.append(j)
-    return np.asarray(keep, dtype=np.int64)
+        n_cols = B.shape[1]
+        keep_c = _undominated_columns(B)
+        B, cols = B[:, keep_c].tocsr(), cols[keep_c]
+        drop_r = _dominated_rows(B)
+        if not drop_r.any() and keep_c.size == n_cols:
+            break
+        B, rows = B[~drop_r], rows[~drop_r]
+    fixed_all = np.sort(np.concatenate(fixed)) if fixed else np.zeros(0, dtype=np.int64)
+    return fixed_all, rows, cols
 
 
-def _milp_status(res) -> tuple[str, bool]:
+def _components(B: sp.csr_matrix) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows, cols) of each connected part of the row-column graph of ``B``, in column order."""
+    from scipy.sparse.csgraph import connected_components
+
+    m, n = B.shape
+    if m == 0:
+        return []
+    G = sp.bmat([[None, sp.csr_matrix(B, dtype=np.int8)], [sp.csr_matrix(B.T, dtype=np.int8), None]],
+                format="csr")
+    _, lab = connected_components(G, directed=False)
+    out = []
+    for comp in np.unique(lab[m:]):  # every kept row has a column, so comps are those of columns
+        out.append((np.flatnonzero(lab[:m] == comp), np.flatnonzero(lab[m:] == comp)))
+    out.sort(key=lambda rc: int(rc[1][0]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# solver work limits (never the clock)
+
+
+@dataclass(frozen=True)
+class SolverLimits:
+    """Work limits of the exact models: the same inputs give the same answer on any machine.
+
+    Attributes
+    ----------
+    node_limit : int
+        Largest number of branch-and-bound nodes HiGHS explores per MILP (a count of work, not
+        of time). When it is reached, the best set found is returned with the bound HiGHS
+        proved and the gap (``status="node_limit"``): reproducible, but not proven optimal.
+    time_limit_s : float
+        Safety net only, far above what the models need. Reaching it makes the answer depend
+        on the machine's speed and load: it is logged as an error and the result is marked
+        ``status="time_limit"`` (not reproducible).
+    mip_rel_gap : float
+        Relative gap at which HiGHS stops. A result is called proven optimal only when its gap
+        to the proven bound is at most 1e-6, whatever this value; a larger tolerance gives
+        "best found" results (``status="gap_limit"``).
+    lp_rounds : int
+        Largest number of column-generation rounds of the MCLP's LP relaxation (see
+        :func:`solve_mclp`).
+    """
+
+    node_limit: int = 10_000
+    time_limit_s: float = 600.0
+    mip_rel_gap: float = 1e-6
+    lp_rounds: int = 200
+
+    def __post_init__(self):
+        problems = []
+        if not (isinstance(self.node_limit, (int, np.integer)) and self.node_limit >= 1):
+            problems.append(f"field 'node_limit' is {self.node_limit!r}: use a whole number >= 1")
+        if not (np.isfinite(self.time_limit_s) and self.time_limit_s > 0):
+            problems.append(f"field 'time_limit_s' is {self.time_limit_s!r}: use a positive number of "
+                            "seconds (a safety net, e.g. 600)")
+        if not (0 <= self.mip_rel_gap < 1):
+            problems.append(f"field 'mip_rel_gap' is {self.mip_rel_gap!r}: use a share in [0, 1)")
+        if not (isinstance(self.lp_rounds, (int, np.integer)) and self.lp_rounds >= 1):
+            problems.append(f"field 'lp_rounds' is {self.lp_rounds!r}: use a whole number >= 1")
+        if problems:
+            raise DataError(problems_message("siting solver limits", problems))
+
+
+DEFAULT_LIMITS = SolverLimits()
+
+
+def _run_milp(c, integrality, constraints, limits: SolverLimits, what: str, *, bounds=None):
+    """``scipy.optimize.milp`` under ``limits``; returns ``(res, status)``.
+
+    ``status`` is ``"optimal"``, ``"node_limit"``, ``"time_limit"`` (logged as an error: the
+    answer then depends on the machine) or the solver's message.
+    """
+    res = milp(c, integrality=integrality, bounds=Bounds(0, 1) if bounds is None else bounds,
+               constraints=constraints,
+               options={"node_limit": int(limits.node_limit), "time_limit": float(limits.time_limit_s),
+                        "mip_rel_gap": float(limits.mip_rel_gap), "disp": False})
     if res.status == 0:
-        return "optimal", False
-    if res.status == 1:
-        return "time_limit", True
-    return f"solver status {res.status}: {res.message}", False
+        return res, "optimal"
+    if res.status == 1 and "time limit" in str(res.message).lower():
+        log.error("%s: the safety-net time limit of %g s stopped the solver: this result depends on "
+                  "the machine's speed and load and is NOT REPRODUCIBLE; raise siting.time_limit_s "
+                  "(or lower siting.node_limit)", what, limits.time_limit_s)
+        return res, "time_limit"
+    msg = str(res.message).lower()
+    if res.status == 1 or "solution limit" in msg or "node limit" in msg:  # HiGHS 16: node limit
+        return res, "node_limit"
+    return res, f"solver status {res.status}: {res.message}"
+
+
+#: Largest relative gap between a result and its proven bound that is called proven optimal.
+_PROOF_GAP = 1e-6
+
+_WORST = {"optimal": 0, "nothing_to_do": 0, "gap_limit": 1, "node_limit": 1, "greedy": 1, "time_limit": 2}
+
+
+def _worst_status(statuses) -> str:
+    """The status of a result put together from parts: its least proven part's."""
+    out = "optimal"
+    for s in statuses:
+        if _WORST.get(s, 3) > _WORST.get(out, 3):
+            out = s
+    return out
+
+
+def proof_label(status: str, gap: float, *, method: str = "milp") -> tuple[str, str]:
+    """What a published siting number is, as ``(zh, en)`` words.
+
+    The one place that words a result's quality: only a proven optimum is called optimal;
+    anything else is "best found" with its gap to the proven bound and why the search stopped.
+
+    Examples
+    --------
+    >>> proof_label("optimal", 0.0)
+    ('已证最优', 'proven optimal')
+    >>> proof_label("node_limit", 0.05)[1]
+    'best found, at most 5.0% from the proven bound (node limit reached)'
+    """
+    if status in ("optimal", "nothing_to_do") and (gap is None or not np.isfinite(gap) or gap <= _PROOF_GAP):
+        return ("已证最优", "proven optimal") if status == "optimal" else ("无需新增", "nothing to add")
+    reasons = {
+        "node_limit": ("达到节点上限", "node limit reached"),
+        "gap_limit": ("达到间隙容差", "stopped at the gap tolerance"),
+        "too_large": ("模型过大，未精确求解", "model too large for the exact solver"),
+        "time_limit": ("安全时限中断，结果不可复现", "safety-net time limit: NOT REPRODUCIBLE"),
+        "greedy": ("贪心", "greedy"),
+        "max_sites": ("达到选址上限", "site limit reached"),
+    }
+    if status in reasons:
+        reason = reasons[status]
+    elif method == "greedy":
+        reason = reasons["greedy"]
+    else:
+        reason = ("求解器未完成", f"solver stopped: {status}")
+    if gap is None or not np.isfinite(gap):
+        return (f"最佳可行解，未知间隙（{reason[0]}）", f"best found, gap unknown ({reason[1]})")
+    return (f"最佳可行解，距已证界限不超过 {gap:.1%}（{reason[0]}）",
+            f"best found, at most {gap:.1%} from the proven bound ({reason[1]})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,39 +518,144 @@ def greedy_mclp(A, w, k: int, *, covered=None, _allow_stop: bool = True) -> Siti
     )
 
 
-def solve_mclp(A, w, k: int, *, time_limit_s: float = 30.0, covered=None,
-               mip_rel_gap: float = 1e-6, max_nnz: int = 400_000) -> SitingResult:
-    """Exact maximal covering location problem (MILP with HiGHS through ``scipy.optimize.milp``).
+def _top_sum(P: np.ndarray, k: int) -> float:
+    """Sum of the ``k`` largest entries of ``P`` that are positive."""
+    P = np.clip(P, 0.0, None)
+    if k >= P.size:
+        return float(P.sum())
+    return float(np.partition(P, P.size - k)[P.size - k:].sum()) if k > 0 else 0.0
+
+
+def _mclp_bound(A: sp.csr_matrix, w: np.ndarray, p: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+    """Upper bound on any ``k``-site coverage from row prices ``0 <= p <= w`` (and ``A.T @ p``).
+
+    For every set ``S`` of at most ``k`` sites, ``covered(S) <= sum(w - p) + sum_{c in S} P_c``
+    with ``P = A.T @ p`` (a row's weight is its price plus the rest, and a covered row's price
+    is paid by at least one site of ``S``), hence ``<= sum(w - p) + the k largest P``. The
+    prices of an optimal LP dual make this the LP optimum; any prices give a valid bound.
+    """
+    p = np.clip(p, 0.0, w)
+    P = np.asarray(A.T.astype(np.float64) @ p).ravel()
+    return float((w - p).sum()) + _top_sum(P, k), P
+
+
+def _mclp_lp(A: sp.csr_matrix, w: np.ndarray, k: int, start, limits: SolverLimits,
+             *, max_rounds: int = 200) -> dict:
+    """LP relaxation of the MCLP by column generation, with a certified bound.
+
+    The restricted LP holds the ``start`` sites (and those added so far) and only the rows they
+    cover, merged where they have the same sites among them; its row prices (duals), with
+    ``p_i = w_i`` for rows none of them covers, price every other site: sites whose price sum
+    exceeds the cardinality price are added (largest first), until none does. Every round is
+    deterministic work; the bound of :func:`_mclp_bound` is recomputed from the prices, so it
+    does not rely on the LP solver's claim of optimality.
+
+    Returns a dict with ``x`` (site -> LP value, sites of the restricted LP), ``lp`` (its
+    value), ``bound`` (certified, best over the rounds), ``prices`` (for that bound),
+    ``rounds`` and ``converged``.
+    """
+    from scipy.optimize import linprog
+
+    m, n = A.shape
+    sel = np.unique(np.asarray(start, dtype=np.int64))
+    batch = max(int(k), 50)
+    best = {"bound": np.inf}
+    x_sel, lp_val, rounds, converged = {}, 0.0, 0, False
+    for rounds in range(1, max_rounds + 1):  # noqa: B007 (rounds is reported)
+        sub = A[:, sel].tocsr()
+        rows = np.flatnonzero(np.diff(sub.indptr) > 0)
+        As, ws, _, grp = _merge_rows(sub[rows], w[rows])
+        mg, ns = As.shape
+        M = sp.vstack([sp.hstack([-As.astype(np.float64), sp.identity(mg, format="csr")]),
+                       sp.csr_matrix(np.concatenate([np.ones(ns), np.zeros(mg)])[None, :])], format="csr")
+        res = linprog(np.concatenate([np.zeros(ns), -ws]), A_ub=M,
+                      b_ub=np.concatenate([np.zeros(mg), [float(k)]]), bounds=(0, 1), method="highs-ds",
+                      options={"time_limit": float(limits.time_limit_s)})
+        if res.status != 0:
+            log.error("MCLP LP relaxation: %s", res.message)
+            break
+        lp_val = -float(res.fun)
+        x_sel = dict(zip(sel.tolist(), res.x[:ns].tolist(), strict=True))
+        duals = -np.asarray(res.ineqlin.marginals)
+        pg = np.clip(duals[:mg], 0.0, ws)
+        share = np.divide(w[rows], ws[grp], out=np.zeros(rows.size), where=ws[grp] > 0)
+        p = w.copy()
+        p[rows] = pg[grp] * share
+        bound, P = _mclp_bound(A, w, p, k)
+        if bound < best["bound"]:
+            best = {"bound": bound, "prices": p}
+        tol = 1e-9 * max(lp_val, 1.0)
+        rc = P - max(float(duals[mg]), 0.0)
+        rc[sel] = -np.inf
+        new = np.flatnonzero(rc > tol)
+        if new.size == 0 or best["bound"] <= lp_val + tol:
+            converged = True
+            break
+        new = new[np.lexsort((new, -rc[new]))][:batch]  # largest reduced cost first, ties by index
+        sel = np.union1d(sel, new)
+    return {"x": x_sel, "lp": lp_val, "bound": best["bound"], "prices": best.get("prices"),
+            "rounds": rounds, "converged": converged}
+
+
+def _mclp_milp(A: sp.csr_matrix, w: np.ndarray, k: int, limits: SolverLimits):
+    """The MCLP MILP on (reduced) ``A``: ``(chosen columns, proven bound, status)``."""
+    A_r, w_r, _, _ = _merge_rows(A.tocsr(), w)
+    m, n = A_r.shape
+    c = np.concatenate([np.zeros(n), -w_r])
+    cover = sp.hstack([-A_r.astype(float), sp.identity(m, format="csr")], format="csr")
+    card = sp.csr_matrix(np.concatenate([np.ones(n), np.zeros(m)])[None, :])
+    res, status = _run_milp(c, np.concatenate([np.ones(n), np.zeros(m)]),
+                            [LinearConstraint(cover, -np.inf, 0.0), LinearConstraint(card, 0, int(k))],
+                            limits, f"MCLP k={k}")
+    chosen = np.flatnonzero(res.x[:n] > 0.5).tolist() if res.x is not None else []
+    bound = -float(res.mip_dual_bound) if getattr(res, "mip_dual_bound", None) is not None else np.inf
+    return chosen, bound, status
+
+
+def solve_mclp(A, w, k: int, *, covered=None, limits: SolverLimits = DEFAULT_LIMITS,
+               max_nnz: int = 400_000) -> SitingResult:
+    """Exact maximal covering location problem, with a certificate; no clock involved.
 
     ``max sum_i w_i y_i`` subject to ``y_i <= sum_{c covers i} x_c``, ``sum_c x_c <= k``,
-    ``x`` binary, ``0 <= y <= 1`` (continuous is enough: at an optimum ``y`` is 0 or 1).
-    Coverage is monotone, so ``<= k`` has the same optimum as ``= k`` for ``k <= n_sites``.
+    ``x`` binary, ``0 <= y <= 1``. Coverage is monotone, so ``<= k`` has the same optimum as
+    ``= k`` for ``k <= n_sites``.
 
-    Before solving, demand rows that are already covered, have zero weight or that no site
-    covers are dropped, identical rows are merged (weights summed) and identical columns are
-    kept once. If the time limit stops the solver, the better of its incumbent and the greedy
-    solution is returned, with the gap measured against the solver's proven bound.
+    The steps, each exact: rows already covered, of zero weight or that no site covers are
+    dropped and identical rows merged (weights summed); sites whose rows are a subset of
+    another site's are dropped (never better than it). The LP relaxation is then solved by
+    column generation (:func:`_mclp_lp`), which gives a certified upper bound; on these
+    coverage matrices its solution is usually integral, which proves the set optimal. If not,
+    a site can only belong to a set better than the best one known if ``sum(w - p) + P_c +
+    the k-1 largest other P`` exceeds it (reduced-cost fixing); the MILP on the remaining
+    sites is solved by HiGHS within ``limits.node_limit`` nodes.
 
     Parameters
     ----------
     A, w, k, covered
         As in :func:`greedy_mclp`.
-    time_limit_s : float
-        Solver time limit in seconds.
-    mip_rel_gap : float
-        Relative gap at which HiGHS stops.
+    limits : SolverLimits
+        Node limit (deterministic), safety-net time limit, optimality tolerance.
     max_nnz : int
-        Largest reduced coverage matrix (non-zeros) handed to the solver. HiGHS's presolve does
-        not honour the time limit, and on ~700k non-zeros it alone takes about a minute; above
-        this size the greedy solution is returned with its certified bound
-        (``details["milp_skipped"]``).
+        Largest coverage matrix (non-zeros, after fixing) handed to the MILP; above it the best
+        known set is returned with its certified bound (``status="too_large"``).
 
     Returns
     -------
     SitingResult
-        ``method="milp"`` (or ``"greedy"`` when greedy beat the time-limited incumbent);
-        ``objective`` is the newly covered weight recomputed from ``A``; ``bound`` the proven
-        upper bound; ``gap = (bound - objective) / objective``.
+        ``method="milp"`` (or ``"greedy"`` when the greedy set is the best known);
+        ``status="optimal"`` only when proven (``gap <= 1e-6``), else
+        ``"node_limit"``, ``"time_limit"`` (not reproducible) or ``"too_large"``; ``objective``
+        the newly covered weight recomputed from ``A``; ``bound`` the proven upper bound;
+        ``gap = (bound - objective) / objective``. ``details`` holds the reduction sizes and
+        how the proof was obtained (``proof``: ``"lp"``, ``"milp"`` or ``"none"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.array([[1, 0, 0], [1, 0, 1], [0, 1, 1], [0, 1, 0]], dtype=bool)
+    >>> r = solve_mclp(A, [4, 5, 5, 4], 2)
+    >>> sorted(r.sites), r.objective, r.status
+    ([0, 1], 18.0, 'optimal')
     """
     t0 = time.perf_counter()
     A = _as_csr_bool(A)
@@ -372,60 +673,76 @@ def solve_mclp(A, w, k: int, *, time_limit_s: float = 30.0, covered=None,
                             method="milp", unreachable_weight=unreachable,
                             time_s=time.perf_counter() - t0, bound=0.0, details=details)
     A_r, w_r, _, _ = _merge_rows(A[keep_rows], w_eff[keep_rows])
-    cols = _unique_columns(A_r)
-    A_r = A_r[:, cols]
+    cols = _undominated_columns(A_r)
+    A_r = A_r[:, cols].tocsr()
     m, n = A_r.shape
     details.update(n_rows=int(m), n_cols=int(n), n_rows_in=int(n_d), n_cols_in=int(n_s))
-    if k >= n:  # every distinct site fits: take them all
+    if k >= n:  # every site worth having fits: take them all
         order, added, cum = _order_by_gain(A, w_eff, cols.tolist(), drop_idle=True)
         obj = float(cum[-1]) if cum.size else 0.0
+        details["proof"] = "all sites fit"
         return SitingResult(order, added, cum, obj, "optimal", gap=0.0, method="milp",
                             unreachable_weight=unreachable, time_s=time.perf_counter() - t0,
                             bound=obj, details=details)
-    if A_r.nnz > max_nnz:
-        details["milp_skipped"] = f"reduced matrix has {A_r.nnz} non-zeros > max_nnz={max_nnz}"
-        log.info("MCLP k=%d: %s; returning greedy with bound %.1f", k, details["milp_skipped"],
-                 greedy.bound)
-        greedy.details.update(details)
-        greedy.time_s = time.perf_counter() - t0
-        return greedy
-    c = np.concatenate([np.zeros(n), -w_r])
-    cover = sp.hstack([-A_r.astype(float), sp.identity(m, format="csr")], format="csr")
-    card = sp.csr_matrix(np.concatenate([np.ones(n), np.zeros(m)])[None, :])
-    constraints = [LinearConstraint(cover, -np.inf, 0.0), LinearConstraint(card, 0, int(k))]
-    integrality = np.concatenate([np.ones(n), np.zeros(m)])
-    res = milp(c, integrality=integrality, bounds=Bounds(0, 1), constraints=constraints,
-               options={"time_limit": float(time_limit_s), "mip_rel_gap": mip_rel_gap,
-                        "disp": False})
-    status, limited = _milp_status(res)
-    bound = -float(res.mip_dual_bound) if getattr(res, "mip_dual_bound", None) is not None \
-        else float("nan")
-    chosen: list[int] = []
-    if res.x is not None:
-        chosen = cols[np.flatnonzero(res.x[:n] > 0.5)].tolist()
-    obj = _covered_weight(A, w_eff, chosen)
-    method = "milp"
-    if res.x is None or greedy.objective > obj + _REL_TOL * max(obj, 1.0):
-        if res.status == 0:  # cannot happen unless the solver is wrong: say so
-            warnings.warn(f"MILP optimum {obj:g} below greedy {greedy.objective:g}; using greedy",
-                          AccessibilityWarning, stacklevel=2)
-        chosen, obj, method = list(greedy.sites), greedy.objective, "greedy"
+    chosen, obj, bound, status, method = _mclp_exact(A, w_eff, (A_r, w_r, cols), k, greedy, limits,
+                                                     max_nnz, details)
     order, added, cum = _order_by_gain(A, w_eff, chosen, drop_idle=True)
-    if res.status == 0:
-        bound = max(bound, obj) if np.isfinite(bound) else obj
-    bound = min(bound, greedy.bound) if np.isfinite(bound) else greedy.bound
-    gap = (bound - obj) / obj if obj > 0 and np.isfinite(bound) else (0.0 if bound == 0 else
-                                                                         float("nan"))
-    if res.status == 0 and gap < 0:
-        gap = 0.0
-    details["solver_mip_gap"] = float(res.mip_gap) if getattr(res, "mip_gap", None) is not None \
-        else float("nan")
+    gap = max((bound - obj) / obj, 0.0) if obj > 0 else (0.0 if bound <= 0 else float("inf"))
+    if gap <= _PROOF_GAP:
+        status, gap = "optimal", 0.0
+    elif status == "optimal":  # the solver stopped at its gap tolerance
+        status = "gap_limit"
     log.info("MCLP k=%d: %s, covered %.1f (greedy %.1f), gap %.3g, %.2f s", k, status, obj,
              greedy.objective, gap, time.perf_counter() - t0)
-    return SitingResult(order, added, cum, obj, status, gap=max(gap, 0.0) if np.isfinite(gap)
-                        else gap, method=method, unreachable_weight=unreachable,
-                        time_s=time.perf_counter() - t0, time_limited=limited, bound=bound,
-                        details=details)
+    return SitingResult(order, added, cum, obj, status, gap=gap, method=method,
+                        unreachable_weight=unreachable, time_s=time.perf_counter() - t0,
+                        time_limited=status == "time_limit", bound=bound, details=details)
+
+
+def _mclp_exact(A, w_eff, reduced, k, greedy, limits, max_nnz, details):
+    """LP bound by column generation, then (if needed) the MILP on the sites that can still
+    beat the best known set; ``reduced`` = ``(A_r, w_r, cols)``, the reduced model and its
+    columns in ``A``. Returns ``(chosen, objective, bound, status, method)``."""
+    A_r, w_r, cols = reduced
+    g_r = greedy_mclp(A_r, w_r, k)
+    gains = np.asarray(A_r.T.astype(np.float64) @ w_r).ravel()
+    start = np.concatenate([np.asarray(g_r.sites, dtype=np.int64), np.argsort(-gains, kind="stable")[:k]])
+    lp = _mclp_lp(A_r, w_r, k, start, limits, max_rounds=limits.lp_rounds)
+    bound = min(lp["bound"], greedy.bound)
+    details.update(lp_rounds=lp["rounds"], lp_columns=len(lp["x"]), lp_bound=lp["bound"],
+                   lp_converged=lp["converged"])
+    # best known set: greedy, or the LP's sites taken by value (integral when the LP is)
+    by_value = sorted(lp["x"], key=lambda c: (-lp["x"][c], c))[:k]
+    lp_set = [int(cols[c]) for c in by_value if lp["x"][c] > 1e-6]
+    lp_obj = _covered_weight(A, w_eff, lp_set)
+    chosen, obj, method = (lp_set, lp_obj, "milp") if lp_obj > greedy.objective else \
+        (list(greedy.sites), greedy.objective, "greedy")
+    details["proof"] = "lp"
+    if lp["prices"] is None:
+        return chosen, obj, max(bound, obj), "lp_failed", method
+    if obj >= bound * (1 - _PROOF_GAP):
+        return chosen, obj, max(bound, obj), "optimal", method
+    # reduced-cost fixing: a site can be in a better set only if its bound beats the incumbent
+    _, P = _mclp_bound(A_r, w_r, lp["prices"], k)
+    base = float((w_r - np.clip(lp["prices"], 0.0, w_r)).sum())
+    Pp = np.clip(P, 0.0, None)
+    kth = np.sort(Pp)[::-1][k - 1]
+    top = _top_sum(Pp, k)
+    ub_with = base + np.where(Pp >= kth, top, top - kth + Pp)
+    keep = np.flatnonzero(ub_with > obj * (1 + _PROOF_GAP))
+    details.update(proof="milp", milp_columns=int(keep.size))
+    if keep.size == 0:
+        return chosen, obj, obj, "optimal", method
+    sub = A_r[:, keep].tocsr()
+    if sub.nnz > max_nnz:
+        details["milp_skipped"] = f"{sub.nnz} non-zeros > max_nnz={max_nnz}"
+        return chosen, obj, bound, "too_large", method
+    picked, m_bound, status = _mclp_milp(sub, w_r, k, limits)
+    m_set = [int(cols[keep[c]]) for c in picked]
+    m_obj = _covered_weight(A, w_eff, m_set)
+    if m_obj > obj * (1 + _REL_TOL):
+        chosen, obj, method = m_set, m_obj, "milp"
+    return chosen, obj, min(bound, max(m_bound, obj)), status, method
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,9 +893,9 @@ def greedy_capacitated_mclp(A, w, k: int, capacity, *, covered=None,
                         details=details)
 
 
-def solve_capacitated_mclp(A, w, k: int, capacity, *, covered=None, existing_capacity=None,  # noqa: PLR0913  (model inputs as in solve_mclp, plus the solver settings and a test hook)
-                           time_limit_s: float = 30.0, mip_rel_gap: float = 1e-6,
-                           max_nnz: int = 200_000, _shortcut: bool = True) -> SitingResult:
+def solve_capacitated_mclp(A, w, k: int, capacity, *, covered=None, existing_capacity=None,  # noqa: PLR0913  (model inputs as in solve_mclp, plus the solver limits and a test hook)
+                           limits: SolverLimits = DEFAULT_LIMITS, max_nnz: int = 200_000,
+                           _shortcut: bool = True) -> SitingResult:
     """Exact capacitated maximal covering (MILP with HiGHS through ``scipy.optimize.milp``).
 
     Like :func:`solve_mclp`, but a site serves at most ``capacity[j]`` units of demand and a
@@ -611,11 +928,10 @@ def solve_capacitated_mclp(A, w, k: int, capacity, *, covered=None, existing_cap
     ----------
     A, w, k, capacity, covered, existing_capacity
         As in :func:`greedy_capacitated_mclp`.
-    time_limit_s : float
-        Solver time limit in seconds; when reached, the better of the incumbent and the greedy
-        solution is returned, with the gap against the solver's proven bound.
-    mip_rel_gap : float
-        Relative gap at which HiGHS stops.
+    limits : SolverLimits
+        Node limit (deterministic), safety-net time limit, optimality tolerance; when the node
+        limit stops HiGHS, the better of its incumbent and the greedy solution is returned,
+        with the gap against the solver's proven bound (``status="node_limit"``).
     max_nnz : int
         Largest reduced coverage matrix (non-zeros = assignment variables) accepted. Above it a
         :class:`~accessibility._errors.DataError` is raised: use
@@ -713,11 +1029,9 @@ def solve_capacitated_mclp(A, w, k: int, capacity, *, covered=None, existing_cap
     ub = np.concatenate([np.where(cap_r > 0, 1.0, 0.0), w_r[e_row]])
     c = np.concatenate([np.zeros(n), -np.ones(nnz)])
     integrality = np.concatenate([np.ones(n), np.zeros(nnz)])
-    res = milp(c, integrality=integrality, bounds=Bounds(np.zeros(n + nnz), ub),
-               constraints=constraints,
-               options={"time_limit": float(time_limit_s), "mip_rel_gap": mip_rel_gap,
-                        "disp": False})
-    status, limited = _milp_status(res)
+    res, status = _run_milp(c, integrality, constraints, limits, f"capacitated MCLP k={k}",
+                            bounds=Bounds(np.zeros(n + nnz), ub))
+    limited = status == "time_limit"
     bound = -float(res.mip_dual_bound) if getattr(res, "mip_dual_bound", None) is not None \
         else float("nan")
     method = "milp"
@@ -934,7 +1248,7 @@ def greedy_lscp(A, w, *, target_share: float, total_weight: float, covered_weigh
 
 
 def solve_lscp(A, w, *, target_share: float, total_weight: float, covered_weight: float = 0.0,
-               unit_labels=None, unit_targets=None, time_limit_s: float = 30.0) -> SitingResult:
+               unit_labels=None, unit_targets=None, limits: SolverLimits = DEFAULT_LIMITS) -> SitingResult:
     """Fewest new sites so covered demand (existing + new) reaches a target share (MILP).
 
     District-wide (one constraint ``covered_weight + sum_i w_i y_i >= target * total_weight``)
@@ -945,6 +1259,12 @@ def solve_lscp(A, w, *, target_share: float, total_weight: float, covered_weight
 
     Demand that no candidate can reach is reported as ``unreachable_weight``; when a target
     cannot be reached the requirement is capped at the reachable maximum and ``capped=True``.
+
+    Exact reductions come first: identical rows are merged, sites whose rows are a subset of
+    another's dropped. When every group must be covered in full (a pure set cover), rows only
+    one site covers fix that site, rows that include another row's sites are dropped, and
+    what is left falls apart into independent parts, each a small MILP (HiGHS, within
+    ``limits.node_limit`` nodes: deterministic).
 
     Parameters
     ----------
@@ -964,84 +1284,134 @@ def solve_lscp(A, w, *, target_share: float, total_weight: float, covered_weight
         Per unit: ``total_weight``, ``covered_weight`` and optionally ``target_share``
         (DataFrame indexed by unit, or ``{unit: {...}}``). Without it each unit's total is the
         weight of its rows, nothing is covered yet and ``target_share`` applies.
-    time_limit_s : float
-        Solver time limit; when reached, the better of incumbent and greedy is returned.
+    limits : SolverLimits
+        Node limit (deterministic), safety-net time limit, optimality tolerance.
 
     Returns
     -------
     SitingResult
-        ``objective`` = number of new sites; ``bound`` = proven lower bound.
+        ``objective`` = number of new sites; ``bound`` = proven lower bound; ``status`` is
+        ``"optimal"`` only when ``objective == bound``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.array([[1, 0, 0], [1, 0, 1], [0, 1, 1], [0, 1, 0]], dtype=bool)
+    >>> r = solve_lscp(A, [4, 5, 5, 4], target_share=1.0, total_weight=18)
+    >>> sorted(r.sites), r.status
+    ([0, 1], 'optimal')
     """
     t0 = time.perf_counter()
     A, w, n_d, n_s, reqs, unreachable_total, capped, details = _lscp_prepare(
         A, w, target_share, total_weight, covered_weight, unit_labels, unit_targets)
-    greedy = greedy_lscp(A, w, target_share=target_share, total_weight=total_weight,
-                         covered_weight=covered_weight, unit_labels=unit_labels,
-                         unit_targets=unit_targets)
-    details["greedy_sites"] = len(greedy.sites)
-    active = [r for r in reqs if r["need"] > _REL_TOL * max(r["total"], 1.0)]
+    active = [g for g, r in enumerate(reqs) if r["need"] > _REL_TOL * max(r["total"], 1.0)]
     if not active:
         return SitingResult([], np.zeros(0), np.zeros(0), 0.0, "nothing_to_do", gap=0.0,
                             method="milp", capped=capped, unreachable_weight=unreachable_total,
                             time_s=time.perf_counter() - t0, bound=0.0, details=details)
-    reach = np.diff(A.indptr) > 0
     labels = np.zeros(n_d, dtype=np.int64)
     for g, r in enumerate(reqs):
         labels[r["rows"]] = g
-    use = reach & (w > 0) & np.isin(labels, [reqs.index(r) for r in active])
+    use = (np.diff(A.indptr) > 0) & (w > 0) & np.isin(labels, active)
     A_r, w_r, lab_r, _ = _merge_rows(A[use], w[use], labels[use])
-    cols = _unique_columns(A_r)
-    A_r = A_r[:, cols].astype(float)
-    m, n = A_r.shape
-    details.update(n_rows=int(m), n_cols=int(n))
-    # variables: x (n sites) then y (one per merged row of a weighted group)
-    full_groups = {reqs.index(r) for r in active if r["full"]}
-    cover_rows = np.isin(lab_r, list(full_groups))
-    y_rows = np.flatnonzero(~cover_rows)
-    n_y = y_rows.size
-    cons = []
-    if cover_rows.any():
-        cons.append(LinearConstraint(
-            sp.hstack([A_r[cover_rows], sp.csr_matrix((int(cover_rows.sum()), n_y))],
-                      format="csr"), 1.0, np.inf))
-    if n_y:
-        Ay = A_r[y_rows]
-        cons.append(LinearConstraint(
-            sp.hstack([-Ay, sp.identity(n_y, format="csr")], format="csr"), -np.inf, 0.0))
-        weighted = [g for g in (reqs.index(r) for r in active) if g not in full_groups]
-        rows_w = []
-        lbs = []
-        for g in weighted:
-            sel = lab_r[y_rows] == g
-            row = np.zeros(n + n_y)
-            row[n + np.flatnonzero(sel)] = w_r[y_rows][sel]
-            rows_w.append(row)
-            lbs.append(reqs[g]["need"] * (1 - _REL_TOL))
-        cons.append(LinearConstraint(np.vstack(rows_w), np.asarray(lbs), np.inf))
-    c = np.concatenate([np.ones(n), np.zeros(n_y)])
-    integrality = np.concatenate([np.ones(n), np.zeros(n_y)])
-    res = milp(c, integrality=integrality, bounds=Bounds(0, 1), constraints=cons,
-               options={"time_limit": float(time_limit_s), "disp": False})
-    status, limited = _milp_status(res)
-    bound = float(res.mip_dual_bound) if getattr(res, "mip_dual_bound", None) is not None \
-        else float("nan")
-    method = "milp"
-    chosen: list[int] = []
-    if res.x is not None:
-        chosen = cols[np.flatnonzero(res.x[:n] > 0.5)].tolist()
-    if res.x is None or (greedy.status == "target_met" and len(greedy.sites) < len(chosen)):
-        chosen, method = list(greedy.sites), "greedy"
-    if res.status == 0:
-        bound = float(np.ceil(bound - 1e-6)) if np.isfinite(bound) else float(len(chosen))
+    cols = _undominated_columns(A_r)
+    A_r = A_r[:, cols].tocsr()
+    details.update(n_rows=int(A_r.shape[0]), n_cols=int(A_r.shape[1]))
+    full = np.isin(lab_r, [g for g in active if reqs[g]["full"]])
+    if full.all():
+        picked, bound, status = _set_cover(A_r, limits, details)
+    else:
+        picked, bound, status = _lscp_milp(A_r, w_r, lab_r, full, [(g, reqs[g]["need"]) for g in active
+                                                                   if not reqs[g]["full"]], limits)
+    chosen, method = [int(c) for c in cols[np.asarray(picked or [], dtype=np.int64)]], "milp"
+    if picked is None or status != "optimal":  # not proven: the greedy cover may need fewer sites
+        greedy = greedy_lscp(A, w, target_share=target_share, total_weight=total_weight,
+                             covered_weight=covered_weight, unit_labels=unit_labels,
+                             unit_targets=unit_targets)
+        details["greedy_sites"] = len(greedy.sites)
+        if picked is None or (greedy.status == "target_met" and len(greedy.sites) < len(chosen)):
+            chosen, method = list(greedy.sites), "greedy"
     order, added, cum = _order_by_gain(A, w, chosen)
     obj = float(len(chosen))
-    gap = (obj - bound) / obj if obj > 0 and np.isfinite(bound) else 0.0
-    log.info("LSCP: %s, %d sites (greedy %d), gap %.3g, %.2f s", status, len(chosen),
-             len(greedy.sites), gap, time.perf_counter() - t0)
-    return SitingResult(order, added, cum, obj, status, gap=max(gap, 0.0), method=method,
+    bound = float(min(max(bound, 0.0), obj))
+    gap = (obj - bound) / obj if obj > 0 else 0.0
+    if gap <= 0:
+        status = "optimal"
+    elif status == "optimal":  # the solver stopped at its gap tolerance
+        status = "gap_limit"
+    log.info("LSCP: %s, %d sites, bound %g, %.2f s", status, len(chosen), bound, time.perf_counter() - t0)
+    return SitingResult(order, added, cum, obj, status, gap=gap, method=method,
                         capped=capped, unreachable_weight=unreachable_total,
-                        time_s=time.perf_counter() - t0, time_limited=limited, bound=bound,
+                        time_s=time.perf_counter() - t0, time_limited=status == "time_limit", bound=bound,
                         details=details)
+
+
+def _set_cover(B: sp.csr_matrix, limits: SolverLimits, details: dict):
+    """Fewest columns covering every row: reductions, then one MILP per independent part.
+
+    Returns ``(columns, lower bound, status)``."""
+    fixed, rows, cols = _reduce_set_cover(B)
+    core = B[rows][:, cols].tocsr()
+    chosen = [int(c) for c in fixed]
+    bound = float(len(fixed))
+    statuses = []
+    parts = _components(core)
+    for r_i, c_i in parts:
+        picked, lb, st = _set_cover_milp(core[r_i][:, c_i].tocsr(), limits)
+        chosen += [int(cols[c_i[j]]) for j in picked]
+        bound += lb
+        statuses.append(st)
+    details.update(fixed_sites=len(fixed), core_rows=int(rows.size), core_cols=int(cols.size),
+                   core_parts=len(parts), largest_part=max((r.size for r, _ in parts), default=0))
+    return sorted(chosen), bound, _worst_status(statuses)
+
+
+def _set_cover_milp(B: sp.csr_matrix, limits: SolverLimits):
+    """One set-cover part as a MILP; ``(columns, lower bound, status)``."""
+    m, n = B.shape
+    res, status = _run_milp(np.ones(n), np.ones(n), [LinearConstraint(B.astype(float), 1.0, np.inf)],
+                            limits, f"LSCP part ({m} rows x {n} sites)")
+    lb = getattr(res, "mip_dual_bound", None)
+    lb = float(np.ceil(lb - 1e-6)) if lb is not None and np.isfinite(lb) else 1.0
+    picked = np.flatnonzero(res.x > 0.5).tolist() if res.x is not None else None
+    if status != "optimal" or picked is None:  # the greedy cover may be better than the incumbent
+        g = greedy_lscp(B, np.ones(m), target_share=1.0, total_weight=float(m))
+        if picked is None or len(g.sites) < len(picked):
+            picked = sorted(g.sites)
+    return picked, min(lb, float(len(picked))), status
+
+
+def _lscp_milp(A_r, w_r, lab_r, full, weighted, limits: SolverLimits):
+    """LSCP with weighted requirements: set-covering rows for groups to cover in full, one
+    ``sum w_i y_i >= need`` row per other group. Returns ``(columns, lower bound, status)``."""
+    A_r = A_r.astype(float)
+    m, n = A_r.shape
+    y_rows = np.flatnonzero(~full)
+    n_y = y_rows.size
+    cons = []
+    if full.any():
+        cons.append(LinearConstraint(sp.hstack([A_r[full], sp.csr_matrix((int(full.sum()), n_y))],
+                                               format="csr"), 1.0, np.inf))
+    Ay = A_r[y_rows]
+    cons.append(LinearConstraint(sp.hstack([-Ay, sp.identity(n_y, format="csr")], format="csr"),
+                                 -np.inf, 0.0))
+    rows_w, lbs = [], []
+    for g, need in weighted:
+        sel = lab_r[y_rows] == g
+        row = np.zeros(n + n_y)
+        row[n + np.flatnonzero(sel)] = w_r[y_rows][sel]
+        rows_w.append(row)
+        lbs.append(need * (1 - _REL_TOL))
+    cons.append(LinearConstraint(np.vstack(rows_w), np.asarray(lbs), np.inf))
+    res, status = _run_milp(np.concatenate([np.ones(n), np.zeros(n_y)]),
+                            np.concatenate([np.ones(n), np.zeros(n_y)]), cons, limits,
+                            f"LSCP ({m} rows x {n} sites)")
+    picked = np.flatnonzero(res.x[:n] > 0.5).tolist() if res.x is not None else []
+    lb = getattr(res, "mip_dual_bound", None)
+    lb = float(np.ceil(lb - 1e-6)) if lb is not None and np.isfinite(lb) else 0.0
+    if res.x is None:
+        return None, lb, status  # the caller falls back on the greedy set
+    return picked, min(lb, float(len(picked))), status
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1049,7 +1419,7 @@ def solve_lscp(A, w, *, target_share: float, total_weight: float, covered_weight
 
 
 def coverage_curve(A, w, K: int, *, covered=None, exact: bool = False,
-                   time_limit_s: float = 10.0) -> pd.DataFrame:
+                   limits: SolverLimits = DEFAULT_LIMITS) -> pd.DataFrame:
     """Covered weight as a function of the number of new sites (greedy; optionally exact per k).
 
     Parameters
@@ -1061,8 +1431,8 @@ def coverage_curve(A, w, K: int, *, covered=None, exact: bool = False,
     exact : bool
         Also solve the MCLP exactly for every ``k`` (columns ``exact_cumulative``, ``exact_gap``);
         for small instances only.
-    time_limit_s : float
-        Time limit per exact solve.
+    limits : SolverLimits
+        Work limits of each exact solve.
 
     Returns
     -------
@@ -1086,7 +1456,7 @@ def coverage_curve(A, w, K: int, *, covered=None, exact: bool = False,
     if exact:
         ex, gaps = [], []
         for k in df["k"]:
-            r = solve_mclp(A, w, int(k), covered=cov, time_limit_s=time_limit_s)
+            r = solve_mclp(A, w, int(k), covered=cov, limits=limits)
             ex.append(r.objective)
             gaps.append(r.gap)
         df["exact_cumulative"] = ex
@@ -1390,7 +1760,7 @@ def _lonlat(x, y, crs):
 
 @dataclass(frozen=True)
 class SitingOptions:
-    """How :func:`site_circle` searches: ranking length, method, time limits, the all-units row.
+    """How :func:`site_circle` searches: ranking length, method, solver work limits, the all-units row.
 
     ``SitingOptions.from_config(config)`` gives the run's settings (``siting:`` of the area
     configuration and its district row); the plain defaults are those of an empty ``siting:``.
@@ -1403,7 +1773,7 @@ class SitingOptions:
 
     k_max: int = 30
     method: str = "auto"
-    time_limit_s: float = 30.0
+    limits: SolverLimits = DEFAULT_LIMITS
     max_milp_nnz: int = 400_000
     district_code: str = "DISTRICT"
     district_name: str = "全区"
@@ -1417,8 +1787,11 @@ class SitingOptions:
 
     @classmethod
     def from_config(cls, config, **overrides) -> SitingOptions:
-        """The run's options: ``config.siting`` (max_new_sites, time_limit_s) and the district row."""
-        base = {"k_max": int(config.siting.max_new_sites), "time_limit_s": float(config.siting.time_limit_s),
+        """The run's options: ``config.siting`` (max_new_sites, node_limit, time_limit_s) and the
+        district row."""
+        limits = SolverLimits(node_limit=int(config.siting.node_limit),
+                              time_limit_s=float(config.siting.time_limit_s))
+        base = {"k_max": int(config.siting.max_new_sites), "limits": limits,
                 "district_code": str(config.district_code), "district_name": str(config.district_name)}
         return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
@@ -1442,10 +1815,10 @@ def site_circle(cells, results, net, candidates, rule, *, options: SitingOptions
     options : SitingOptions, optional
         Ranking length ``k_max``, ``method`` (``greedy``: nested greedy ranking; ``milp``: exact
         ``k_max`` set ordered by gain; ``auto``: greedy ranking plus an exact solve for ``k_max``
-        when the coverage matrix has at most ``max_milp_nnz`` entries), ``time_limit_s`` (MILP
-        limit of the ranking and of the all-units LSCP; each unit's own LSCP gets
-        ``max(2, time_limit_s / n_units)``) and the all-units row's code and name. The run uses
-        ``SitingOptions.from_config(config)``.
+        when the coverage matrix has at most ``max_milp_nnz`` entries), ``limits``
+        (:class:`SolverLimits` of every exact model: node limits, the time limit only a safety
+        net, so the same inputs give the same answer on any machine) and the all-units row's code
+        and name. The run uses ``SitingOptions.from_config(config)``.
     units : geopandas.GeoDataFrame, optional
         For unit names in ``lscp_by_unit``.
     facilities : geopandas.GeoDataFrame, optional
@@ -1456,8 +1829,8 @@ def site_circle(cells, results, net, candidates, rule, *, options: SitingOptions
     dict
         ``curve`` (rank, site_id, unit_code, lon, lat, added_covered_population,
         cumulative_covered_population, cumulative_coverage_share), ``lscp_by_unit`` (unit_code,
-        unit_name, population, covered_now, target, sites_needed, reachable_max_share, capped,
-        method, gap), ``sites`` (GeoDataFrame of the ranked sites, projected geometry plus
+        unit_name, population, covered_now, target, sites_needed, sites_needed_bound,
+        reachable_max_share, capped, method, status, gap, proof_zh, proof_en), ``sites`` (GeoDataFrame of the ranked sites, projected geometry plus
         lon/lat), ``exact_sites`` (the exact best set of ``k_max`` sites when it was solved beside
         a greedy ranking, else None: order, site_id, unit_code, lon, lat, added and cumulative
         covered population, greedy_rank (NA when the ranking's first ``k_max`` leave it out)),
@@ -1468,7 +1841,7 @@ def site_circle(cells, results, net, candidates, rule, *, options: SitingOptions
     (rule,) = as_rules(rule)
     opt = options if options is not None else SitingOptions()
     circle = rule.circle
-    k_max, method, time_limit_s, progress = opt.k_max, opt.method, opt.time_limit_s, opt.progress
+    k_max, method, limits, progress = opt.k_max, opt.method, opt.limits, opt.progress
     t0 = time.perf_counter()
     cov_col = f"{circle.id}_covered"
     problems = []
@@ -1497,7 +1870,7 @@ def site_circle(cells, results, net, candidates, rule, *, options: SitingOptions
     chosen = greedy
     exact = None
     if method == "milp" or (method == "auto" and A.nnz <= opt.max_milp_nnz):
-        exact = solve_mclp(A, w, k_max, time_limit_s=time_limit_s)
+        exact = solve_mclp(A, w, k_max, limits=limits)
         if method == "milp":
             chosen = exact
     sites_idx = np.asarray(chosen.sites, dtype=np.int64)
@@ -1513,12 +1886,14 @@ def site_circle(cells, results, net, candidates, rule, *, options: SitingOptions
     # is nested (the first k are the advice for any budget k), the exact set is the advice for
     # exactly k_max; both are published so a planner sees where they differ
     exact_sites = None
-    # (only a set the solver produced: on a time limit or an oversized model solve_mclp hands back
-    # the greedy set, which must not be published as "exact")
-    if exact is not None and chosen is not exact and exact.method == "milp" and len(exact.sites):
+    # (a proven optimum, or a set the solver produced and labelled with its gap; when solve_mclp
+    # hands back the greedy set unproven, it is the ranking's own first k_max, not published twice)
+    if (exact is not None and chosen is not exact and (exact.method == "milp" or exact.status == "optimal")
+            and len(exact.sites)):
         g_rank = {int(c): r + 1 for r, c in enumerate(sites_idx)}
         exact_sites = _site_table(candidates, exact, net.crs, "order").assign(
-            greedy_rank=pd.array([g_rank.get(int(c)) for c in exact.sites], dtype="Int64"))
+            greedy_rank=pd.array([g_rank.get(int(c)) for c in exact.sites], dtype="Int64"),
+            status=exact.status, gap=exact.gap)
 
     # sites needed per unit (each unit alone) and for all units together
     names = {}
@@ -1528,8 +1903,6 @@ def site_circle(cells, results, net, candidates, rule, *, options: SitingOptions
     rows = []
     unit_tab = pd.DataFrame({"u": unit_all, "w": w_all, "c": covered_now})
     per_unit = {}
-    n_units = max(1, unit_tab["u"].nunique())
-    unit_limit_s = max(2.0, float(time_limit_s) / n_units)
     for code, g in unit_tab.groupby("u", sort=True):
         tot_u = float(g["w"].sum())
         cov_u = float(g.loc[g["c"], "w"].sum())
@@ -1537,13 +1910,13 @@ def site_circle(cells, results, net, candidates, rule, *, options: SitingOptions
         sel = units_d == code
         res = _lscp(A[np.flatnonzero(sel)], w[sel],
                     {"target_share": circle.target_share, "total_weight": tot_u, "covered_weight": cov_u},
-                    time_limit_s=unit_limit_s, method=method)
+                    limits=limits, method=method)
         rows.append(_lscp_row(code, names.get(code, code), tot_u, cov_u, circle.target_share,
                               res))
     res_all = _lscp(A, w, {"target_share": circle.target_share, "total_weight": total,
                            "covered_weight": covered_w, "unit_labels": units_d,
                            "unit_targets": pd.DataFrame.from_dict(per_unit, orient="index")},
-                    time_limit_s=time_limit_s, method=method)
+                    limits=limits, method=method)
     rows.append(_lscp_row(opt.district_code, opt.district_name, total, covered_w, circle.target_share,
                           res_all))
     lscp_by_unit = pd.DataFrame(rows)
@@ -1565,12 +1938,21 @@ def site_circle(cells, results, net, candidates, rule, *, options: SitingOptions
         "exact_bound_k_max": exact.bound if exact is not None else None,
         "exact_gap_k_max": exact.gap if exact is not None else None,
         "exact_status": exact.status if exact is not None else None,
+        "exact_method": exact.method if exact is not None else None,
         "sites_needed_all_units": int(res_all.objective),
         "sites_needed_method": res_all.method,
         "sites_needed_gap": res_all.gap,
+        "sites_needed_bound": res_all.bound,
+        "sites_needed_status": res_all.status,
         "capped": bool(res_all.capped),
         "time_s": time.perf_counter() - t0,
     }
+    # what each published number is (proof_label: the only wording of a result's quality)
+    if exact is not None:
+        summary["exact_proof_zh"], summary["exact_proof_en"] = proof_label(exact.status, exact.gap,
+                                                                           method=exact.method)
+    summary["sites_needed_proof_zh"], summary["sites_needed_proof_en"] = proof_label(
+        res_all.status, res_all.gap, method=res_all.method)
     return {"curve": curve, "lscp_by_unit": lscp_by_unit, "sites": sites, "exact_sites": exact_sites,
             "summary": summary}
 
@@ -1591,12 +1973,12 @@ def _site_table(candidates, result: SitingResult, crs, first: str) -> pd.DataFra
     })
 
 
-def _lscp(A, w, kw: dict, *, time_limit_s: float, method: str):
-    """LSCP by ``method`` (greedy, or the MILP with a time limit); ``kw``: the demand and targets
+def _lscp(A, w, kw: dict, *, limits: SolverLimits, method: str):
+    """LSCP by ``method`` (greedy, or the MILP within ``limits``); ``kw``: the demand and targets
     (``target_share``, ``total_weight``, ``covered_weight``, optionally ``unit_labels``/``unit_targets``)."""
     if method == "greedy":
         return greedy_lscp(A, w, **kw)
-    return solve_lscp(A, w, time_limit_s=time_limit_s, **kw)
+    return solve_lscp(A, w, limits=limits, **kw)
 
 
 def _lscp_row(code, name, tot, cov, share, res: SitingResult) -> dict:
@@ -1609,8 +1991,11 @@ def _lscp_row(code, name, tot, cov, share, res: SitingResult) -> dict:
     return {"unit_code": str(code), "unit_name": name, "population": tot, "covered_now": cov,
             "covered_share_now": cov / tot if tot > 0 else float("nan"), "target": share,
             "sites_needed": int(res.objective), "reachable_max_share": reach_max,
+            "sites_needed_bound": res.bound,
             "capped": bool(res.capped), "unreachable_population": res.unreachable_weight,
-            "method": res.method, "gap": res.gap}
+            "method": res.method, "status": res.status, "gap": res.gap,
+            **dict(zip(("proof_zh", "proof_en"), proof_label(res.status, res.gap, method=res.method),
+                       strict=True))}
 
 
 def evaluate_scenario(cells, results, net, planned, circle, config, *,

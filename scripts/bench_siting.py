@@ -2,15 +2,19 @@
 
 Prints measured figures (and writes them to a markdown file with --out): candidates, coverage-set
 size, greedy and exact objectives with the MILP gap, the fewest sites per unit, and wall time per
-stage. Target (issue 5): all three plan circles sited, LSCP and MCLP up to k = 30, in under 2
-minutes on a 2-core machine.
+stage, and the machine's load (``os.getloadavg``: the figures are wall times on a shared machine).
+Targets: issue 5, all three plan circles sited, LSCP and MCLP up to k = 30, in under 2 minutes on a
+2-core machine; issue 12, siting under 8 s, every result proven optimal or labelled with its gap,
+no clock limit involved (node limits only).
 
-    python scripts/bench_siting.py [config/areas/jiangbei.yaml] [--k 30] [--out docs/SITING_BENCH.md]
+    python scripts/bench_siting.py [config/areas/jiangbei.yaml] [--k 30] [--node-limit N]
+                                   [--out docs/SITING_BENCH.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -24,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config", nargs="?", default=str(ROOT / "config" / "areas" / "jiangbei.yaml"))
     ap.add_argument("--k", type=int, default=30, help="largest number of new sites (default 30)")
-    ap.add_argument("--time-limit", type=float, default=None, help="MILP time limit per model, s")
+    ap.add_argument("--node-limit", type=int, default=None,
+                    help="branch-and-bound nodes per exact model (default: siting.node_limit)")
     ap.add_argument("--out", type=Path, default=None, help="also write the figures as markdown here")
     args = ap.parse_args(argv)
 
@@ -35,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     from accessibility.config import load_area
     from accessibility.pipeline import analyse, candidate_sites_for, load_study_area
     from accessibility.rules import circle_rule
-    from accessibility.siting import SitingOptions, site_circle
+    from accessibility.siting import SitingOptions, SolverLimits, site_circle
 
+    load0 = " ".join(f"{x:.1f}" for x in os.getloadavg())
     cfg = load_area(args.config, check_files=False)
     if cfg.is_synthetic:
         from accessibility.demo.jiangbei import make_demo_data
@@ -55,14 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     cands = candidate_sites_for(study)
     t_cand = time.perf_counter() - t0
-    limit = args.time_limit if args.time_limit is not None else cfg.siting.time_limit_s
+    node_limit = args.node_limit if args.node_limit is not None else cfg.siting.node_limit
+    limits = SolverLimits(node_limit=node_limit, time_limit_s=cfg.siting.time_limit_s)
 
     rows = []
     t_siting = time.perf_counter()
     for c in plan:
         t0 = time.perf_counter()
         res = site_circle(study.cells, results, study.network, cands, circle_rule(cfg, c.id),
-                          options=SitingOptions.from_config(cfg, k_max=args.k, time_limit_s=limit),
+                          options=SitingOptions.from_config(cfg, k_max=args.k, limits=limits),
                           units=study.units, facilities=study.facilities)
         s = res["summary"]
         lscp = res["lscp_by_unit"]
@@ -75,10 +82,12 @@ def main(argv: list[str] | None = None) -> int:
             "greedy covered (k=K)": s.get("greedy_covered_k_max"),
             "exact covered (k=K)": s.get("exact_covered_k_max"),
             "exact gap": s.get("exact_gap_k_max"),
-            "exact status": s.get("exact_status"),
+            "exact": s.get("exact_proof_en"),
             "sites needed, all units (LSCP)": s.get("sites_needed_all_units"),
             "LSCP method": s.get("sites_needed_method"),
             "LSCP gap": s.get("sites_needed_gap"),
+            "LSCP": s.get("sites_needed_proof_en"),
+            "units proven": f"{int((lscp['status'].isin(['optimal', 'nothing_to_do'])).sum())}/{len(lscp)}",
             "capped (some demand unreachable)": s.get("capped"),
             "district row sites": int(district["sites_needed"].iloc[0]) if len(district) else None,
         })
@@ -89,16 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Siting benchmark (Jiangbei synthetic demo)",
         "",
-        f"Command: `python scripts/bench_siting.py --k {args.k}" + (f" --time-limit {limit:g}`" if
-                                                                     args.time_limit else "`"),
+        f"Command: `python scripts/bench_siting.py --k {args.k}" + (f" --node-limit {node_limit}`" if
+                                                                     args.node_limit else "`"),
         "",
-        f"Machine: {platform.machine()}, {__import__('os').cpu_count()} CPUs, Python {platform.python_version()}",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; load average "
+        f"before / after: {load0} / {' '.join(f'{x:.1f}' for x in os.getloadavg())} (a shared machine: wall "
+        "times scale with the load)",
         "",
         f"Data status: {cfg.data_status}",
         "",
         f"Network {len(study.network.nodes):,} nodes; {len(study.cells):,} cells; {len(cands):,} candidate "
         f"sites (every {cfg.siting.candidate_spacing_m:g} m, outside exclusion zones); MCLP k = 1..{args.k}; "
-        f"MILP time limit {limit:g} s per model.",
+        f"exact models limited to {node_limit:,} branch-and-bound nodes each (no clock limit; safety net "
+        f"{cfg.siting.time_limit_s:g} s, never reached when the table says proven).",
         "",
         "| stage | s |",
         "|---|---:|",
@@ -110,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         table.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else table.to_string(index=False),
         "",
-        f"Target: all three plan circles sited in under 120 s: **{'met' if t_siting < 120 else 'MISSED'}** "
+        f"Targets: all three plan circles sited in under 120 s (issue 5): **{'met' if t_siting < 120 else 'MISSED'}**; "
+        f"under 8 s (issue 12): **{'met' if t_siting < 8 else 'MISSED'}** "
         f"({t_siting:.1f} s for siting; {total:.1f} s including loading and coverage).",
         "",
     ]

@@ -177,12 +177,15 @@ compare.map("{:.1%}".format)'''),
         ("code", SETUP),
         ("code", ELDER + '''
 print(f"{len(area.candidates()):,} candidate sites")  # every 200 m, outside water and the forest park
-res = area.site(CIRCLE, k=15, time_limit_s=10)
-print(res["summary"])
+# the exact models stop on work limits (branch-and-bound nodes), never on the clock: the same answer
+# as `accessibility run` on any machine; each result says whether it is proven optimal
+res = area.site(CIRCLE, k=15)
+print(res["summary"]["exact_proof_en"], "|", res["summary"]["sites_needed_proof_en"])
 res["curve"]'''),
         ("md", "Each row adds one site: the marginal and cumulative number of older residents newly "
                "covered. The curve flattens where further sites buy little — the argument for a budget."),
-        ("code", '''res["lscp_by_unit"]'''),
+        ("code", '''res["lscp_by_unit"][["unit_code", "unit_name", "sites_needed", "sites_needed_bound", "gap",
+                     "proof_en"]]'''),
         ("md", "## Proposed sites on the map"),
         ("code", '''by_unit = res["lscp_by_unit"][res["lscp_by_unit"]["unit_code"] != cfg.district_code]
 worst = by_unit.sort_values("sites_needed", ascending=False).iloc[0]["unit_code"]
@@ -197,7 +200,7 @@ area.before_after(first3, CIRCLE)[["unit_name", "share_before", "share_after", "
                "command line: `accessibility batch config/areas/jiangbei.yaml --per-unit-siting --k 5` "
                "writes `unit_siting/<code>/` and `unit_siting_summary.csv` into the run folder (the "
                "configuration key `siting.units` does the same for one run). For the unit above:"),
-        ("code", '''own = area.site(CIRCLE, k=5, time_limit_s=10, units=[worst])
+        ("code", '''own = area.site(CIRCLE, k=5, units=[worst])
 own["curve"][["rank", "site_id", "added_covered_population", "cumulative_coverage_share"]]'''),
         *WARNINGS,
     ]),

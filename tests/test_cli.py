@@ -72,10 +72,14 @@ def test_siting_summary_line_reads_like_a_sentence():
     line = _siting_line(c, {"k_max": 30, "share_now": 0.873, "uncovered_demand": 22424.6,
                             "unreachable_by_candidates": 74.6, "greedy_covered_k_max": 16576.7,
                             "exact_covered_k_max": 16908.5, "exact_gap_k_max": 0.0,
-                            "sites_needed_all_units": 320, "capped": True})
+                            "exact_proof_en": "proven optimal", "sites_needed_all_units": 320,
+                            "sites_needed_proof_en": "best found, at most 26.5% from the proven bound "
+                                                     "(node limit reached)", "capped": True})
     assert "22,425 residents aged 60+ not covered now (87.3% covered)" in line
-    assert "best 30 new sites would cover 16,577" in line and "exact optimum for 30 sites: 16,908" in line
-    assert "needs 320 new sites" in line and "capped" in line
+    assert "best 30 new sites would cover 16,577" in line
+    assert "the best set of 30 sites covers 16,908: proven optimal" in line
+    # a result not proven says so, with its gap (issue 12: no "optimum" for a fallback)
+    assert "needs 320 new sites (best found, at most 26.5% from the proven bound" in line and "capped" in line
 
 
 def test_batch_scenario_file_mistakes_are_messages(tmp_path, capsys):

@@ -21,6 +21,7 @@ from accessibility.config import Circle
 from accessibility.rules import CircleRule, circle_rule
 from accessibility.siting import (
     SitingOptions,
+    SolverLimits,
     candidate_sites,
     coverage_curve,
     coverage_sets,
@@ -28,6 +29,7 @@ from accessibility.siting import (
     greedy_capacitated_mclp,
     greedy_lscp,
     greedy_mclp,
+    proof_label,
     site_circle,
     solve_capacitated_mclp,
     solve_lscp,
@@ -245,23 +247,27 @@ def test_mclp_and_lscp_match_spopt(seed):
     assert ours.objective == pytest.approx(lscp.problem.objective.value())
 
 
-def test_mclp_time_limit_reports_gap():
-    rng = np.random.default_rng(7)
-    n_d, n_s = 3000, 400
-    A = sp.random(n_d, n_s, density=0.03, random_state=rng, format="csr").astype(bool)
-    w = rng.random(n_d) * 100
-    r = solve_mclp(A, w, 15, time_limit_s=0.5)
-    assert r.status in ("optimal", "time_limit")
-    assert np.isfinite(r.gap) and r.gap >= 0
-    assert r.bound >= r.objective - 1e-6
-    assert r.objective >= greedy_mclp(A, w, 15).objective - 1e-9
-    if r.status == "time_limit":
-        assert r.time_limited
-    # above max_nnz the solver is skipped: greedy with its certified bound
-    s = solve_mclp(A, w, 15, max_nnz=10)
-    g = greedy_mclp(A, w, 15)
-    assert s.method == "greedy" and "milp_skipped" in s.details
-    assert s.objective == g.objective and s.bound == g.bound >= r.objective - 1e-6
+def test_mclp_node_limit_is_reproducible_and_reports_gap():
+    """A node limit (work, not time) stops a hard MILP the same way every time: the best set
+    found with the bound HiGHS proved, labelled as such."""
+    rng = np.random.default_rng(0)
+    A = sp.random(200, 50, density=0.08, random_state=rng, format="csr").astype(bool)
+    w = rng.random(200) * 100
+    lim = SolverLimits(node_limit=1)
+    r = solve_mclp(A, w, 6, limits=lim)
+    again = solve_mclp(A, w, 6, limits=lim)
+    assert (r.sites, r.objective, r.bound, r.status) == (again.sites, again.objective, again.bound, again.status)
+    assert r.status == "node_limit" and not r.time_limited
+    assert np.isfinite(r.gap) and r.gap > 0 and r.bound > r.objective
+    assert r.objective >= greedy_mclp(A, w, 6).objective - 1e-9
+    assert r.gap == pytest.approx((r.bound - r.objective) / r.objective)
+    zh, en = proof_label(r.status, r.gap, method=r.method)
+    assert "best found" in en and f"{r.gap:.1%}" in en and "optim" not in en and "最优" not in zh
+    # above max_nnz the MILP is skipped: the best known set with its certified (LP) bound
+    s = solve_mclp(A, w, 6, max_nnz=10)
+    assert s.status == "too_large" and "milp_skipped" in s.details
+    assert s.objective >= greedy_mclp(A, w, 6).objective - 1e-9
+    assert s.bound >= r.objective - 1e-6 and s.bound <= greedy_mclp(A, w, 6).bound + 1e-6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,7 +451,7 @@ def test_site_circle_and_scenario_end_to_end():
     cand = candidate_sites(net, units, spacing_m=200)
     circle = _rule(150.0)
     config = SimpleNamespace(crs=CRS, district_code="500105", district_name="全区")
-    options = SitingOptions(k_max=5, time_limit_s=5, district_code="500105")
+    options = SitingOptions(k_max=5, district_code="500105")
     out = site_circle(cells, results, net, cand, circle, options=options, units=units)
     curve, lscp, sites, summary = out["curve"], out["lscp_by_unit"], out["sites"], out["summary"]
     assert list(curve.columns) == ["rank", "site_id", "unit_code", "lon", "lat",
@@ -481,7 +487,8 @@ def test_site_circle_and_scenario_end_to_end():
     ex_newly = (~covered) & A[:, ex_cols].toarray().any(axis=1)
     assert pop[ex_newly].sum() == pytest.approx(summary["exact_covered_k_max"])
     assert ex["cumulative_covered_population"].iloc[-1] == pytest.approx(summary["exact_covered_k_max"])
-    # a solver that falls back (time limit) hands back the greedy set: never published as exact
+    # a solver that falls back (time limit) hands back the greedy set unproven: never
+    # published as the best set
     import accessibility.siting as siting_mod
 
     def fallback(A, w, k, **_kw):
@@ -495,6 +502,7 @@ def test_site_circle_and_scenario_end_to_end():
     finally:
         siting_mod.solve_mclp = orig
     assert rushed["summary"]["exact_status"] == "time_limit" and rushed["exact_sites"] is None
+    assert "NOT REPRODUCIBLE" in rushed["summary"]["exact_proof_en"]
     in_rank = dict(zip(curve["site_id"], curve["rank"], strict=True))
     assert [in_rank.get(s) for s in ex["site_id"]] == [None if pd.isna(r) else r for r in ex["greedy_rank"]]
     assert lscp.loc[lscp["unit_code"] == "500105001", "unit_name"].item() == "西"
@@ -696,22 +704,21 @@ def test_capacitated_with_unlimited_capacity_equals_mclp(seed, n_d, n_s, k, dens
     assert g.added_weight.tolist() == pytest.approx(gm.added_weight.tolist())
 
 
-def test_capacitated_time_limit_reports_status_and_gap():
+def test_capacitated_node_limit_reports_status_and_gap():
     rng = np.random.default_rng(3)
     n_d, n_s = 600, 80
     A = sp.random(n_d, n_s, density=0.05, random_state=rng, format="csr").astype(bool)
     w = rng.integers(1, 30, n_d).astype(float)
     cap = rng.integers(20, 120, n_s).astype(float)
-    r = solve_capacitated_mclp(A, w, 6, cap, time_limit_s=0.5)
+    r = solve_capacitated_mclp(A, w, 6, cap, limits=SolverLimits(node_limit=1))
     g = greedy_capacitated_mclp(A, w, 6, cap)
-    assert r.status in ("optimal", "time_limit")
-    assert r.time_limited == (r.status == "time_limit")
+    assert r.status in ("optimal", "node_limit") and not r.time_limited
     assert np.isfinite(r.gap) and r.gap >= 0 and r.bound >= r.objective - 1e-6
     assert r.objective >= g.objective - 1e-9
     assert r.objective <= cap[r.sites].sum() + 1e-6 and len(r.sites) <= 6
     assert r.cumulative[-1] == pytest.approx(r.objective)
     # capacity binding everywhere: greedy serves 6 x 20 = the simple bound, no solver needed
-    r = solve_capacitated_mclp(A, w, 6, np.full(n_s, 20.0), time_limit_s=0.5)
+    r = solve_capacitated_mclp(A, w, 6, np.full(n_s, 20.0), limits=SolverLimits(node_limit=1))
     assert r.status == "optimal" and r.objective == pytest.approx(120.0) and r.gap == 0.0
     assert r.method == "greedy" and "milp_skipped" in r.details
 
@@ -775,3 +782,129 @@ def test_zero_sites_asked():
     assert g.sites == [] and g.objective == 0.0
     e = solve_mclp(A, [1.0], 0)
     assert e.sites == [] and e.status == "nothing_to_do"
+
+
+# ---------------------------------------------------------------------------------------------
+# exact reductions, column generation and proof labels (issue 12)
+
+
+def _random_instance(seed, n_d, n_s, density):
+    rng = np.random.default_rng(seed)
+    A = rng.random((n_d, n_s)) < density
+    w = rng.integers(0, 20, n_d).astype(float)
+    return rng, A, w
+
+
+@settings(deadline=None, max_examples=60, derandomize=True)
+@given(seed=st.integers(0, 10_000), n_d=st.integers(1, 14), n_s=st.integers(1, 8),
+       density=st.floats(0.05, 0.7))
+def test_reductions_keep_the_optimum(seed, n_d, n_s, density):
+    """Dominated columns, merged rows, set-cover reductions and the split into parts leave the
+    optimum unchanged (brute force on the reduced and the unreduced instance)."""
+    from accessibility.siting import (
+        _components,
+        _merge_rows,
+        _reduce_set_cover,
+        _undominated_columns,
+    )
+
+    _, A, w = _random_instance(seed, n_d, n_s, density)
+    keep = _undominated_columns(sp.csr_matrix(A))
+    assert set(keep) <= set(range(n_s)) and list(keep) == sorted(keep)
+    A_m, w_m, _, group = _merge_rows(sp.csr_matrix(A), w)
+    for k in (1, 2, 3):
+        opt = _brute_mclp(A, w, k)
+        assert _brute_mclp(A[:, keep], w, k) == pytest.approx(opt)
+        assert _brute_mclp(A_m.toarray(), w_m, k) == pytest.approx(opt)
+    assert w_m.sum() == pytest.approx(w.sum()) and group.max() + 1 == A_m.shape[0]
+    # set cover of the coverable rows
+    B = A[A.any(axis=1)]
+    if not B.shape[0]:
+        return
+    opt = _brute_lscp(B)
+    assert _brute_lscp(B[:, keep]) == opt
+    fixed, rows, cols = _reduce_set_cover(sp.csr_matrix(B))
+    core = B[np.ix_(rows, cols)]
+    assert len(set(fixed) & set(cols)) == 0
+    parts = _components(sp.csr_matrix(core))
+    part_opt = [_brute_lscp(core[np.ix_(r, c)]) for r, c in parts]
+    assert len(fixed) + sum(part_opt) == opt
+    assert sum(r.size for r, _ in parts) == core.shape[0]
+    # the fixed sites plus a cover of the core cover every row
+    core_cover = []
+    for (r, c), _k in zip(parts, part_opt, strict=True):
+        sub = core[np.ix_(r, c)]
+        best = next(combo for kk in range(c.size + 1) for combo in itertools.combinations(range(c.size), kk)
+                    if sub[:, list(combo)].any(axis=1).all())
+        core_cover += [cols[c[j]] for j in best]
+    assert B[:, list(fixed) + core_cover].any(axis=1).all()
+    r = solve_lscp(sp.csr_matrix(B), np.ones(B.shape[0]), target_share=1.0, total_weight=B.shape[0])
+    assert r.objective == opt and r.status == "optimal" and r.bound == opt
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mclp_column_generation_equals_the_full_lp_and_bounds_the_optimum(seed):
+    """The column-generation LP reaches the LP optimum of the whole model (solved at once by
+    linprog), and its bound, from any prices, is above the brute-force optimum."""
+    from scipy.optimize import linprog
+
+    from accessibility.siting import DEFAULT_LIMITS, _mclp_bound, _mclp_lp
+
+    rng, A, w = _random_instance(seed, 40, 12, 0.2)
+    A = A[A.any(axis=1)]
+    w = w[: A.shape[0]] + 1.0
+    m, n = A.shape
+    for k in (2, 3):
+        opt = _brute_mclp(A, w, k)
+        full = linprog(np.concatenate([np.zeros(n), -w]),
+                       A_ub=np.vstack([np.hstack([-A.astype(float), np.eye(m)]),
+                                       np.concatenate([np.ones(n), np.zeros(m)])[None, :]]),
+                       b_ub=np.concatenate([np.zeros(m), [k]]), bounds=(0, 1), method="highs")
+        lp = _mclp_lp(sp.csr_matrix(A), w, k, [0], DEFAULT_LIMITS)
+        assert lp["converged"]
+        assert lp["bound"] == pytest.approx(-full.fun, rel=1e-9)
+        assert lp["bound"] >= opt - 1e-9
+        for _ in range(5):
+            p = rng.random(m) * w
+            assert _mclp_bound(sp.csr_matrix(A), w, p, k)[0] >= opt - 1e-9
+
+
+@settings(deadline=None, max_examples=30, derandomize=True)
+@given(seed=st.integers(0, 10_000), n_d=st.integers(12, 20), n_s=st.integers(7, 9),
+       k=st.integers(2, 3), density=st.floats(0.2, 0.4))
+def test_mclp_reduced_cost_fixing_and_milp_path_against_brute_force(seed, n_d, n_s, k, density):
+    """One column-generation round mostly leaves the LP unconverged: the result then comes from
+    reduced-cost fixing and the MILP on the sites left, and is still the brute-force optimum."""
+    _, A, w = _random_instance(seed, n_d, n_s, density)
+    r = solve_mclp(sp.csr_matrix(A), w, k, limits=SolverLimits(lp_rounds=1))
+    opt = _brute_mclp(A, w, k)
+    assert r.status in ("optimal", "nothing_to_do") and r.objective == pytest.approx(opt)
+    assert r.bound >= opt - 1e-9 and r.gap == 0.0
+
+
+@pytest.mark.parametrize("seed", [2, 5, 13])
+def test_mclp_milp_path_with_fixed_sites_against_brute_force(seed):
+    """Instances where reduced-cost fixing drops sites before the MILP: still the optimum."""
+    _, A, w = _random_instance(seed, 20, 9, 0.3)
+    r = solve_mclp(sp.csr_matrix(A), w, 3, limits=SolverLimits(lp_rounds=1))
+    assert r.details["proof"] == "milp" and r.details["milp_columns"] < r.details["n_cols"]
+    assert r.status == "optimal" and r.objective == pytest.approx(_brute_mclp(A, w, 3))
+
+
+def test_solver_limits_are_checked_and_words_are_honest():
+    with pytest.raises(DataError, match="node_limit"):
+        SolverLimits(node_limit=0)
+    with pytest.raises(DataError, match="time_limit_s"):
+        SolverLimits(time_limit_s=-1)
+    with pytest.raises(DataError, match="lp_rounds"):
+        SolverLimits(lp_rounds=0)
+    assert proof_label("optimal", 0.0) == ("已证最优", "proven optimal")
+    for status in ("node_limit", "gap_limit", "time_limit", "too_large", "greedy", "target_met"):
+        for gap in (0.0, 0.265, float("nan")):
+            zh, en = proof_label(status, gap, method="greedy" if status in ("greedy", "target_met") else "milp")
+            assert "optim" not in en.lower() and "最优" not in zh, (status, gap)
+            assert en.startswith("best found")
+    assert "NOT REPRODUCIBLE" in proof_label("time_limit", 0.1)[1]
+    assert "26.5%" in proof_label("node_limit", 0.265)[1]
+    # a result is called optimal only within 1e-6 of its proven bound
+    assert proof_label("optimal", 0.01)[1].startswith("best found")
