@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RunResult", "StudyArea", "analyse", "candidate_sites_for", "circle_node_times", "config_for",
            "inputs_fingerprint", "load_study_area", "read_planned_projects", "resolved_configuration", "run",
-           "summary_text", "supply_by_unit", "write_report", "write_siting", "write_workbook"]
+           "siting_report_tables", "summary_text", "supply_by_unit", "write_report", "write_siting", "write_workbook"]
 
 COMPLETE_MARKER = "_COMPLETE"
 
