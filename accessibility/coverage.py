@@ -26,6 +26,7 @@ __all__ = [
     "cell_results",
     "cell_facility_reach",
     "circle_facilities",
+    "gap_population",
     "coverage_by_unit",
     "unit_summary_text",
     "weighted_quantile",
@@ -306,6 +307,23 @@ def _grouped_quantiles(v, w, bounds, qs) -> np.ndarray:
     return out
 
 
+def gap_population(target_share: float, population, covered):
+    """People short of the target: ``max(0, target_share * population - covered)``.
+
+    Float noise (less than 1e-9 of the population) counts as no gap; ``meets_target`` is
+    ``gap == 0``. The one definition of the gap for the coverage table and the what-if.
+
+    Examples
+    --------
+    >>> gap_population(1.0, [100.0, 50.0], [90.0, 50.0]).tolist()
+    [10.0, 0.0]
+    """
+    pops = np.asarray(population, dtype=float)
+    gap = np.maximum(0.0, float(target_share) * pops - np.asarray(covered, dtype=float))
+    gap[gap < 1e-9 * np.maximum(pops, 1.0)] = 0.0
+    return gap
+
+
 def coverage_by_unit(cells, results, units, config, *, circles=None, district_code: str | None = None,
                      district_name: str | None = None, district_name_en: str | None = None) -> pd.DataFrame:
     """Population-weighted coverage per unit and circle, plus a district row.
@@ -405,8 +423,7 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
             share = np.where(pops > 0, covs / np.where(pops > 0, pops, 1.0), np.nan)
             share_flat = (np.where(pops > 0, flats / np.where(pops > 0, pops, 1.0), np.nan) if with_flat
                           else np.full(pops.size, np.nan))
-        gap = np.maximum(0.0, circle.target_share * pops - covs)
-        gap[gap < 1e-9 * np.maximum(pops, 1.0)] = 0.0
+        gap = gap_population(circle.target_share, pops, covs)
         k = pops.size
         blocks.append({
             "unit_code": codes_g, "unit_name": names_g, "unit_name_en": names_en_g,

@@ -671,6 +671,29 @@ def _write_maps(out, study, computed, *, basemap, embed_assets, progress):
             service_areas=areas, streets=streets,
         )
         files.append(maps_mod.save_map(m, mdir / f"unit_{code}.html", embed_assets=embed_assets))
+    files += _write_whatif_maps(mdir, study, results, siting_out, basemap=basemap, embed_assets=embed_assets)
+    return files
+
+
+def _write_whatif_maps(mdir: Path, study: StudyArea, results: pd.DataFrame, siting_out: dict, *,
+                       basemap: str, embed_assets: bool) -> list[Path]:
+    """``maps/whatif_<circle>.html`` per plan circle: add and remove sites in the browser."""
+    from accessibility.whatif import WhatIf
+    from accessibility.whatif_map import write_whatif_map
+
+    cfg = study.config
+    cands = candidate_sites_for(study)
+    # the run's counts as baseline: no second search for them
+    wi = WhatIf(study.cells, study.facilities, study.network, cfg, units=study.units, candidates=cands,
+                baseline=results)
+    files = []
+    for c in cfg.circles.values():
+        if not c.plan:
+            continue
+        curve = (siting_out or {}).get(c.id, {}).get("curve")
+        ranked = curve["site_id"].astype(str).tolist()[:10] if curve is not None else []
+        files.append(write_whatif_map(mdir / f"whatif_{c.id}.html", wi, c.id, candidates=cands,
+                                      ranked_site_ids=ranked, basemap=basemap, embed_assets=embed_assets))
     return files
 
 
@@ -814,11 +837,15 @@ def _supply_2sfca(out: Path, study: StudyArea) -> pd.DataFrame | None:
 
 
 def read_planned_projects(path: str | Path, crs: str) -> gpd.GeoDataFrame:
-    """Read a planned-projects file: CSV with ``name, category, lon, lat`` (WGS-84) and ``circle``.
+    """Read a planned-projects file: CSV with ``name, category, lon, lat`` (WGS-84) and ``circle``,
+    or a point layer (GeoJSON, GeoPackage) with ``name`` and ``circle`` properties.
 
-    ``circle`` names the circle the project serves (several joined with ``;``).
+    ``circle`` names the circle the project serves (several joined with ``;``). The what-if map's
+    exports (CSV and GeoJSON) are read as they are.
     """
     path = Path(path)
+    if path.suffix.lower() in (".geojson", ".json", ".gpkg", ".shp"):
+        return _read_planned_layer(path, crs)
     try:
         df = pd.read_csv(path, encoding="utf-8-sig")
     except (OSError, ValueError) as exc:
@@ -838,6 +865,25 @@ def read_planned_projects(path: str | Path, crs: str) -> gpd.GeoDataFrame:
     gdf = gpd.GeoDataFrame(df.rename(columns={"circle": "circles"}),
                            geometry=gpd.points_from_xy(lon, lat), crs=4326)
     return gdf.to_crs(crs)
+
+
+def _read_planned_layer(path: Path, crs: str) -> gpd.GeoDataFrame:
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises its own error types for unreadable files
+        raise DataError(f"{path}: cannot read the planned-projects layer ({exc})") from exc
+    problems = []
+    missing = [c for c in ("name", "circle") if c not in gdf.columns]
+    if missing:
+        problems.append(f"missing field(s) {', '.join(missing)}: give every project a name and the circle "
+                        "it serves")
+    if gdf.crs is None:
+        problems.append("the layer has no CRS: save it with one (GeoJSON is WGS-84 by definition)")
+    if len(gdf) and not (gdf.geometry.geom_type == "Point").all():
+        problems.append("every project must be a Point")
+    if problems:
+        raise DataError(f"{path}: " + "; ".join(problems))
+    return gdf.rename(columns={"circle": "circles"}).to_crs(crs)
 
 
 def _planned_projects(out: Path, study: StudyArea, results: pd.DataFrame) -> pd.DataFrame:
