@@ -282,6 +282,63 @@ class StudyArea:
             self._memo[key] = out
         return self._memo[key]
 
+    def whatif(self, circles=None, *, add=(), remove=(), coords: str = "wgs84", warn: bool = True,
+               **overrides):
+        """What if we build here (or close that)? Before/after per unit and district.
+
+        A thin front of :class:`accessibility.whatif.WhatIf` (its state is kept on the area, so
+        the next question of a circle costs only the new sites' searches).
+
+        Parameters
+        ----------
+        circles : str or iterable of str, optional
+            Circle ids (default: the plan circles).
+        add : sequence or GeoDataFrame
+            New sites: ``(lon, lat)`` pairs in ``coords``, candidate ``site_id`` strings, or points.
+        remove : iterable of str
+            ``fac_id`` of existing facilities to take away.
+        coords : {"wgs84", "gcj02", "bd09"}
+        warn : bool
+            Warn about sites on cut-off fragments or beyond ``max_snap_m``.
+        **overrides
+            Rule overrides of :meth:`coverage` (``threshold_min=10`` ...).
+
+        Returns
+        -------
+        accessibility.whatif.WhatIfResult
+
+        Examples
+        --------
+        >>> from accessibility.demo import example_grid
+        >>> from accessibility.whatif import WhatIf
+        >>> g = example_grid()
+        >>> WhatIf(g.cells, g.facilities, g.net, g.config).evaluate("shop").district()["gain"].tolist()
+        [0.0]
+        """
+        from accessibility.whatif import WhatIf
+
+        key = ("whatif", self._layers_key())
+        if key not in self._memo:
+            self._memo[key] = WhatIf.from_study(self)
+        wi = self._memo[key]
+        if not isinstance(add, gpd.GeoDataFrame) and any(isinstance(a, str) for a in add):
+            wi.candidates = self.candidates()
+        which = list(self.rules(circles, **overrides).values()) if overrides else circles
+        return wi.evaluate(which, add=add, remove=remove, coords=coords, warn=warn)
+
+    def whatif_map(self, circle: str, path, *, basemap: str = "none"):
+        """Write the what-if page of one circle (``maps/whatif_<circle>.html`` of the run) to ``path``."""
+        from accessibility.whatif_map import write_whatif_map
+
+        self.whatif(circle, warn=False)  # builds the state
+        wi = self._memo[("whatif", self._layers_key())]
+        ranked = []
+        key = next((k for k in self._memo if isinstance(k, tuple) and k[:1] == ("site",)), None)
+        if key is not None and self._memo[key].get("curve") is not None:
+            ranked = self._memo[key]["curve"]["site_id"].astype(str).tolist()[:10]
+        return write_whatif_map(path, wi, circle, candidates=self.candidates(), ranked_site_ids=ranked,
+                                basemap=basemap)
+
     def before_after(self, planned=None, circles=None, **overrides) -> pd.DataFrame:
         """Coverage per unit before and after planned projects or hypothetical sites.
 

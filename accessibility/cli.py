@@ -366,20 +366,16 @@ def _parse_site(text: str):
 
 def _cmd_whatif(args) -> int:
     from accessibility import whatif
-    from accessibility._io import atomic_path
-    from accessibility.pipeline import _rounded, candidate_sites_for, load_study_area
+    from accessibility.area import open_area
 
-    study = load_study_area(args.config, progress=not args.quiet)
+    area = open_area(args.config, progress=not args.quiet)
     sites = [_parse_site(a) for a in args.add]
-    cands = candidate_sites_for(study) if any(isinstance(s, str) for s in sites) else None
     t0 = time.perf_counter()
-    res = whatif.what_if(study, args.circle, add=sites, remove=args.remove, coords=args.coords,
-                         candidates=cands)
-    print(whatif.result_text(res, study.config))
+    res = area.whatif(args.circle, add=sites, remove=args.remove, coords=args.coords)
+    print(whatif.result_text(res, area.config))
     print(f"(answered in {time.perf_counter() - t0:.2f} s after loading the area)")
     if args.out is not None:
-        with atomic_path(args.out) as tmp:
-            _rounded(res.table).to_csv(tmp, index=False, encoding="utf-8-sig")
+        res.to_csv(args.out)
         print(f"Before/after table written to {args.out}")
     return 0
 

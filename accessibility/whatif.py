@@ -109,7 +109,7 @@ def check_sites(net, x, y, *, max_snap_m: float, labels: Sequence[str] | None = 
 
     Examples
     --------
-    >>> from accessibility._synthcity import synthetic_city
+    >>> from accessibility.demo import synthetic_city
     >>> net = synthetic_city(2000, seed=1, geometry=False).net
     >>> x, y = net.nodes["x"].iloc[:1], net.nodes["y"].iloc[:1]
     >>> check_sites(net, x, y, max_snap_m=500)["problem"].tolist()
@@ -171,6 +171,7 @@ class _Base:
     """One circle, precomputed once: the existing facilities' reach pairs and the counts."""
 
     circle: Any
+    rule: Any  # accessibility.rules.CircleRule
     weight_col: str
     scale: float  # walk metres -> cost units (1 / flat speed in time mode, 1 in distance mode)
     demand: np.ndarray
@@ -210,6 +211,14 @@ class WhatIfResult:
     sites: pd.DataFrame
     removed: pd.DataFrame
 
+    def to_csv(self, path) -> None:
+        """Write :attr:`table` (rounded for reading, formula-safe text) atomically as UTF-8 CSV."""
+        from accessibility._io import atomic_path
+        from accessibility.pipeline import _rounded
+
+        with atomic_path(path) as tmp:
+            _rounded(self.table).to_csv(tmp, index=False, encoding="utf-8-sig")
+
     def district(self) -> pd.DataFrame:
         """The district rows only (one per circle)."""
         return self.table.groupby("circle", sort=False).tail(1).reset_index(drop=True)
@@ -247,7 +256,7 @@ class WhatIf:
 
     Examples
     --------
-    >>> from accessibility._synthcity import synthetic_city, synthetic_config
+    >>> from accessibility.demo import synthetic_city, synthetic_config
     >>> net, cells, fac, units = synthetic_city(2000, seed=1)
     >>> wi = WhatIf(cells, fac, net, synthetic_config(), units=units)
     >>> care = fac[fac["circles"] == "eldercare_15min"]
@@ -305,35 +314,38 @@ class WhatIf:
         self._unit_names_en = [*map(str, names_en), str(getattr(cfg, "district_name_en", "District"))]
 
     def _circle(self, cid: str):
-        circles = {**getattr(self.config, "circles", {}), **self._extra_circles}
+        return self._rule(cid).circle
+
+    def _rule(self, cid: str):
+        """The circle's rule (:func:`accessibility.rules.circle_rule`), or a rule given directly."""
+        if cid in self._extra_circles:
+            return self._extra_circles[cid]
+        circles = getattr(self.config, "circles", {})
         if cid not in circles:
             raise DataError(f"circle {cid!r} is not in {getattr(self.config, 'config_path', 'the configuration')}: "
                             f"use one of {', '.join(circles)}")
-        return circles[cid]
+        from accessibility.rules import circle_rule
+
+        return circle_rule(self.config, cid)
 
     def base(self, circle_id: str) -> _Base:
         """The precomputed state of one circle (built on first use, then kept)."""
         if circle_id in self._bases:
             return self._bases[circle_id]
-        from accessibility.coverage import _circle_params, circle_facilities
-
-        circle = self._circle(circle_id)
-        cfg = self.config
-        weight_col, speed, _ = _circle_params(circle, cfg)
-        scale = 1.0 / speed
-        max_snap = float(getattr(cfg, "max_snap_m", np.inf))
-        member = (circle_facilities(self.facilities, circle_id) if len(self.facilities)
-                  else np.zeros(0, dtype=bool))
+        rule = self._rule(circle_id)
+        circle = rule.circle
+        weight_col, scale, max_snap = rule.weight, 1.0 / rule.walk_speed_mps, float(rule.max_snap_m)
+        member = rule.facility_mask(self.facilities) if len(self.facilities) else np.zeros(0, dtype=bool)
         usable = member & (self._fac_snap <= max_snap)
         cell_ok = self._cell_snap <= max_snap
         ids = self.facilities["fac_id"].astype(str).to_numpy() if len(self.facilities) else np.zeros(0, str)
         demand = np.nan_to_num(self.cells[circle.weight_column].to_numpy(dtype=float), nan=0.0)
-        b = _Base(circle=circle, weight_col=weight_col, scale=scale, demand=demand,
+        b = _Base(circle=circle, rule=rule, weight_col=weight_col, scale=scale, demand=demand,
                   fac_ids=ids[usable], fac_pos={f: i for i, f in enumerate(ids[usable])},
-                  fac_node=self._fac_node[usable], fac_walk=self._fac_snap[usable] * scale,
+                  fac_node=self._fac_node[usable], fac_walk=rule.walk(self._fac_snap[usable]),
                   count=np.zeros(0, dtype=np.int32), covered=np.zeros(0, dtype=bool),
                   cell_node=np.where(cell_ok, self._cell_node, 0).astype(np.int64),
-                  cell_walk=np.where(cell_ok, self._cell_snap * scale, np.inf),
+                  cell_walk=rule.walk(self._cell_snap),
                   others=frozenset(ids[member & ~usable]))
         count = self._baseline_count(b)
         if count is None:
@@ -358,8 +370,7 @@ class WhatIf:
         from accessibility.coverage import _reach_pairs
 
         if b.F is None:
-            cell, col = _reach_pairs(self.net, b.weight_col, b.fac_node, b.fac_walk, b.cell_node,
-                                     b.cell_walk, float(b.circle.threshold))
+            cell, col = _reach_pairs(self.net, b.rule, b.fac_node, b.fac_walk, b.cell_node, b.cell_walk)
             b.F = sp.csc_matrix((np.ones(cell.size, dtype=bool), (cell, col)),
                                 shape=(len(self.cells), b.fac_ids.size))
             log.info("what-if %s: %d facilities, %d reach pairs", b.circle.id, b.fac_ids.size, b.F.nnz)
@@ -383,11 +394,11 @@ class WhatIf:
     def _circle_ids(self, circles) -> list[str]:
         if circles is None:
             return [c.id for c in self.config.circles.values() if getattr(c, "plan", True)]
-        if isinstance(circles, str) or hasattr(circles, "threshold"):
+        if isinstance(circles, str) or hasattr(circles, "walk_speed_mps"):
             circles = [circles]
         ids = []
         for c in circles:
-            if hasattr(c, "threshold"):  # a Circle object, e.g. a variant not in the configuration
+            if hasattr(c, "walk_speed_mps"):  # a CircleRule, e.g. with overrides
                 self._extra_circles[c.id] = c
                 c = c.id
             ids.append(str(c))
@@ -413,8 +424,7 @@ class WhatIf:
         if todo:
             t_nodes = np.array([k[1] for k in todo], dtype=np.int64)
             t_walk = np.array([k[2] for k in todo], dtype=float)
-            cell, src = _reach_pairs(self.net, b.weight_col, t_nodes, t_walk, b.cell_node,
-                                     b.cell_walk, float(b.circle.threshold))
+            cell, src = _reach_pairs(self.net, b.rule, t_nodes, t_walk, b.cell_node, b.cell_walk)
             order = np.argsort(src, kind="stable")
             bounds = np.searchsorted(src[order], np.arange(len(todo) + 1))
             for i, k in enumerate(todo):
@@ -432,7 +442,8 @@ class WhatIf:
         Parameters
         ----------
         circles : str, Circle or list of them, optional
-            Circle id(s) of the configuration (or Circle objects); default the plan circles.
+            Circle id(s) of the configuration (or CircleRule objects, e.g. from
+            :func:`accessibility.rules.circle_rule` with overrides); default the plan circles.
         add : sequence or GeoDataFrame
             New sites: ``(lon, lat)`` pairs in ``coords``, candidate ``site_id`` strings, or a
             GeoDataFrame of points in any CRS (e.g. a planned-projects file; a ``circles``
@@ -494,7 +505,7 @@ class WhatIf:
     def _evaluate_circle(self, cid, sites, check, removed):
         b = self.base(cid)
         use = _sites_for_circle(sites, cid)
-        walk = np.where(check["within_max_snap"].to_numpy(), check["snap_m"].to_numpy() * b.scale, np.inf)
+        walk = b.rule.walk(check["snap_m"].to_numpy())
         cols = self.site_columns(cid, check["node"].to_numpy()[use], walk[use]) if use.any() else []
         count = b.count.copy()
         gone = removed.loc[(removed["circle"] == cid) & removed["in_rule"], "fac_id"]
@@ -670,7 +681,7 @@ def what_if(study, circles=None, *, add=(), remove: Iterable[str] = (), coords: 
     Examples
     --------
     >>> from types import SimpleNamespace
-    >>> from accessibility._synthcity import synthetic_city, synthetic_config
+    >>> from accessibility.demo import synthetic_city, synthetic_config
     >>> net, cells, fac, units = synthetic_city(2000, seed=1)
     >>> study = SimpleNamespace(cells=cells, facilities=fac, network=net, units=units,
     ...                         config=synthetic_config())
@@ -704,7 +715,7 @@ def result_text(result: WhatIfResult, config=None) -> str:
 
     Examples
     --------
-    >>> from accessibility._synthcity import synthetic_city, synthetic_config
+    >>> from accessibility.demo import synthetic_city, synthetic_config
     >>> net, cells, fac, units = synthetic_city(2000, seed=1)
     >>> r = WhatIf(cells, fac, net, synthetic_config(), units=units).evaluate("eldercare_15min")
     >>> "eldercare_15min" in result_text(r)

@@ -183,7 +183,7 @@ def whatif_map_data(wi, circle_id: str, *, candidates, ranked_site_ids=(), basem
 
     Examples
     --------
-    >>> from accessibility._synthcity import synthetic_city, synthetic_config
+    >>> from accessibility.demo import synthetic_city, synthetic_config
     >>> from accessibility.siting import candidate_sites
     >>> from accessibility.whatif import WhatIf
     >>> net, cells, fac, units = synthetic_city(2000, seed=1)
@@ -209,8 +209,7 @@ def whatif_map_data(wi, circle_id: str, *, candidates, ranked_site_ids=(), basem
     fx, fy = fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy()
     flon, flat, fdlon, fdlat = _display_lonlat(fx, fy, crs, basemap)
     fac_cells = _column_runs(F, new_pos)
-    A = siting_mod.coverage_sets(wi.net, wi.cells, candidates, c, profile_speed_mps=1.0 / b.scale,
-                                 weight_col=b.weight_col, max_snap_m=float(cfg.max_snap_m)).tocsc()
+    A = siting_mod.coverage_sets(wi.net, wi.cells, candidates, b.rule).tocsc()
     clon, clat, cdlon, cdlat = _display_lonlat(candidates["x"], candidates["y"], crs, basemap)
     cand_cells = _column_runs(A, new_pos)
     n_units = len(wi._unit_codes) - 1
@@ -254,7 +253,7 @@ def whatif_map_html(data: dict, *, embed_assets: bool = True) -> str:
 
     Examples
     --------
-    >>> from accessibility._synthcity import synthetic_city, synthetic_config
+    >>> from accessibility.demo import synthetic_city, synthetic_config
     >>> from accessibility.siting import candidate_sites
     >>> from accessibility.whatif import WhatIf
     >>> net, cells, fac, units = synthetic_city(2000, seed=1)
@@ -300,7 +299,7 @@ def write_whatif_map(path, wi, circle_id: str, *, candidates, ranked_site_ids=()
     --------
     >>> import tempfile, warnings
     >>> from accessibility._errors import AccessibilityWarning
-    >>> from accessibility._synthcity import synthetic_city, synthetic_config
+    >>> from accessibility.demo import synthetic_city, synthetic_config
     >>> from accessibility.siting import candidate_sites
     >>> from accessibility.whatif import WhatIf
     >>> net, cells, fac, units = synthetic_city(2000, seed=1)

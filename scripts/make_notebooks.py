@@ -210,47 +210,21 @@ own["curve"][["rank", "site_id", "added_covered_population", "cumulative_coverag
                "residents would then live within a quarter-hour's walk, street by street, and does the street "
                "then meet the plan's target?* Each try below takes a fraction of a second once the area is "
                "loaded, and uses exactly the rule of the full run.\n\n" + BANNER),
-        ("code", '''import os
-import warnings
-from pathlib import Path
-
-import pandas as pd
-
-from accessibility._errors import AccessibilityWarning
-from accessibility.config import load_area
-from accessibility.pipeline import load_study_area
-
-AREA = os.environ.get("ACCESSIBILITY_AREA", "../config/areas/jiangbei.yaml")
-cfg = load_area(AREA, check_files=False)
-if cfg.is_synthetic:
-    from accessibility.synthetic import make_demo_data
-
-    make_demo_data(cfg, progress=False)  # writes only the missing synthetic demo layers
-# loading checks the data and warns about what it finds (kept in study.warnings, listed below)
-with warnings.catch_warnings(record=True):
-    warnings.simplefilter("always", AccessibilityWarning)
-    study = load_study_area(cfg, progress=False)
-pd.set_option("display.max_columns", 30)
-print(cfg.data_status)
-print(f"{len(study.warnings)} data checks, e.g.: {study.warnings[0] if study.warnings else 'none'}")'''),
+        ("code", SETUP),
         ("md", "## Where are older residents left out today?\n\nThe squares (1 km) with the most older "
                "residents beyond a quarter-hour's walk of any elderly-care facility are natural places to try."),
         ("code", '''from accessibility.coverage import worst_places
-from accessibility.pipeline import analyse
 
-CIRCLE = "eldercare_15min"
-circle = cfg.circles[CIRCLE]
-results, coverage = analyse(study, circles=[CIRCLE], progress=False)
-places = worst_places(study.cells, results, study.units, circle, n=3)
+CIRCLE = next(c.id for c in cfg.circles.values() if c.plan and c.population == "60plus")
+results = area.coverage(CIRCLE)
+places = worst_places(area.cells, results, area.units, cfg.circles[CIRCLE], n=3)
 places'''),
         ("md", "## Try them\n\nA site is given by its longitude and latitude (WGS-84 here). The answer lists, "
                "per street/town and for the district, the older residents covered before and after, the "
                "coverage share, the gap to the target in people and whether the target is met."),
-        ("code", '''from accessibility.whatif import what_if
-
-tried = what_if(study, CIRCLE, add=list(zip(places["lon"], places["lat"])))
+        ("code", '''tried = area.whatif(CIRCLE, add=list(zip(places["lon"], places["lat"], strict=True)))
 tried'''),
-        ("code", '''tried.sites[["site", "snap_m", "on_main_network", "gain_alone_eldercare_15min"]]'''),
+        ("code", '''tried.sites[["site", "snap_m", "on_main_network", f"gain_alone_{CIRCLE}"]]'''),
         ("code", '''cols = ["unit_name", "population", "covered_population_before", "covered_population_after", "gain",
         "coverage_share_before", "coverage_share_after", "gap_population_after", "meets_target_after"]
 tried.table[cols].style.format({"population": "{:,.0f}", "covered_population_before": "{:,.0f}",
@@ -259,46 +233,49 @@ tried.table[cols].style.format({"population": "{:,.0f}", "covered_population_bef
                                 "gap_population_after": "{:,.0f}"})'''),
         ("md", "`tried.cells` lists the residential cells that change (with their position), e.g. to map them."),
         ("code", '''tried.cells.groupby("unit_code")["demand"].sum().rename("older residents newly covered")'''),
-        ("md", "## A point copied from Amap, and a place that does not work\n\nCoordinates read off Amap "
+        ("md", "## A point copied from Amap, and a place that may not work\n\nCoordinates read off Amap "
                "or Tencent maps are GCJ-02 (Baidu: BD-09): say so with `coords=`. A site whose nearest "
-               "street belongs to a small piece of network cut off from the rest (here one of the demo's "
-               "street islands) serves almost nobody: the answer says so, names the piece's size and "
-               "offers the nearest point on the main network."),
+               "street belongs to a small piece of network cut off from the rest serves almost nobody: the "
+               "answer says so (a warning), names the piece's size and offers the nearest point on the "
+               "main network."),
         ("code", '''from accessibility.coords import wgs84_to_gcj02
 
 amap_lon, amap_lat = (float(v) for v in wgs84_to_gcj02(places["lon"].iloc[0], places["lat"].iloc[0]))
-same = what_if(study, CIRCLE, add=[(amap_lon, amap_lat)], coords="gcj02")
+same = area.whatif(CIRCLE, add=[(amap_lon, amap_lat)], coords="gcj02")
 print(f"from Amap coordinates: {same.district()['gain'].iloc[0]:+,.0f} older residents "
-      f"(as WGS-84 above: {tried.sites['gain_alone_eldercare_15min'].iloc[0]:+,.0f})")
+      f"(as WGS-84 above: {tried.sites[f'gain_alone_{CIRCLE}'].iloc[0]:+,.0f})")
 
+# a node on the smallest piece of street network cut off from the rest, 5 m east of it
+comp = area.network.nodes["component"]
+piece = area.network.nodes[comp == comp.value_counts().idxmin()].iloc[0]
+from pyproj import Transformer
+
+lon, lat = Transformer.from_crs(cfg.crs, 4326, always_xy=True).transform(piece["x"] + 5, piece["y"])
 with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always", AccessibilityWarning)
-    island = what_if(study, CIRCLE, add=[(106.57805, 29.57400)])
+    warnings.simplefilter("always", accessibility.AccessibilityWarning)
+    island = area.whatif(CIRCLE, add=[(lon, lat)])
 for w in caught:
     print("warning:", w.message)
 island.sites[["site", "snap_m", "on_main_network", "fragment_nodes", "main_snap_m", "main_lon", "main_lat"]]'''),
         ("md", "## Closing a facility\n\nThe same question the other way round: which streets lose "
-               "coverage if a station closes?"),
-        ("code", '''station = study.facilities[study.facilities["category"] == "elderly_service_station"].iloc[0]
-closed = what_if(study, CIRCLE, remove=[station["fac_id"]])
+               "coverage if a facility closes?"),
+        ("code", '''mine = area.facilities[area.rule(CIRCLE).facility_mask(area.facilities)]
+station = mine.iloc[0]
+closed = area.whatif(CIRCLE, remove=[station["fac_id"]])
 print(station["name"], closed)
 closed.table.loc[closed.table["gain"] != 0, ["unit_name", "covered_population_before", "covered_population_after"]]'''),
         ("md", "## The what-if map\n\n`accessibility run` writes `maps/whatif_<circle>.html` for every plan "
                "circle: click the map to add a site at the nearest candidate, click a facility or an added "
                "site to remove it; the table updates at once, and the chosen sites export as a "
                "planned-projects file. Here the same page, made from this notebook:"),
-        ("code", '''from IPython.display import IFrame
+        ("code", '''from pathlib import Path
 
-from accessibility.pipeline import candidate_sites_for
-from accessibility.whatif import WhatIf
-from accessibility.whatif_map import write_whatif_map
+from IPython.display import IFrame
 
-candidates = candidate_sites_for(study)
-wi = WhatIf.from_study(study, candidates=candidates)
-page = write_whatif_map(Path(cfg.output_root) / "notebooks" / f"whatif_{CIRCLE}.html", wi, CIRCLE,
-                        candidates=candidates)
+page = area.whatif_map(CIRCLE, Path(cfg.output_root) / "notebooks" / f"whatif_{CIRCLE}.html")
 print(f"{page} ({page.stat().st_size / 1e6:.1f} MB)")
 IFrame(os.path.relpath(page), width="100%", height=650)'''),
+        *WARNINGS,
     ]),
 }
 OUT.mkdir(exist_ok=True)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from accessibility._errors import AccessibilityWarning, DataError
 from accessibility.coverage import cell_results, coverage_by_unit
 from accessibility.network import build_walk_network
+from accessibility.rules import circle_rules
 from accessibility.whatif import WHATIF_COLUMNS, WhatIf, check_sites, what_if
 from tests.conftest import make_osm
 from tests.test_coverage import CRS, PROFILES, X0, Y0, circle, make_config, points
@@ -141,7 +142,7 @@ def test_coords_systems_agree(street):
 
 @pytest.fixture(scope="module")
 def city():
-    from accessibility._synthcity import synthetic_city, synthetic_config
+    from accessibility.demo import synthetic_city, synthetic_config
 
     net, cells, fac, units = synthetic_city(3000, seed=3)
     cfg = synthetic_config()
@@ -163,7 +164,7 @@ def _oracle_covered(cells, fac, net, cfg, cid, removed, added_xy):
     layer = pd.concat([keep, new], ignore_index=True) if len(added_xy) else keep
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AccessibilityWarning)
-        res = cell_results(cells, gpd.GeoDataFrame(layer, crs=fac.crs), net, cfg, circles=[cid],
+        res = cell_results(cells, gpd.GeoDataFrame(layer, crs=fac.crs), net, circle_rules(cfg, [cid]),
                            flat=False, progress=False)
     return res[f"{cid}_covered"].to_numpy()
 
@@ -198,7 +199,8 @@ def test_baseline_equals_the_run_and_adding_back_reproduces_it(city):
     net, cells, fac, units, cfg, wi = city
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AccessibilityWarning)
-        res = cell_results(cells, fac, net, cfg, circles=["eldercare_15min", "culture_two"], progress=False)
+        res = cell_results(cells, fac, net, circle_rules(cfg, ["eldercare_15min", "culture_two"]),
+                           progress=False)
     table = coverage_by_unit(cells, res, units, cfg)
     for cid in ("eldercare_15min", "culture_two"):
         b = wi.base(cid)

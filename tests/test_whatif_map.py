@@ -48,7 +48,7 @@ def test_column_runs_equal_the_plain_encoding(n, k, density, keep_share, seed):
 
 @pytest.fixture(scope="module")
 def small_city():
-    from accessibility._synthcity import synthetic_city, synthetic_config
+    from accessibility.demo import synthetic_city, synthetic_config
     from accessibility.siting import candidate_sites
     from accessibility.whatif import WhatIf
 
