@@ -19,6 +19,19 @@ class CRSMismatchError(DataError):
     """Coordinates are in another reference system than declared (or none is declared)."""
 
 
+class OutputError(OSError, AccessibilityError):
+    """An output cannot be written: read-only or full disk, no permission, a folder in use by another
+    run. Names the folder and the fix; the earlier results are left as they were."""
+
+
+class RunLockedError(OutputError):
+    """Another run is writing into the same output folder (names its pid, host and start time)."""
+
+
+class BatchError(RuntimeError, AccessibilityError):
+    """A batch cannot go on (e.g. no Dask worker for longer than the configured time)."""
+
+
 class AccessibilityWarning(UserWarning):
     """Something the user should act on, but the run can go on."""
 

@@ -25,17 +25,21 @@ from typing import Any
 
 import pandas as pd
 
-from accessibility._errors import AccessibilityWarning, ConfigError
+from accessibility._errors import AccessibilityWarning, BatchError, ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COLUMNS", "is_task_complete", "local_cluster", "run_batch", "run_unit_siting_task", "scenario_summary",
+__all__ = ["COLUMNS", "batch_report", "is_task_complete", "local_cluster", "merge_summary_file", "run_batch", "run_unit_siting_task", "scenario_summary",
            "scenario_tasks", "unit_siting_overview", "unit_siting_summary", "unit_siting_tasks",
            "write_scenario_summary", "write_unit_siting_summary"]
 
 #: columns of the table returned by :func:`run_batch`
-COLUMNS = ["task_id", "status", "output_dir", "error", "attempts", "seconds"]
+COLUMNS = ["task_id", "status", "output_dir", "error", "attempts", "seconds", "lost_workers"]
 COMPLETE_MARKER = "_COMPLETE"
+#: arguments of the default task's ``pipeline.run`` call (part of its fingerprint)
+PIPELINE_TASK_PARAMS = {"maps": False}
+#: what stands for the run parameters in a unit siting task's fingerprint
+UNIT_SITING_PARAMS = {"task": "unit_siting", "k_max": None}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -47,7 +51,8 @@ def run_pipeline_task(*, config: Any, output_dir: str | Path, scenario: dict | N
     """Default task function: one pipeline run without maps and without progress bars."""
     from accessibility import pipeline
 
-    result = pipeline.run(config, output_dir=output_dir, scenario=scenario, progress=False, maps=False)
+    result = pipeline.run(config, output_dir=output_dir, scenario=scenario, progress=False,
+                          **PIPELINE_TASK_PARAMS)
     return str(result.output_dir)
 
 
@@ -58,27 +63,36 @@ def run_unit_siting_task(*, config: Any, output_dir: str | Path, scenario: dict 
     ``scenario["siting"]["units"]`` and, last, the ``_COMPLETE`` marker with the inputs'
     fingerprint — no maps, coverage tables or report, which would be the same for every unit.
     """
-    from accessibility import pipeline
-    from accessibility._io import atomic_dir, write_text_atomic
+    from accessibility import _io, pipeline
 
     cfg = pipeline.config_for(config, scenario)
     # the data checks' warnings are the same for every unit: kept in the unit's folder, not
     # printed once per task by every worker
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", AccessibilityWarning)
-        study = pipeline.load_study_area(cfg, progress=False)
-        plan = [c for c, circle in cfg.circles.items() if circle.plan]
-        results, _ = pipeline.analyse(study, circles=plan, progress=False)
+    with _io.interrupt_guard(), _io.run_lock(output_dir):
+        _io.recover_run_folder(output_dir)
+        _io.check_output_folder(output_dir)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AccessibilityWarning)
+            study = pipeline.load_study_area(cfg, progress=False)
+            plan = [c for c, circle in cfg.circles.items() if circle.plan]
+            results, _ = pipeline.analyse(study, circles=plan, progress=False)
+        _unit_siting_outputs(cfg, output_dir, study, results, [*study.warnings, *(str(w.message) for w in caught)])
+    return str(output_dir)
+
+
+def _unit_siting_outputs(cfg, output_dir, study, results, notes) -> None:
+    from accessibility import pipeline
+    from accessibility._io import atomic_dir, write_text_atomic
+
     with atomic_dir(output_dir) as tmp:
-        notes = list(dict.fromkeys([*study.warnings, *(str(w.message) for w in caught)]))
+        notes = list(dict.fromkeys(notes))
         write_text_atomic(tmp / "warnings.txt", "".join(f"- {n}\n" for n in notes) or "none\n")
         write_text_atomic(tmp / "task.json", json.dumps(
             {"units": list(cfg.siting.units), "k_requested": cfg.siting.max_new_sites,
              "candidates": "inside the unit(s) only"}, ensure_ascii=False))
         pipeline.write_siting(tmp, study, results, k_max=None, progress=False)
         write_text_atomic(tmp / COMPLETE_MARKER,
-                          json.dumps({"inputs_fingerprint": pipeline.inputs_fingerprint(cfg)}))
-    return str(output_dir)
+                          json.dumps({"inputs_fingerprint": pipeline.inputs_fingerprint(cfg, UNIT_SITING_PARAMS)}))
 
 
 def _attempt(func: Callable, task: dict) -> dict:
@@ -95,12 +109,25 @@ def _attempt(func: Callable, task: dict) -> dict:
 # helpers
 
 
-def is_task_complete(task: Mapping, *, check_inputs: bool = True) -> bool:
+def _task_params(func: Callable | None) -> dict | None:
+    """The run parameters a known task function records in its fingerprint (None: unknown)."""
+    if func is None or func is run_pipeline_task:
+        from accessibility.pipeline import run_parameters
+
+        return run_parameters(**PIPELINE_TASK_PARAMS)
+    if func is run_unit_siting_task:
+        return UNIT_SITING_PARAMS
+    return None
+
+
+def is_task_complete(task: Mapping, *, check_inputs: bool = True, func: Callable | None = None) -> bool:
     """True when the task's output folder holds a valid ``_COMPLETE`` marker.
 
     Valid means: the marker is a JSON object with an ``inputs_fingerprint``; with
     ``check_inputs`` (and :mod:`accessibility.pipeline` available) the fingerprint must also equal
-    the one of the task's current inputs, so a changed input file or configuration re-runs the task.
+    the one of the task's current inputs, so a changed input file (siting files included: parcels,
+    exclusion zones, planned projects) or configuration re-runs the task. ``func`` is the task
+    function (default :func:`run_pipeline_task`), whose run parameters are part of the fingerprint.
     """
     marker = Path(task["output_dir"]) / COMPLETE_MARKER
     if not marker.is_file():
@@ -117,7 +144,7 @@ def is_task_complete(task: Mapping, *, check_inputs: bool = True) -> bool:
         from accessibility import pipeline
 
         cfg = pipeline.config_for(task["config"], task.get("scenario"), check_files=False)
-        return bool(pipeline.is_complete(task["output_dir"], cfg))
+        return bool(pipeline.is_complete(task["output_dir"], cfg, params=_task_params(func)))
     except Exception as exc:  # config unreadable now: do not skip; the run will report why
         log.info("task %s: cannot verify its _COMPLETE marker (%s); running it", task.get("task_id"), exc)
         return False
@@ -179,11 +206,11 @@ def run_batch(
     *,
     scheduler: str | Any | None = None,
     n_workers: int = 2,
-    threads_per_worker: int = 1,
     retries: int = 2,
     progress: bool = True,
     func: Callable | None = None,
     skip_complete: bool = True,
+    worker_timeout_s: float = 300.0,
 ) -> pd.DataFrame:
     """Run many pipeline tasks on Dask distributed.
 
@@ -193,8 +220,9 @@ def run_batch(
         Each ``{"task_id": str, "config": path, "scenario": dict or None, "output_dir": path}``.
     scheduler : str or distributed.Client, optional
         Address of a running scheduler (``"tcp://host:8786"``) or a connected client. Default: a
-        ``LocalCluster`` of ``n_workers`` processes on 127.0.0.1 without dashboard, closed at the end.
-    n_workers, threads_per_worker : int
+        ``LocalCluster`` of ``n_workers`` single-threaded processes on 127.0.0.1 without
+        dashboard, closed at the end.
+    n_workers : int
         Size of the default local cluster (ignored with ``scheduler``).
     retries : int, default 2
         A failing task is tried at most ``1 + retries`` times.
@@ -207,99 +235,215 @@ def run_batch(
     skip_complete : bool, default True
         Skip tasks whose ``output_dir`` already holds a valid ``_COMPLETE`` marker (see
         :func:`is_task_complete`).
+    worker_timeout_s : float, default 300
+        With tasks left and no worker connected to the scheduler for this long, the batch stops
+        with :class:`~accessibility._errors.BatchError` (instead of waiting for ever). It never
+        limits how long a task may compute.
 
     Returns
     -------
     pandas.DataFrame
         One row per task, in task order: ``task_id``, ``status`` (``ok``/``failed``/``skipped``),
         ``output_dir``, ``error`` (the traceback of the last failed attempt, ``""`` otherwise),
-        ``attempts`` (0 when skipped), ``seconds`` (worker time summed over attempts).
+        ``attempts`` (0 when skipped), ``seconds`` (worker time summed over attempts),
+        ``lost_workers`` (workers that died while running the task; the scheduler ran it again
+        elsewhere). ``table.attrs["lost_workers"]`` lists the addresses of the workers lost during
+        the batch; :func:`batch_report` says it all in one paragraph.
+
+    Raises
+    ------
+    BatchError
+        No worker for ``worker_timeout_s`` seconds while tasks were waiting.
 
     Notes
     -----
     Retries are driven from the client: a failed attempt is resubmitted as a new Dask task, up to
     ``retries`` times. Unlike ``client.submit(..., retries=)``, this keeps the exact number of
     attempts and each error's traceback, and also retries attempts lost with a dead worker.
-    """
-    from tqdm.auto import tqdm
 
+    Examples
+    --------
+    >>> run_batch([], progress=False).columns.tolist() == COLUMNS
+    True
+    """
     if int(retries) < 0:
         raise ConfigError(f"run_batch: retries={retries!r} must be >= 0")
+    if not float(worker_timeout_s) > 0:
+        raise ConfigError(f"run_batch: worker_timeout_s={worker_timeout_s!r} must be > 0 seconds")
     task_list = _validate_tasks(tasks)
     func = run_pipeline_task if func is None else func
     rows = {t["task_id"]: {"task_id": t["task_id"], "status": "pending", "output_dir": t["output_dir"],
-                           "error": "", "attempts": 0, "seconds": 0.0} for t in task_list}
+                           "error": "", "attempts": 0, "seconds": 0.0, "lost_workers": 0} for t in task_list}
     todo = []
     for t in task_list:
-        if skip_complete and is_task_complete(t, check_inputs=func in (run_pipeline_task, run_unit_siting_task)):
+        if skip_complete and is_task_complete(t, check_inputs=_task_params(func) is not None, func=func):
             rows[t["task_id"]]["status"] = "skipped"
             log.info("task %s: %s already complete, skipped", t["task_id"], t["output_dir"])
         else:
             todo.append(t)
-
+    lost: list[str] = []
     if todo:
-        from distributed import Client, as_completed
-
-        cluster = None
-        own_client = True
-        if scheduler is None:
-            cluster = local_cluster(n_workers=n_workers, threads_per_worker=threads_per_worker)
-            client = Client(cluster)
-        elif isinstance(scheduler, Client):
-            client, own_client = scheduler, False
-        else:
-            client = Client(scheduler)
-        try:
-            run_tag = uuid.uuid4().hex[:8]  # fresh keys: never collide with an earlier batch's results
-            by_key = {}
-            futures = []
-            for t in todo:
-                fut = client.submit(_attempt, func, t, pure=False, key=f"batch-{run_tag}-{t['task_id']}-1")
-                by_key[fut.key] = t
-                futures.append(fut)
-            bar = tqdm(total=len(todo), desc="batch", unit="task", disable=not progress)
-            pending = as_completed(futures)
-            for fut in pending:
-                t = by_key.pop(fut.key)
-                row = rows[t["task_id"]]
-                row["attempts"] += 1
-                try:
-                    res = fut.result()
-                except Exception:  # lost worker, unpicklable function ...: counts as a failed attempt
-                    res = {"ok": False, "error": traceback.format_exc(), "seconds": 0.0}
-                fut.release()
-                row["seconds"] += float(res["seconds"])
-                if res["ok"]:
-                    row["status"], row["error"] = "ok", ""
-                    bar.update(1)
-                    continue
-                row["error"] = res["error"]
-                if row["attempts"] <= retries:
-                    log.warning("task %s failed (attempt %d of %d), retrying:\n%s", t["task_id"],
-                                row["attempts"], retries + 1, res["error"])
-                    new = client.submit(_attempt, func, t, pure=False,
-                                        key=f"batch-{run_tag}-{t['task_id']}-{row['attempts'] + 1}")
-                    by_key[new.key] = t
-                    pending.add(new)
-                else:
-                    row["status"] = "failed"
-                    log.error("task %s failed after %d attempt(s):\n%s", t["task_id"], row["attempts"],
-                              res["error"])
-                    bar.update(1)
-            bar.close()
-        finally:
-            if own_client:
-                client.close()
-            if cluster is not None:
-                cluster.close()
-
+        lost = _run_on_dask(todo, rows, func, scheduler=scheduler, n_workers=n_workers, retries=int(retries),
+                            progress=progress, worker_timeout_s=float(worker_timeout_s))
     table = pd.DataFrame([rows[t["task_id"]] for t in task_list], columns=COLUMNS)
-    table["attempts"] = table["attempts"].astype("int64")
-    table["seconds"] = table["seconds"].astype("float64")
-    n_failed = int((table["status"] == "failed").sum())
-    log.info("batch: %d ok, %d failed, %d skipped", int((table["status"] == "ok").sum()), n_failed,
-             int((table["status"] == "skipped").sum()))
+    table = table.astype({"attempts": "int64", "seconds": "float64", "lost_workers": "int64"})
+    table.attrs["lost_workers"] = lost
+    log.info("%s", batch_report(table))
     return table
+
+
+def batch_report(table: pd.DataFrame) -> str:
+    """One paragraph about a :func:`run_batch` table: counts, retried tasks, lost workers.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"task_id": ["a", "b"], "status": ["ok", "failed"], "attempts": [2, 3],
+    ...                   "lost_workers": [0, 0]})
+    >>> batch_report(t)
+    'batch: 1 ok, 1 failed, 0 skipped; retried: a (2 attempts), b (3 attempts); no worker lost'
+    """
+    counts = table["status"].value_counts()
+    text = ", ".join(f"{int(counts.get(k, 0))} {k}" for k in ("ok", "failed", "skipped"))
+    retried = table[(table["attempts"] > 1) | (table.get("lost_workers", 0) > 0)]
+    parts = [f"batch: {text}"]
+    if len(retried):
+        parts.append("retried: " + ", ".join(
+            f"{r.task_id} ({r.attempts} attempts" + (f", {r.lost_workers} lost with a worker" if r.lost_workers else "")
+            + ")" for r in retried.itertuples()))
+    lost = table.attrs.get("lost_workers") or []
+    parts.append(f"{len(lost)} worker(s) lost ({', '.join(lost)}): the tasks they ran were run again"
+                 if lost else "no worker lost")
+    return "; ".join(parts)
+
+
+def _run_on_dask(todo, rows, func, *, scheduler, n_workers, retries, progress, worker_timeout_s) -> list[str]:
+    """Run ``todo`` on a cluster, filling ``rows``; returns the addresses of workers lost meanwhile."""
+    from distributed import Client
+
+    cluster = None
+    own_client = True
+    if scheduler is None:
+        cluster = local_cluster(n_workers=n_workers)
+        client = Client(cluster)
+    elif isinstance(scheduler, Client):
+        client, own_client = scheduler, False
+    else:
+        client = Client(scheduler)
+    try:
+        driver = _Driver(client, rows, func, retries=retries, worker_timeout_s=worker_timeout_s)
+        return driver.run(todo, progress=progress)
+    finally:
+        if own_client:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+class _Driver:
+    """Submits attempts, collects results, retries failures, watches that workers exist."""
+
+    def __init__(self, client, rows: dict, func: Callable, *, retries: int, worker_timeout_s: float):
+        self.client, self.rows, self.func = client, rows, func
+        self.retries, self.worker_timeout_s = retries, worker_timeout_s
+        self.run_tag = uuid.uuid4().hex[:8]  # fresh keys: never collide with an earlier batch's results
+        self.by_key: dict[str, dict] = {}
+        self.started = time.time()
+
+    def submit(self, t: dict, attempt: int):
+        fut = self.client.submit(_attempt, self.func, t, pure=False,
+                                 key=f"batch-{self.run_tag}-{t['task_id']}-{attempt}")
+        self.by_key[fut.key] = t
+        return fut
+
+    def run(self, todo: list[dict], *, progress: bool) -> list[str]:
+        from distributed import as_completed
+        from tqdm.auto import tqdm
+
+        pending = as_completed([self.submit(t, 1) for t in todo])
+        bar = tqdm(total=len(todo), desc="batch", unit="task", disable=not progress)
+        no_worker_since = None
+        last_check = 0.0
+        try:
+            while not pending.is_empty():
+                if pending.has_ready():
+                    for fut in pending.next_batch(block=False):
+                        self.collect(fut, pending, bar)
+                    continue
+                now = time.monotonic()
+                if now - last_check >= 1.0:
+                    last_check = now
+                    no_worker_since = self.watch_workers(no_worker_since, pending.count())
+                time.sleep(0.05)
+        finally:
+            bar.close()
+        return self.lost_workers()
+
+    def watch_workers(self, since: float | None, n_left: int) -> float | None:
+        if self.client.scheduler_info().get("workers"):
+            return None
+        now = time.monotonic()
+        if since is None:
+            log.warning("no Dask worker is connected to %s: waiting up to %.0f s", self.client.scheduler.address,
+                        self.worker_timeout_s)
+            return now
+        if now - since >= self.worker_timeout_s:
+            for key in list(self.by_key):
+                self.client.cancel([key])
+            raise BatchError(
+                f"batch: no Dask worker connected to the scheduler {self.client.scheduler.address} for "
+                f"{self.worker_timeout_s:g} s; {n_left} task(s) not run: start workers (`dask worker "
+                f"{self.client.scheduler.address}`), or run without --scheduler for a local cluster "
+                "(folders of finished tasks are kept; a re-run skips them)")
+        return since
+
+    def collect(self, fut, pending, bar) -> None:
+        t = self.by_key.pop(fut.key)
+        row = self.rows[t["task_id"]]
+        row["attempts"] += 1
+        try:
+            res = fut.result()
+        except Exception:  # lost worker, unpicklable function ...: counts as a failed attempt
+            res = {"ok": False, "error": traceback.format_exc(), "seconds": 0.0}
+        fut.release()
+        row["seconds"] += float(res["seconds"])
+        if res["ok"]:
+            row["status"], row["error"] = "ok", ""
+            bar.update(1)
+            return
+        row["error"] = res["error"]
+        if row["attempts"] <= self.retries:
+            log.warning("task %s failed (attempt %d of %d), retrying:\n%s", t["task_id"],
+                        row["attempts"], self.retries + 1, res["error"])
+            pending.add(self.submit(t, row["attempts"] + 1))
+        else:
+            row["status"] = "failed"
+            log.error("task %s failed after %d attempt(s):\n%s", t["task_id"], row["attempts"], res["error"])
+            bar.update(1)
+
+    def lost_workers(self) -> list[str]:
+        """Workers that died during this batch (from the scheduler's events), counted per task."""
+        try:
+            events = self.client.get_events("all")
+        except Exception as exc:  # an old or unusual scheduler: say so, do not fail the batch
+            log.info("cannot read the scheduler's events (%s): lost workers are not reported", exc)
+            return []
+        lost = []
+        prefix = f"batch-{self.run_tag}-"
+        for stamp, msg in events:
+            if stamp < self.started - 1 or not isinstance(msg, dict) or msg.get("action") != "remove-worker":
+                continue
+            if msg.get("expected"):
+                continue
+            lost.append(str(msg.get("worker")))
+            for key in msg.get("processing-tasks") or ():
+                key = str(key)
+                if key.startswith(prefix):
+                    task_id = key[len(prefix):].rsplit("-", 1)[0]
+                    if task_id in self.rows:
+                        self.rows[task_id]["lost_workers"] += 1
+        if lost:
+            log.warning("%d Dask worker(s) died during the batch: %s", len(lost), ", ".join(lost))
+        return list(dict.fromkeys(lost))
 
 
 def scenario_tasks(
@@ -545,6 +689,32 @@ def write_scenario_summary(table: pd.DataFrame, tasks: Iterable[Mapping]) -> tup
     if summary.empty:
         return summary, None
     out = Path(os.path.commonpath([str(Path(p).parent) for p in table["output_dir"]])) / "batch_summary.csv"
+    merged = merge_summary_file(out, summary)
     with atomic_path(out) as tmp:
-        summary.to_csv(tmp, encoding="utf-8-sig")
+        merged.to_csv(tmp, encoding="utf-8-sig")
     return summary, out
+
+
+def merge_summary_file(path: str | Path, summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` (circles x tasks) beside the columns of earlier batches' tasks in ``path`` that
+    this batch did not run (a task run again replaces its own column): successive batches' results
+    are kept.
+
+    Examples
+    --------
+    >>> merge_summary_file("/nonexistent/batch_summary.csv", pd.DataFrame({"a": [0.5]})).columns.tolist()
+    ['a']
+    """
+    path = Path(path)
+    if not path.exists():
+        return summary
+    try:
+        earlier = pd.read_csv(path, index_col=0, encoding="utf-8-sig")
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read the earlier %s (%s): it is replaced", path, exc)
+        return summary
+    kept = earlier.drop(columns=[c for c in summary.columns if c in earlier.columns])
+    if not len(kept.columns):
+        return summary
+    kept.index = kept.index.astype(str)
+    return summary.set_axis(summary.index.astype(str)).join(kept, how="outer")

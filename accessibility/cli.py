@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--workers", type=int, default=2, help="local cluster workers (default 2)")
     p.add_argument("--retries", type=int, default=2)
+    p.add_argument("--worker-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="stop with an error when no Dask worker is connected for this long (default 300)")
 
     p = sub.add_parser("whatif", help="what if we build here (or close that)? coverage before and after",
                        description="Coverage per street/town and for the district before and after adding new "
@@ -134,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: previous outputs are left as they were", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file system failure no check caught: one line, never a traceback
+        from accessibility._io import output_error
+
+        err = output_error(exc, getattr(exc, "filename", None) or ".")
+        print(f"error: {err or exc}", file=sys.stderr)
+        return 2
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
@@ -235,6 +243,7 @@ def _batch_unit_siting(args) -> int:
     import pandas as pd
 
     from accessibility.batch import (
+        batch_report,
         run_batch,
         run_unit_siting_task,
         unit_siting_overview,
@@ -252,8 +261,9 @@ def _batch_unit_siting(args) -> int:
     for cfg_path in args.configs:
         tasks = unit_siting_tasks(cfg_path, units, k_max=args.k)
         table = run_batch(tasks, scheduler=args.scheduler, n_workers=args.workers, retries=args.retries,
-                          progress=not args.quiet, func=run_unit_siting_task)
+                          progress=not args.quiet, func=run_unit_siting_task, worker_timeout_s=args.worker_timeout)
         print(table.drop(columns="error").to_string(index=False))
+        print(batch_report(table))
         status |= int((table["status"] == "failed").any())
         # the summary covers every finished unit folder (earlier batches too), never just this call's
         root = Path(tasks[0]["output_dir"]).parent
@@ -309,7 +319,7 @@ def _read_scenarios(path: Path, configs) -> dict | None:
 
 
 def _cmd_batch(args) -> int:
-    from accessibility.batch import run_batch, scenario_tasks, write_scenario_summary
+    from accessibility.batch import batch_report, run_batch, scenario_tasks, write_scenario_summary
 
     if not args.verbose:  # distributed logs every worker start and stop at INFO
         for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.core",
@@ -336,15 +346,18 @@ def _cmd_batch(args) -> int:
             tasks.append({"task_id": a.run_id, "config": str(cfg), "scenario": None,
                           "output_dir": str(a.output_dir)})
     table = run_batch(tasks, scheduler=args.scheduler, n_workers=args.workers, retries=args.retries,
-                      progress=not args.quiet)
-    print(table.to_string(index=False))
+                      progress=not args.quiet, worker_timeout_s=args.worker_timeout)
+    print(table.drop(columns="error").to_string(index=False))
+    for row in table[table["status"] == "failed"].itertuples():
+        print(f"task {row.task_id} failed:\n{row.error}", file=sys.stderr)
+    print(batch_report(table))
     # one comparison table: district coverage share per circle (rows) and task (columns)
     summary, path = write_scenario_summary(table, tasks)
     if path is not None:
         print()
         print("District coverage share per circle and task:")
         print(summary.map(lambda v: f"{v:.1%}").to_string())
-        print(f"(written to {path})")
+        print(f"(written to {path}; tasks of earlier batches are kept beside these)")
     return 0 if (table["status"] != "failed").all() else 1
 
 

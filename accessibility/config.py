@@ -371,7 +371,7 @@ _SOURCE_COLUMNS = {
     "population": ("code", "population", "share_60plus"),
     "census": ("code", "population", "share_60plus"),
     "dem": (),
-    "facilities": ("name", "category", "lon", "lat", "capacity"),
+    "facilities": ("name", "category", "lon", "lat", "capacity", "id"),
 }
 #: Keys of ``options:`` a source's reader reads, with their type; sizes must be > 0.
 _SOURCE_OPTIONS = {
@@ -381,7 +381,7 @@ _SOURCE_OPTIONS = {
     "network": {},
     "population": {"band": int, "grid_m": float, "share_60plus": (float, str)},
     "census": {"grid_m": float, "share_60plus": (float, str)},
-    "dem": {},
+    "dem": {"vertical_units": str},
     "facilities": {"sheet": (str, int)},
 }
 _POSITIVE_OPTIONS = ("band", "grid_m")

@@ -457,6 +457,7 @@ def read_inventory(  # noqa: C901  (every row problem of an inventory gathered i
                 )
     if problems:
         raise DataError(problems_message(f"{path} (inventory)", problems))
+    _warn_duplicate_ids(path, df, source.columns.get("id", "id" if "id" in df.columns else None), rownum)
 
     stem = path.stem
     rows = _empty_rows()
@@ -489,6 +490,24 @@ def read_inventory(  # noqa: C901  (every row problem of an inventory gathered i
         out = out.loc[~dup].reset_index(drop=True)
     logger.info("%s: %d inventory facilities (%s coordinates)", path.name, len(out), source.coords)
     return out
+
+
+def _warn_duplicate_ids(path: Path, df: pd.DataFrame, id_col: str | None, rownum: np.ndarray) -> None:
+    """An inventory's own id column (``columns.id``, or a column named ``id``) repeating a value."""
+    if id_col is None:
+        return
+    if id_col not in df.columns:
+        raise DataError(f"{path}: columns.id names column {id_col!r}, which the file lacks (it has "
+                        f"{list(df.columns)}): fix the 'columns' mapping of this source")
+    ids = df[id_col].map(lambda v: "" if _blank(v) else str(v).strip())
+    dup = ids.duplicated(keep=False).to_numpy() & (ids != "").to_numpy()
+    if not dup.any():
+        return
+    groups = [f"{v!r} on rows {', '.join(str(int(r)) for r in rownum[(ids == v).to_numpy()])}"
+              for v in pd.unique(ids[dup])]
+    warnings.warn(f"{path}: column {id_col!r} gives {len(groups)} id(s) to several rows: {'; '.join(groups[:5])}"
+                  f"{' ...' if len(groups) > 5 else ''}; each row is kept as its own facility: give every facility "
+                  "its own id, or remove the rows that repeat one", AccessibilityWarning, stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -406,10 +406,27 @@ def save_map(m: folium.Map, path: str | Path, *, embed_assets: bool = False) -> 
     -------
     pathlib.Path
     """
-    text = m.get_root().render()
+    text = stable_element_ids(m.get_root().render())
     if embed_assets:
         text = embed_map_assets(text)
     return write_text_atomic(path, text)
+
+
+_FOLIUM_ID = re.compile(r"(?<=_)[0-9a-f]{32}(?![0-9a-f])")
+
+
+def stable_element_ids(html: str) -> str:
+    """Folium's random element ids (``map_<32 hex>``) numbered in order of appearance instead,
+    so the same map gives the same bytes (ids keep their length and form).
+
+    Examples
+    --------
+    >>> h = "ab" * 16
+    >>> stable_element_ids(f"map_{h} geo_json_{h}_onEachFeature")
+    'map_00000000000000000000000000000001 geo_json_00000000000000000000000000000001_onEachFeature'
+    """
+    ids: dict[str, str] = {}
+    return _FOLIUM_ID.sub(lambda m: ids.setdefault(m.group(0), f"{len(ids) + 1:032x}"), html)
 
 
 # ---------------------------------------------------------------------------------------------

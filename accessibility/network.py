@@ -257,6 +257,7 @@ def build_walk_network(
     profiles: dict[str, Profile],
     terrain: Terrain | None = None,
     dem_path=None,
+    dem_vertical_units: str | None = None,
     progress: bool = False,
 ) -> WalkNetwork:
     """Build the directed walking network from OSM data.
@@ -273,6 +274,9 @@ def build_walk_network(
         Time model and step costs; defaults to ``Terrain()`` (Tobler).
     dem_path : path, optional
         DEM GeoTIFF; without it elevations are NaN and every rise is 0.
+    dem_vertical_units : {"m", "ft", "us_ft"}, optional
+        The DEM's vertical unit (default: the raster's band unit, else metres); street grades
+        too steep to be real are warned about (:func:`accessibility.terrain.check_grades`).
     progress : bool, default False
         Show a progress bar over the tag filter.
 
@@ -386,10 +390,13 @@ def build_walk_network(
 
     n = used.size
     if dem_path is not None:
-        elev = terrain_mod.sample_dem(dem_path, x, y, crs, smoothing_m=terrain.smoothing_m)
+        elev = terrain_mod.sample_dem(dem_path, x, y, crs, smoothing_m=terrain.smoothing_m,
+                                      vertical_units=dem_vertical_units)
     else:
         elev = np.full(n, np.nan)
     rise = elev[v] - elev[u]
+    if dem_path is not None:
+        terrain_mod.check_grades(len_e, rise, is_steps_way[w_e], source=str(dem_path))
     # where the DEM says nothing (no DEM given, or outside it), OSM's step_count / incline tags do
     seg_rise, seg_unknown = tag_rise(kept["tags"], is_steps_way, wpos, length, way_len=way_len_full,
                                      way_ids=kept["id"].to_numpy(), source=source)

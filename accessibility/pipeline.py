@@ -7,6 +7,7 @@ them atomically into ``data/processed/<run_id>/`` (a failed run leaves the previ
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -21,16 +22,26 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from accessibility._errors import AccessibilityWarning, DataError
-from accessibility._io import atomic_dir, sha256_file, write_text_atomic
+from accessibility._errors import AccessibilityWarning, DataError, OutputError
+from accessibility._io import (
+    atomic_dir,
+    check_interrupted,
+    check_output_folder,
+    interrupt_guard,
+    recover_run_folder,
+    run_lock,
+    sha256_file,
+    write_text_atomic,
+)
 from accessibility.area import StudyArea
 from accessibility.config import AreaConfig, load_area
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RunResult", "StudyArea", "analyse", "candidate_sites_for", "circle_node_times", "config_for",
-           "inputs_fingerprint", "load_study_area", "read_planned_projects", "resolved_configuration", "run",
-           "siting_report_tables", "summary_text", "supply_by_unit", "write_report", "write_siting", "write_workbook"]
+           "input_files", "inputs_fingerprint", "is_complete", "load_study_area", "read_planned_projects",
+           "resolved_configuration", "run", "run_parameters", "siting_report_tables", "summary_text", "supply_by_unit",
+           "write_report", "write_siting", "write_workbook"]
 
 COMPLETE_MARKER = "_COMPLETE"
 
@@ -60,6 +71,7 @@ def _stage(timings: dict[str, float], name: str, bar=None) -> Iterator[None]:
     log.info("%s done in %.1f s", name, timings[name])
     if bar is not None:
         bar.update(1)
+    check_interrupted()  # a Ctrl-C a library swallowed stops the run here
 
 
 def _progress_bar(total: int, enabled: bool):
@@ -148,6 +160,7 @@ def load_study_area(
                 profiles=cfg.profiles,
                 terrain=cfg.terrain,
                 dem_path=dem.path if dem is not None else None,
+                dem_vertical_units=dem.options.get("vertical_units") if dem is not None else None,
                 progress=False,
             )
         with _stage(timings, "facilities", bar):
@@ -285,15 +298,61 @@ def analyse(
     return results, table
 
 
-def inputs_fingerprint(cfg: AreaConfig) -> str:
-    """SHA-256 (20 hex digits) of the configuration and of every input file: ``_COMPLETE``'s key."""
+def input_files(cfg: AreaConfig) -> list[Path]:
+    """Every file a run of ``cfg`` reads: the sources, the facility sources and the siting files
+    (exclusion zones, parcels, planned projects), with a shapefile's sidecars and a folder's files."""
+    paths = [src.path for src in [*cfg.sources.values(), *cfg.facility_sources] if src.path is not None]
+    paths += [*cfg.siting.exclude, cfg.siting.parcels, cfg.siting.planned_projects]
+    files: list[Path] = []
+    for p in (Path(p) for p in paths if p is not None):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file())
+        elif p.suffix.lower() == ".shp":
+            files += sorted(f for f in p.parent.glob(p.stem + ".*") if f.is_file())
+        else:
+            files.append(p)
+    return list(dict.fromkeys(files))
+
+
+def run_parameters(*, maps: bool = True, siting: bool = True, basemap: str = "osm", embed_assets: bool = True,
+                   k_max: int | None = None) -> dict:
+    """The arguments of :func:`run` that shape its outputs, as recorded in the run's fingerprint.
+
+    Examples
+    --------
+    >>> run_parameters(maps=False)["maps"]
+    False
+    """
+    return {"maps": bool(maps), "siting": bool(siting), "basemap": str(basemap),
+            "embed_assets": bool(embed_assets), "k_max": None if k_max is None else int(k_max)}
+
+
+def inputs_fingerprint(cfg: AreaConfig, params: dict | None = None) -> str:
+    """``_COMPLETE``'s key: SHA-256 (20 hex digits) of the configuration, every input file
+    (:func:`input_files`; a missing one counts as missing), the run parameters
+    (:func:`run_parameters`) and the package version."""
     import hashlib
 
+    from accessibility import __version__
+
     h = hashlib.sha256(cfg.fingerprint().encode())
-    for src in [*cfg.sources.values(), *cfg.facility_sources]:
-        if src.path is not None and src.path.exists():
-            h.update(sha256_file(src.path).encode())
+    for p in input_files(cfg):
+        h.update(str(p.name).encode())
+        h.update(sha256_file(p).encode() if p.exists() else b"missing")
+    h.update(json.dumps({"params": params or {}, "version": __version__}, sort_keys=True).encode())
     return h.hexdigest()[:20]
+
+
+def _input_hashes(cfg: AreaConfig) -> dict[str, str]:
+    """``path -> sha256`` of every input file, for run.json (paths relative to base_dir)."""
+    out = {}
+    for p in input_files(cfg):
+        try:
+            key = str(p.resolve().relative_to(cfg.base_dir.resolve()))
+        except ValueError:
+            key = str(p)
+        out[key] = sha256_file(p) if p.exists() else "missing"
+    return out
 
 
 #: Sub-folders of a run folder written by batch runs (kept when the run itself is redone).
@@ -347,7 +406,23 @@ def run(  # noqa: PLR0913  (the switches of `accessibility run`, keyword-only)
         cfg = config_for(config.config if isinstance(config, StudyArea) else config, scenario)
         study = None
     out = Path(output_dir) if output_dir is not None else cfg.output_dir
-    _check_output_dir(out)
+    params = run_parameters(maps=maps, siting=siting, basemap=basemap, embed_assets=embed_assets, k_max=k_max)
+    # one run per folder; what a killed run left is repaired first; the folder's writability and
+    # free space are checked before any work
+    with interrupt_guard(), run_lock(out):
+        recover_run_folder(out, keep=BATCH_SUBFOLDERS)
+        _check_output_dir(out)
+        check_output_folder(out)
+        try:
+            return _run_locked(cfg, study, out, params, progress=progress)
+        except OutputError as exc:
+            kept = f"{out} holds the earlier results as they were" if out.exists() else f"nothing was written to {out}"
+            raise OutputError(f"{exc} (nothing was replaced: {kept})") from exc
+
+
+def _run_locked(cfg: AreaConfig, study: StudyArea | None, out: Path, params: dict, *, progress: bool) -> RunResult:
+    """The body of :func:`run`, holding the folder's lock."""
+    maps, siting, k_max = params["maps"], params["siting"], params["k_max"]
     if study is None:
         study = load_study_area(cfg, progress=progress)
     timings = dict(study.timings)
@@ -380,16 +455,22 @@ def run(  # noqa: PLR0913  (the switches of `accessibility run`, keyword-only)
             with _stage(timings, "maps"):
                 node_times = circle_node_times(study)
                 files += _write_maps(tmp, study, (results, table, siting_out, node_times),
-                                     basemap=basemap, embed_assets=embed_assets, progress=progress)
+                                     basemap=params["basemap"], embed_assets=params["embed_assets"],
+                                     progress=progress)
         with _stage(timings, "report and workbook"):
             files.append(write_report(tmp / "report.html", study, table, results, siting_out, maps=maps,
                                       planned=planned))
             files.append(write_workbook(tmp / "coverage.xlsx", study, table, siting_out, planned,
                                         supply=supply))
+        fingerprint = inputs_fingerprint(cfg, params)
+        # the one place two identical runs differ: the date and the timings
         meta = {
+            "finished_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "run_id": cfg.run_id,
             "data_status": cfg.data_status,
-            "inputs_fingerprint": inputs_fingerprint(cfg),
+            "inputs_fingerprint": fingerprint,
+            "parameters": params,
+            "inputs_sha256": _input_hashes(cfg),
             "scenario": cfg.scenario,
             "configuration": resolved_configuration(cfg, k_max=k_max),
             "timings_s": {k: round(v, 2) for k, v in timings.items()},
@@ -397,7 +478,7 @@ def run(  # noqa: PLR0913  (the switches of `accessibility run`, keyword-only)
         }
         write_text_atomic(tmp / "run.json", json.dumps(meta, ensure_ascii=False, indent=2))
         # written last: batch re-runs skip folders that have it
-        write_text_atomic(tmp / COMPLETE_MARKER, json.dumps({"inputs_fingerprint": meta["inputs_fingerprint"]}))
+        write_text_atomic(tmp / COMPLETE_MARKER, json.dumps({"inputs_fingerprint": fingerprint}))
     files = [out / f.relative_to(tmp) for f in files]
     return RunResult(output_dir=out, coverage=table, files=files, study=study, results=results,
                      siting=siting_out, planned=planned, timings=timings)
@@ -466,15 +547,20 @@ def _check_output_dir(out: Path) -> None:
                     "new or empty folder (--out), or delete this one yourself")
 
 
-def is_complete(output_dir: str | Path, config: AreaConfig | None = None) -> bool:
-    """True when ``output_dir`` holds a finished run (of the same inputs, when ``config`` is given)."""
+def is_complete(output_dir: str | Path, config: AreaConfig | None = None, *, params: dict | None = None) -> bool:
+    """True when ``output_dir`` holds a finished run (of the same inputs, when ``config`` is given).
+
+    ``params`` are the run's :func:`run_parameters` (default those of ``run(config)``): a run with
+    other parameters (e.g. another ``k_max``) is not the same run.
+    """
     marker = Path(output_dir) / COMPLETE_MARKER
     if not marker.exists():
         return False
     if config is None:
         return True
     try:
-        return json.loads(marker.read_text())["inputs_fingerprint"] == inputs_fingerprint(config)
+        fingerprint = inputs_fingerprint(config, run_parameters() if params is None else params)
+        return json.loads(marker.read_text())["inputs_fingerprint"] == fingerprint
     except (ValueError, KeyError):
         return False
 

@@ -35,6 +35,8 @@ __all__ = [
     "apply_age_share",
     "cells_from_grid",
     "cells_from_raster",
+    "check_codes_match",
+    "check_raster_total",
     "load_population",
     "read_census",
     "spread_census",
@@ -139,13 +141,13 @@ def cells_from_raster(path: str | Path | Source, units: gpd.GeoDataFrame, crs, *
         data = ds.read(band, window=window, masked=True)
         wt = Affine(t.a, t.b, t.a * col0 + t.b * row0 + t.c, t.d, t.e, t.d * col0 + t.e * row0 + t.f)
         src_crs = ds.crs
-    values = np.ma.filled(data.astype(np.float64), np.nan)
+    raw = np.ma.getdata(data).astype(np.float64)
+    valid = ~np.ma.getmaskarray(data)  # pixels the raster does not declare nodata
+    values = np.where(valid, raw, np.nan)
     good = np.isfinite(values) & (values > 0)
     rows, cols = np.nonzero(good)
     pop = values[rows, cols]
-    n_neg = int(np.count_nonzero(np.isfinite(values) & (values < 0)))
-    if n_neg:
-        log.info("%s: %d negative pixel values treated as nodata", path, n_neg)
+    _warn_bad_pixels(path, raw, valid)
     if pop.size == 0:
         raise DataError(f"{path}: no pixel with population > 0 where the units are: check the raster "
                         "(nodata value, band) or use census totals with a grid (population kind: table)")
@@ -170,9 +172,104 @@ def cells_from_raster(path: str | Path | Source, units: gpd.GeoDataFrame, crs, *
             AccessibilityWarning, stacklevel=2)
     cells = pts.loc[~outside].reset_index(drop=True)
     cells.insert(0, "cell_id", np.arange(len(cells), dtype=np.int64))
+    cells.attrs["pixel_area_m2"] = _pixel_area_m2(wt, src_crs, float(np.mean(ys)) if ys.size else 0.0)
     log.info("%s: %d populated cells, %.1f people in %d units", path, len(cells),
              cells["population"].sum(), cells["unit_code"].nunique())
     return cells[["cell_id", "population", "unit_code", "geometry"]]
+
+
+def _warn_bad_pixels(path: Path, raw: np.ndarray, valid: np.ndarray) -> None:
+    """Negative or non-finite values that are not the raster's nodata: counted and warned about."""
+    neg = valid & np.isfinite(raw) & (raw < 0)
+    nonfinite = valid & ~np.isfinite(raw)
+    if not (neg.any() or nonfinite.any()):
+        return
+    parts = []
+    if neg.any():
+        parts.append(f"{int(neg.sum()):,} negative pixel(s) summing to {float(raw[neg].sum()):,.0f} people")
+    if nonfinite.any():
+        parts.append(f"{int(nonfinite.sum()):,} NaN/infinite pixel(s)")
+    warnings.warn(f"{path}: {' and '.join(parts)} (of {int(valid.sum()):,} pixels around the units) are not "
+                  "population counts; they are counted as nobody. If they mean 'no data', declare the value as "
+                  "the raster's nodata (e.g. `gdal_edit.py -a_nodata -99999 FILE`); otherwise fix the raster",
+                  AccessibilityWarning, stacklevel=3)
+
+
+def _pixel_area_m2(transform, crs, y_mid: float) -> float:
+    area = abs(transform.a * transform.e - transform.b * transform.d)
+    if CRS.from_user_input(crs).is_geographic:  # degrees
+        area *= 111_320.0 * 110_574.0 * max(np.cos(np.radians(y_mid)), 1e-6)
+    return float(area)
+
+
+def check_raster_total(cells: gpd.GeoDataFrame, census: pd.DataFrame, *, raster: str, census_file: str,
+                       factor: float = 1.5) -> str | None:
+    """Warn, before rescaling, when the raster's people differ from the census by more than ``factor``.
+
+    A raster in people per km² instead of people per pixel, another year, or another area all show
+    up here; the cells are rescaled to the census either way (the message says so).
+
+    Returns
+    -------
+    str or None
+        The warning's text, None when the totals agree within ``factor``.
+
+    Examples
+    --------
+    >>> cells = gpd.GeoDataFrame({"unit_code": ["1"], "population": [100.0]}, geometry=gpd.points_from_xy([0], [0]))
+    >>> check_raster_total(cells, pd.DataFrame({"unit_code": ["1"], "population": [120.0]}),
+    ...                    raster="pop.tif", census_file="census.csv") is None
+    True
+    """
+    codes = set(cells["unit_code"].astype(str))
+    counted = census[census["unit_code"].astype(str).isin(codes)]
+    raster_total = float(cells["population"].sum())
+    census_total = float(counted["population"].sum())
+    if raster_total <= 0 or census_total <= 0:
+        return None
+    ratio = raster_total / census_total
+    if 1 / factor <= ratio <= factor:
+        return None
+    hint = ""
+    px_km2 = float(cells.attrs.get("pixel_area_m2", 0.0)) / 1e6
+    if px_km2 > 0 and 0.5 < ratio * px_km2 < 2:
+        hint = (f"; the ratio is close to 1 / pixel area ({1 / px_km2:,.0f} for {px_km2:g} km² pixels): the raster "
+                "looks like people per km², not people per pixel")
+    msg = (f"{raster}: the raster holds {raster_total:,.0f} people in the units, the census {census_file} "
+           f"{census_total:,.0f} ({ratio:.2g} x){hint}; the cells are rescaled to the census totals: check that "
+           "the raster counts people per pixel, for the census year and area")
+    warnings.warn(msg, AccessibilityWarning, stacklevel=3)
+    return msg
+
+
+def check_codes_match(cells: gpd.GeoDataFrame, census: pd.DataFrame, *, census_file: str, units_file: str) -> None:
+    """Refuse a census whose unit codes (almost) never match the units layer's, showing both sides.
+
+    Raises
+    ------
+    DataError
+        Fewer than half of the units with cells find their code in the census: names both files,
+        shows a few codes of each and suggests the fix (e.g. 12-digit community codes whose first
+        9 digits are the unit codes).
+    """
+    cell_codes = sorted(set(cells["unit_code"].astype(str)))
+    census_codes = sorted(set(census["unit_code"].astype(str)))
+    matched = set(cell_codes) & set(census_codes)
+    if not cell_codes or len(matched) * 2 >= len(cell_codes):
+        return
+    def show(codes):
+        lengths = sorted({len(c) for c in codes})
+        return f"{', '.join(codes[:4])}{' ...' if len(codes) > 4 else ''} ({'/'.join(map(str, lengths))} digits)"
+    fix = ("make the census' code column hold the units' codes, or point sources.census.columns.code at the column "
+           "that does")
+    longer = [c for c in census_codes if any(c.startswith(u) and len(c) > len(u) for u in cell_codes)]
+    if longer:
+        n = min(len(u) for u in cell_codes)
+        fix = (f"the census codes are longer and begin with the unit codes (community/village level?): add the rows "
+               f"up per unit (the first {n} digits of the code) and give one row per unit")
+    raise DataError(f"{census_file}: the census unit codes do not match the units layer {units_file}: "
+                    f"{len(matched)} of {len(cell_codes)} units found. Census codes: {show(census_codes)}; unit "
+                    f"codes: {show(cell_codes)}. Fix: {fix}")
 
 
 def cells_from_grid(units: gpd.GeoDataFrame, crs, *, size_m: float = 100.0) -> gpd.GeoDataFrame:
@@ -447,7 +544,13 @@ def load_population(config, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         cells = cells_from_grid(units, crs, size_m=float(psrc.options.get("grid_m", 100)))
     if csrc is not None:
         census = read_census(csrc)
+    census_file = str((csrc or psrc).path) if census is not None else ""
     if census is not None:
+        units_src = config.sources.get("units")
+        check_codes_match(cells, census, census_file=census_file,
+                          units_file=str(units_src.path) if units_src is not None and units_src.path else "(units)")
+        if psrc is not None and psrc.kind == "raster":
+            check_raster_total(cells, census, raster=str(psrc.path), census_file=census_file)
         cells = spread_census(cells, census)
 
     default = _default_share_60plus(csrc, psrc)
@@ -455,15 +558,15 @@ def load_population(config, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         shares = census.set_index("unit_code")["share_60plus"]
         if shares.isna().any():
             if default is None:
-                raise DataError(f"census: no share_60plus for {', '.join(shares.index[shares.isna()])}: fill "
+                raise DataError(f"{census_file}: no share_60plus for {', '.join(shares.index[shares.isna()])}: fill "
                                 "them or set options.share_60plus (e.g. 0.191) on the census source")
             shares = shares.fillna(default)
         known = set(shares.index)
         extra = sorted(set(cells["unit_code"].astype(str)) - known)
         if extra:
             if default is None:
-                raise DataError(f"census: no share_60plus for units {', '.join(extra)}: add their rows or "
-                                "set options.share_60plus on the census source")
+                raise DataError(f"{census_file}: no share_60plus for units {', '.join(extra)} (no row with their "
+                                "code): add their rows or set options.share_60plus on the census source")
             shares = pd.concat([shares, pd.Series(default, index=extra)])
         cells = apply_age_share(cells, shares)
     elif default is not None:

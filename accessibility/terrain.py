@@ -30,6 +30,8 @@ from accessibility.config import Profile, Terrain
 
 __all__ = [
     "TOBLER_FLAT_KMH",
+    "VERTICAL_UNITS",
+    "check_grades",
     "edge_times",
     "naismith_time_s",
     "sample_dem",
@@ -37,6 +39,20 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Metres per DEM unit, by the names a configuration (``sources.dem.options.vertical_units``) or a
+#: raster's band unit may use.
+VERTICAL_UNITS = {
+    "m": 1.0, "metre": 1.0, "metres": 1.0, "meter": 1.0, "meters": 1.0,
+    "ft": 0.3048, "foot": 0.3048, "feet": 0.3048, "international foot": 0.3048,
+    "us_ft": 1200 / 3937, "us survey foot": 1200 / 3937, "ftus": 1200 / 3937,
+}
+
+#: Streets steeper than this median |grade| (or with more than ``_STEEP_SHARE`` of them above 25 %)
+#: do not exist even in Chongqing (the demo's hills: median 5 %, 1 % above 25 %); elevations in feet
+#: read as metres make grades 3.28 x steeper (median 17 %, 32 % above 25 %).
+_MEDIAN_GRADE_MAX = 0.12
+_STEEP_SHARE = 0.15
 
 #: Tobler's speed on the flat, ``6 exp(-0.175)`` = 5.036 km/h (quoted as 5.04 km/h).
 TOBLER_FLAT_KMH = 6.0 * math.exp(-3.5 * 0.05)
@@ -150,8 +166,69 @@ def _nan_gaussian(data: np.ndarray, sigma: tuple[float, float]) -> np.ndarray:
     return out
 
 
-def sample_dem(path, x, y, crs, *, smoothing_m: float = 60.0) -> np.ndarray:
-    """Elevation at points from a smoothed GeoTIFF DEM (bilinear).
+def _metres_per_unit(path: Path, declared: str | None, band_unit: str | None) -> float:
+    """The DEM's vertical unit: declared in the configuration, else the raster's band unit, else metres."""
+    if declared is not None:
+        key = str(declared).strip().lower()
+        if key not in VERTICAL_UNITS:
+            raise DataError(f"{path}: sources.dem.options.vertical_units = {declared!r} is not a unit this tool "
+                            "knows: use m (metres), ft (international feet) or us_ft (US survey feet)")
+        return VERTICAL_UNITS[key]
+    key = (band_unit or "").strip().lower()
+    if not key:
+        return 1.0  # no unit in the file: metres (SRTM, ASTER, Copernicus DEMs all are)
+    if key in VERTICAL_UNITS:
+        if VERTICAL_UNITS[key] != 1.0:
+            logger.info("%s: the raster's band unit is %r: elevations converted to metres", path, band_unit)
+        return VERTICAL_UNITS[key]
+    warnings.warn(f"{path}: the DEM's band unit {band_unit!r} is not a length unit this tool knows: elevations "
+                  "are read as metres (declare sources.dem.options.vertical_units: m | ft | us_ft)",
+                  AccessibilityWarning, stacklevel=3)
+    return 1.0
+
+
+def check_grades(length_m, rise_m, is_steps, *, source: str = "the DEM", min_length_m: float = 20.0) -> str | None:
+    """Warn when street grades are too steep to be real: a DEM in feet read as metres, typically.
+
+    Parameters
+    ----------
+    length_m, rise_m : array_like
+        Edge lengths and DEM rises (metres).
+    is_steps : array_like of bool
+        Flights of steps are left out (they are steep).
+    source : str
+        The DEM file, named in the message.
+    min_length_m : float, default 20
+        Shorter segments are left out (their grades are noisy).
+
+    Returns
+    -------
+    str or None
+        The warning's text (also warned as :class:`AccessibilityWarning`), None when plausible.
+
+    Examples
+    --------
+    >>> check_grades([100.0, 100.0], [5.0, -4.0], [False, False]) is None
+    True
+    """
+    length = np.asarray(length_m, dtype=float)
+    rise = np.asarray(rise_m, dtype=float)
+    sel = ~np.asarray(is_steps, dtype=bool) & (length >= min_length_m) & np.isfinite(rise)
+    if sel.sum() < 20:
+        return None
+    grade = np.abs(rise[sel] / length[sel])
+    median, steep = float(np.median(grade)), float(np.mean(grade > 0.25))
+    if median <= _MEDIAN_GRADE_MAX and steep <= _STEEP_SHARE:
+        return None
+    msg = (f"{source}: the streets come out implausibly steep (median grade {median:.0%}, {steep:.0%} of the "
+           f"segments steeper than 25 %; hilly Chongqing has about 5 % and 1 %): if the DEM is in feet, declare "
+           "it (sources.dem.options.vertical_units: ft), or check that it holds elevations in metres")
+    warnings.warn(msg, AccessibilityWarning, stacklevel=2)
+    return msg
+
+
+def sample_dem(path, x, y, crs, *, smoothing_m: float = 60.0, vertical_units: str | None = None) -> np.ndarray:
+    """Elevation in metres at points from a smoothed GeoTIFF DEM (bilinear).
 
     Parameters
     ----------
@@ -164,6 +241,10 @@ def sample_dem(path, x, y, crs, *, smoothing_m: float = 60.0) -> np.ndarray:
     smoothing_m : float, default 60
         Gaussian sigma in metres applied before sampling (0 = no smoothing). Nodata is ignored
         by the filter (normalised convolution).
+    vertical_units : {"m", "ft", "us_ft"}, optional
+        The DEM's vertical unit (``sources.dem.options.vertical_units``); default the raster's
+        band unit where it declares one, else metres. Elevations are converted to metres.
+        Elevations no place on Earth has (above 8,900 m, below -450 m) are warned about.
 
     Returns
     -------
@@ -195,7 +276,8 @@ def sample_dem(path, x, y, crs, *, smoothing_m: float = 60.0) -> np.ndarray:
                 "or rasterio `dst.crs = ...`) before using it"
             )
         rcrs = CRS.from_user_input(src.crs.to_wkt())
-        band = src.read(1, masked=True).astype(float)
+        factor = _metres_per_unit(path, vertical_units, src.units[0] if src.units else None)
+        band = src.read(1, masked=True).astype(float) * factor
         data = band.filled(np.nan)
         transform = src.transform
         height, width = src.height, src.width
@@ -238,4 +320,13 @@ def sample_dem(path, x, y, crs, *, smoothing_m: float = 60.0) -> np.ndarray:
                       "for the study area)", AccessibilityWarning, stacklevel=2)
     elif n_nan:
         logger.info("%d points fall on DEM nodata in %s; treated as flat", n_nan, path)
+    _check_elevation_range(elev, path)
     return elev
+
+
+def _check_elevation_range(elev: np.ndarray, path: Path) -> None:
+    ok = elev[np.isfinite(elev)]
+    if ok.size and (ok.max() > 8_900 or ok.min() < -450):
+        warnings.warn(f"{path}: elevations {ok.min():,.0f} to {ok.max():,.0f} m are outside any on Earth: check the "
+                      "DEM's unit (sources.dem.options.vertical_units: m | ft | us_ft) and its nodata value",
+                      AccessibilityWarning, stacklevel=3)

@@ -4,6 +4,7 @@ after retries, completed tasks skipped on re-runs."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -210,3 +211,108 @@ def test_per_unit_siting_on_the_cluster_equals_serial(demo_area, tmp_path, sched
     with pytest.raises(DataError, match="siting.units 999 not in the units layer"):
         run_unit_siting_task(config=demo_area, output_dir=tmp_path / "bad",
                              scenario={"siting": {"units": ["999"]}})
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 15: stale tasks, no worker, lost workers, summaries of successive batches
+
+
+def test_rerun_redoes_a_task_whose_planned_projects_changed(demo_area, tmp_path, scheduler_address):
+    """Review finding: after cutting the planned projects from 8 to 1 a re-run 'skipped' the task and
+    kept a table listing removed projects (the fingerprint covered the configuration only)."""
+    import pandas as pd
+
+    from accessibility.config import load_area
+    from accessibility.pipeline import input_files
+
+    cfg = load_area(demo_area)
+    planned = tmp_path / "planned.csv"
+    shutil.copy(cfg.siting.planned_projects, planned)
+    # siting for one unit only (the planned projects are evaluated district-wide all the same): cheap
+    scen = {"siting": {"planned_projects": str(planned), "max_new_sites": 2, "units": ["500105004"]}}
+    tasks = [{"task_id": "base", "config": str(demo_area), "scenario": scen, "output_dir": str(tmp_path / "base")}]
+    # every input file is in the fingerprint, siting files too
+    files = set(input_files(load_area(demo_area, overrides=scen)))
+    assert planned in files and set(cfg.siting.exclude) <= files
+    first = run_batch(tasks, scheduler=scheduler_address, progress=False)
+    assert first["status"].tolist() == ["ok"], first["error"].tolist()
+    out = tmp_path / "base" / "scenario_planned_projects.csv"
+
+    def projects() -> set[str]:
+        return {name for v in pd.read_csv(out)["projects"].dropna() for name in str(v).split("; ")}
+
+    projects_before = projects()
+    table = pd.read_csv(planned, encoding="utf-8-sig")
+    assert len(table) > 1
+    table.head(1).to_csv(planned, index=False, encoding="utf-8-sig")  # the plan now keeps one project
+    assert not is_task_complete(tasks[0])
+    second = run_batch(tasks, scheduler=scheduler_address, progress=False)
+    assert second["status"].tolist() == ["ok"]  # redone, not skipped
+    assert projects() == {table["name"].iloc[0]} and len(projects_before) > 1
+    assert run_batch(tasks, scheduler=scheduler_address, progress=False)["status"].tolist() == ["skipped"]
+
+
+def test_no_worker_is_a_clear_error_not_a_silent_wait(tmp_path, capsys):
+    from distributed import LocalCluster
+
+    from accessibility._errors import BatchError
+    from accessibility.cli import main
+
+    cluster = LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=None,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+    try:
+        with pytest.raises(BatchError, match=r"no Dask worker connected to the scheduler tcp://127.0.0.1:\d+ for "
+                           r"1.5 s; 2 task\(s\) not run"):
+            run_batch(_tasks(tmp_path, {"a": {"k": 1}, "b": {"k": 2}}), scheduler=cluster.scheduler_address,
+                      func=toy_task, progress=False, worker_timeout_s=1.5)
+        # the command: one line, non-zero exit
+        assert main(["-q", "batch", str(REPO / "config/areas/jiangbei.yaml"), "--scheduler",
+                     cluster.scheduler_address, "--worker-timeout", "1"]) == 2
+        err = capsys.readouterr().err
+        assert "error: batch: no Dask worker connected" in err and "Traceback" not in err
+    finally:
+        cluster.close()
+    with pytest.raises(ConfigError, match="worker_timeout_s"):
+        run_batch([], worker_timeout_s=0)
+
+
+def dying_task(*, config, output_dir, scenario):
+    """Kills its worker process on the first attempt (as an out-of-memory kill would)."""
+    import os
+
+    out = Path(output_dir)
+    flag = out.parent / f".{out.name}.died"
+    if not flag.exists():
+        flag.parent.mkdir(parents=True, exist_ok=True)
+        flag.write_text("1")
+        os._exit(1)
+    return toy_task(config=config, output_dir=output_dir, scenario=scenario)
+
+
+def test_lost_workers_and_retries_are_reported(tmp_path, scheduler_address):
+    from accessibility.batch import batch_report
+
+    table = run_batch(_tasks(tmp_path, {"dies": {"k": 1}}), scheduler=scheduler_address, func=dying_task,
+                      progress=False, retries=0)
+    row = table.iloc[0]
+    assert row["status"] == "ok"  # the scheduler ran it again on another worker
+    assert row["lost_workers"] == 1
+    assert len(table.attrs["lost_workers"]) == 1
+    text = batch_report(table)
+    assert "retried: dies (1 attempts, 1 lost with a worker)" in text
+    assert "1 worker(s) lost (tcp://127.0.0.1:" in text
+
+
+def test_batch_summaries_of_successive_batches_are_kept(tmp_path):
+    import pandas as pd
+
+    from accessibility.batch import merge_summary_file
+
+    path = tmp_path / "batch_summary.csv"
+    first = pd.DataFrame({"baseline": [0.8, 0.5], "flat": [0.9, 0.6]}, index=pd.Index(["a", "b"], name="circle"))
+    merge_summary_file(path, first).to_csv(path, encoding="utf-8-sig")
+    second = pd.DataFrame({"flat": [0.95, 0.65], "slow": [0.7, 0.4]}, index=pd.Index(["a", "b"], name="circle"))
+    merge_summary_file(path, second).to_csv(path, encoding="utf-8-sig")
+    got = pd.read_csv(path, index_col=0, encoding="utf-8-sig")
+    assert sorted(got.columns) == ["baseline", "flat", "slow"]  # the baseline column survives
+    assert got.loc["a", "flat"] == 0.95 and got.loc["a", "baseline"] == 0.8  # a re-run task: its new column

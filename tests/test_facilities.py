@@ -639,3 +639,20 @@ def test_inventory_excel_data_on_another_sheet(tmp_path, cfg):
     # the right sheet: read, and a negative capacity is refused by row
     with pytest.raises(DataError, match="row 2: column '床位数' is '-5': a capacity cannot be negative"):
         read_inventory(dataclasses.replace(src, options={"sheet": "设施"}), cfg)
+
+
+def test_inventory_duplicate_ids_are_warned_with_their_rows(tmp_path, cfg):
+    """Review finding: an inventory's own id column repeating an id passed silently."""
+    rows = [("7", "A养老服务站", "养老服务站", "106.53", "29.58"),
+            ("8", "B养老服务站", "养老服务站", "106.54", "29.58"),
+            ("7", "C养老服务站", "养老服务站", "106.55", "29.58"),
+            ("", "D养老服务站", "养老服务站", "106.56", "29.58"),
+            ("", "E养老服务站", "养老服务站", "106.57", "29.58")]  # empty ids are not repeats
+    path = _write_csv(tmp_path / "ids.csv", rows, header=("编号", "名称", "类别", "经度", "纬度"))
+    cols = {"id": "编号", "name": "名称", "category": "类别", "lon": "经度", "lat": "纬度"}
+    with pytest.warns(AccessibilityWarning, match=r"ids\.csv: column '编号' gives 1 id\(s\) to several rows: '7' on "
+                      r"rows 2, 4; each row is kept"):
+        fac = read_inventory(_src(path, coords="wgs84", columns=cols), cfg, bbox_wgs84=BBOX)
+    assert len(fac) == 5
+    with pytest.raises(DataError, match="columns.id names column 'ID'"):
+        read_inventory(_src(path, coords="wgs84", columns={**cols, "id": "ID"}), cfg, bbox_wgs84=BBOX)

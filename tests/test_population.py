@@ -3,6 +3,7 @@ spreading (totals preserved, property-tested) and input validation."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -64,7 +65,8 @@ def _projected_tif(tmp_path) -> Path:
 
 
 def test_cells_from_projected_raster_by_hand(tmp_path):
-    with pytest.warns(AccessibilityWarning, match=r"2 populated cells \(8\.0 people"):
+    with pytest.warns(AccessibilityWarning, match=r"2 populated cells \(8\.0 people"), \
+            pytest.warns(AccessibilityWarning, match=r"1 negative pixel\(s\) summing to -5 people"):
         cells = cells_from_raster(_projected_tif(tmp_path), _units_ab(), CRS)
     assert list(cells.columns) == ["cell_id", "population", "unit_code", "geometry"]
     assert cells["cell_id"].tolist() == list(range(8))
@@ -89,7 +91,8 @@ def test_cells_from_geographic_raster(tmp_path):
     units = gpd.GeoDataFrame({"unit_code": ["500105001", "500105002"], "unit_name": ["A街道", "B街道"]},
                              geometry=[box(106.5, 29.6, 106.502, 29.602), box(106.502, 29.6, 106.503, 29.602)],
                              crs="EPSG:4326").to_crs(CRS)
-    cells = cells_from_raster(Source(name="population", kind="raster", path=tif, status="synthetic"), units, CRS)
+    with pytest.warns(AccessibilityWarning, match=r"1 negative pixel\(s\) summing to -1 people"):
+        cells = cells_from_raster(Source(name="population", kind="raster", path=tif, status="synthetic"), units, CRS)
     assert cells["population"].tolist() == [10.0, 30.0, 20.0]
     assert cells["unit_code"].tolist() == ["500105001", "500105002", "500105001"]
     tr = Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
@@ -250,7 +253,9 @@ def test_load_population_raster_census_share(tmp_path):
     census = _csv(tmp_path, "unit_code,population,share_60plus\n500105001,750,0.2\n500105002,1300,0.1\n")
     cfg = _config({"population": Source(name="population", kind="raster", path=tif, status="synthetic"),
                    "census": Source(name="census", kind="table", path=census, status="synthetic")})
-    with pytest.warns(AccessibilityWarning, match="lie in no unit"):
+    with pytest.warns(AccessibilityWarning, match="lie in no unit"), \
+            pytest.warns(AccessibilityWarning, match="negative pixel"), \
+            pytest.warns(AccessibilityWarning, match=r"the raster holds 20 people in the units, the census .* 2,050"):
         cells = load_population(cfg, _units_ab())
     assert list(cells.columns) == CELL_COLUMNS
     assert cells["cell_id"].tolist() == list(range(8))
@@ -277,3 +282,73 @@ def test_load_population_census_only_needs_share_for_60plus_circle(tmp_path):
     np.testing.assert_allclose(cells.groupby("unit_code")["population"].sum().to_numpy(), [600, 300])
     np.testing.assert_allclose(cells["population"].to_numpy()[:6], 100)
     assert cells["pop_60plus"].sum() == pytest.approx(900 * 0.191)
+
+
+# --- plausibility checks (issue 15) ---------------------------------------------------------------
+
+def test_negative_and_nonfinite_pixels_are_counted_and_reported(tmp_path):
+    data = GRID.copy()
+    data[2, 1] = np.inf
+    tif = _tif(tmp_path / "bad_pixels.tif", data, from_origin(X0, Y0 + 300, 100, 100), CRS, NODATA)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AccessibilityWarning)
+        cells = cells_from_raster(tif, _units_ab(), CRS)
+    msgs = [str(w.message) for w in caught]
+    bad = [m for m in msgs if "are not population counts" in m]
+    # the -5 at (r1,c3) and the inf at (r2,c1); the declared nodata (-9999) is not counted
+    assert len(bad) == 1 and "bad_pixels.tif: 1 negative pixel(s) summing to -5 people and 1 NaN/infinite" in bad[0]
+    assert "gdal_edit.py -a_nodata" in bad[0]
+    assert cells["population"].sum() == pytest.approx(20.5)  # both counted as nobody
+
+
+def _census_and_cfg(tmp_path, tif, census_text, units_path="units.gpkg"):
+    census = _csv(tmp_path, census_text)
+    cfg = _config({"population": Source(name="population", kind="raster", path=tif, status="synthetic"),
+                   "census": Source(name="census", kind="table", path=census, status="synthetic"),
+                   "units": Source(name="units", kind="vector", path=Path(units_path), status="synthetic")})
+    return cfg, census
+
+
+def test_raster_total_far_from_the_census_is_reported_before_rescaling(tmp_path):
+    """Review finding: a raster in people per km² (100 x the census) was rescaled with no note."""
+    per_km2 = np.where(GRID > 0, GRID * 100.0, GRID)  # 100 m pixels: people per km² = 100 x people per pixel
+    tif = _tif(tmp_path / "density.tif", per_km2, from_origin(X0, Y0 + 300, 100, 100), CRS, NODATA)
+    cfg, census = _census_and_cfg(tmp_path, tif, "unit_code,population,share_60plus\n500105001,7.5,0.2\n"
+                                  "500105002,13,0.1\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AccessibilityWarning)
+        cells = load_population(cfg, _units_ab())
+    far = [str(w.message) for w in caught if "the cells are rescaled" in str(w.message)]
+    assert len(far) == 1
+    assert f"{tif}: the raster holds 2,050 people in the units, the census {census} 20 (1e+02 x)" in far[0]
+    assert "looks like people per km², not people per pixel" in far[0]
+    assert cells["population"].sum() == pytest.approx(20.5)  # rescaled all the same
+    # a raster within 1.5 x of the census: nothing said
+    cfg, _ = _census_and_cfg(tmp_path, tif, "unit_code,population,share_60plus\n500105001,600,0.2\n"
+                             "500105002,1200,0.1\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AccessibilityWarning)
+        load_population(cfg, _units_ab())
+    assert not [w for w in caught if "the cells are rescaled" in str(w.message)]
+
+
+def test_census_codes_that_do_not_match_the_units_name_both_sides(tmp_path):
+    """Review finding: 12-digit census codes gave 'no share_60plus for units ...: add their rows'."""
+    tif = _projected_tif(tmp_path)
+    cfg, census = _census_and_cfg(tmp_path, tif, "unit_code,population,share_60plus\n500105001001,400,0.2\n"
+                                  "500105001002,350,0.2\n500105002001,1300,0.1\n", units_path="units_2023.gpkg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AccessibilityWarning)  # cells outside the units
+        with pytest.raises(DataError) as err:
+            load_population(cfg, _units_ab())
+    msg = str(err.value)
+    assert msg.startswith(f"{census}: the census unit codes do not match the units layer units_2023.gpkg: 0 of 2")
+    assert "Census codes: 500105001001, 500105001002, 500105002001 (12 digits)" in msg
+    assert "unit codes: 500105001, 500105002 (9 digits)" in msg
+    assert "add the rows up per unit (the first 9 digits of the code)" in msg
+    # other codes entirely: the generic fix
+    cfg, _ = _census_and_cfg(tmp_path, tif, "unit_code,population,share_60plus\nA1,400,0.2\nA2,350,0.2\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AccessibilityWarning)
+        with pytest.raises(DataError, match="sources.census.columns.code"):
+            load_population(cfg, _units_ab())

@@ -10,9 +10,15 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
-from accessibility._errors import AccessibilityWarning, CRSMismatchError
+from accessibility._errors import AccessibilityWarning, CRSMismatchError, DataError
 from accessibility.config import Profile, Terrain
-from accessibility.terrain import edge_times, naismith_time_s, sample_dem, tobler_speed_mps
+from accessibility.terrain import (
+    check_grades,
+    edge_times,
+    naismith_time_s,
+    sample_dem,
+    tobler_speed_mps,
+)
 
 ADULT = Profile("adult", 1.2)
 FRAIL = Profile("frail", 0.8, allow_steps=False)
@@ -152,3 +158,54 @@ def test_stair_cost_scales_with_the_profile_speed():
     elder = edge_times(length, rise, steps, Profile("elderly", 0.9), terrain)
     np.testing.assert_allclose(adult, [20 / 1.2 + 6 * 5, 20 / 1.2 + 2 * 5])
     np.testing.assert_allclose(elder, [20 / 0.9 + (1.2 / 0.9) * 6 * 5, 20 / 0.9 + (1.2 / 0.9) * 2 * 5])
+
+
+# --- vertical units and plausibility (issue 15) -----------------------------------------------------
+
+def _slope_dem(path, factor=1.0, units=None):
+    """A 30 m DEM in UTM 48N rising 8 % to the east (200 m at x0 + 2,500 m), values x ``factor``."""
+    x = np.arange(100) * 30.0
+    data = np.tile(200.0 + 0.08 * x, (100, 1)) * factor
+    with rasterio.open(path, "w", driver="GTiff", height=100, width=100, count=1, dtype="float64",
+                       crs="EPSG:32648", transform=Affine(30.0, 0, 600_000.0, 0, -30.0, 3_270_000.0)) as dst:
+        dst.write(data, 1)
+        if units:
+            dst.units = (units,)
+    return path
+
+
+def test_dem_vertical_units_declared_or_from_the_raster(tmp_path):
+    xs, ys = np.array([600_015.0 + 30 * 10, 600_015.0 + 30 * 60]), np.array([3_268_500.0, 3_268_500.0])
+    metres = sample_dem(_slope_dem(tmp_path / "m.tif"), xs, ys, "EPSG:32648", smoothing_m=0)
+    np.testing.assert_allclose(metres, [200 + 0.08 * 300, 200 + 0.08 * 1800])
+    feet = _slope_dem(tmp_path / "ft.tif", factor=1 / 0.3048)
+    np.testing.assert_allclose(sample_dem(feet, xs, ys, "EPSG:32648", smoothing_m=0, vertical_units="ft"), metres)
+    us = _slope_dem(tmp_path / "us.tif", factor=3937 / 1200)
+    np.testing.assert_allclose(sample_dem(us, xs, ys, "EPSG:32648", smoothing_m=0, vertical_units="us_ft"), metres)
+    tagged = _slope_dem(tmp_path / "tagged.tif", factor=1 / 0.3048, units="ft")  # the raster says feet
+    np.testing.assert_allclose(sample_dem(tagged, xs, ys, "EPSG:32648", smoothing_m=0), metres)
+    with pytest.raises(DataError, match=r"vertical_units = 'yards' is not a unit .* use m \(metres\), ft"):
+        sample_dem(feet, xs, ys, "EPSG:32648", vertical_units="yards")
+    odd = _slope_dem(tmp_path / "odd.tif", units="furlong")
+    with pytest.warns(AccessibilityWarning, match="band unit 'furlong' is not a length unit"):
+        sample_dem(odd, xs, ys, "EPSG:32648", smoothing_m=0)
+    with pytest.warns(AccessibilityWarning, match=r"elevations 6,000 to 13,128 m are outside any on Earth"):
+        sample_dem(_slope_dem(tmp_path / "cm.tif", factor=30.0), np.array([600_015.0, 602_985.0]),
+                   np.array([3_268_500.0] * 2), "EPSG:32648", smoothing_m=0)
+
+
+def test_street_grades_catch_a_dem_in_feet():
+    """Review finding: a DEM in feet was accepted (509-2177 'm') and cut elderly-care coverage by 18 points."""
+    rng = np.random.default_rng(15)
+    length = rng.uniform(20, 200, 500)
+    grade = np.abs(rng.normal(0, 0.06, 500))  # hilly streets, median about 4 %
+    rise = grade * length * rng.choice([-1, 1], 500)
+    steps = np.zeros(500, dtype=bool)
+    assert check_grades(length, rise, steps, source="dem.tif") is None
+    with pytest.warns(AccessibilityWarning) as rec:
+        msg = check_grades(length, rise / 0.3048, steps, source="dem_ft.tif")
+    assert msg == str(rec[0].message)
+    assert msg.startswith("dem_ft.tif: the streets come out implausibly steep (median grade 13%")
+    assert "sources.dem.options.vertical_units: ft" in msg
+    # flights of steps are steep by nature: never counted
+    assert check_grades(length, rise / 0.3048, np.ones(500, dtype=bool)) is None
