@@ -15,6 +15,7 @@ copies in ``accessibility/_assets`` (see its README), so maps work offline.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import logging
@@ -32,6 +33,7 @@ import shapely
 from branca.element import Element, MacroElement
 from folium.plugins import MarkerCluster
 from jinja2 import Template
+from pyproj import CRS, Transformer
 
 from accessibility._errors import AccessibilityWarning, DataError
 from accessibility._io import write_text_atomic
@@ -58,6 +60,7 @@ COVERAGE_CLASSES: tuple[tuple[float, float, str, str], ...] = (
     (1.0, np.inf, "#1a9641", "100 %"),
 )
 NO_DATA_COLOUR = "#bdbdbd"
+SERVICE_AREA_COLOUR = "#6baed6"
 
 # Travel-time classes of cells: thirds of the threshold, then "not covered".
 TIME_CLASS_COLOURS = ("#1a9850", "#91cf60", "#fee08b")
@@ -154,7 +157,7 @@ def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; S
         layer = gpd.GeoDataFrame(
             {"fill": fills, "tip": tips}, geometry=feats.geometry.values, crs="EPSG:4326"
         )
-        folium.GeoJson(
+        _GeoJson(
             _feature_collection(layer),
             name=f"{cid} units",
             style_function=_fill_style,
@@ -226,7 +229,6 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
     proposed_sites: gpd.GeoDataFrame | None = None,
     basemap: str = "osm",
     cell_size_m: float | None = None,
-    service_buffer_m: float = 30.0,
     simplify_m: float = 5.0,
     service_areas: Mapping[str, Any] | None = None,
     streets: gpd.GeoDataFrame | None = None,
@@ -254,8 +256,6 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
     basemap : {"osm", "none", "amap"}
     cell_size_m : float, optional
         Side of a population cell; inferred from the cell centres when omitted (100 m fallback).
-    service_buffer_m : float
-        Half-width of the corridor drawn around reached network edges.
     simplify_m : float
         Simplification tolerance in metres (projected, before reprojection).
     service_areas : mapping of circle id to geometry, optional
@@ -305,7 +305,12 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
         in_unit = in_unit & (pop >= 0.5)
     ucells = cells.loc[in_unit]
     ures = results.loc[ucells.index]
-    size = (cell_size_m, cell_size_m) if cell_size_m else _infer_cell_size(cells)
+    # cells on one grid are drawn as the grid's own cells; others as boxes of the cell size
+    grid = _lattice(ucells.geometry.x.to_numpy(), ucells.geometry.y.to_numpy())
+    if grid is not None:
+        size = None
+    else:
+        size = (cell_size_m, cell_size_m) if cell_size_m else _infer_cell_size(cells)
 
     outline = gpd.GeoDataFrame({"tip": [_unit_title_html(unit_row)]}, geometry=[unit_geom], crs=crs)
     outline_ll = _display_frame(outline, config, basemap, simplify_m=simplify_m)
@@ -322,23 +327,21 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
         area = None
         if service_areas is not None and cid in service_areas:
             whole = service_areas[cid]
-            area = shapely.intersection(whole, _unit_window(unit_geom)) if whole is not None else None
+            area = _clip(whole, _unit_window(unit_geom)) if whole is not None else None
         elif net is not None and node_times is not None and cid in node_times:
-            area = _service_area(
-                net, node_times[cid], rules[cid], _unit_window(unit_geom), service_buffer_m
-            )
+            area = _service_area(net, node_times[cid], rules[cid], _unit_window(unit_geom))
         if area is not None and not area.is_empty:
             sa = gpd.GeoDataFrame({"tip": [_service_area_tip(circle)]}, geometry=[area], crs=crs)
-            folium.GeoJson(
+            _GeoJson(
                 _feature_collection(_display_frame(sa, config, basemap, simplify_m=simplify_m)),
                 style_function=_service_area_style,
                 tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
                 control=False,
             ).add_to(group)
 
-        classes = _cell_classes(ucells, ures, circle, size, crs, clip=unit_geom)
+        classes = _cell_classes(ucells, ures, circle, size, crs, clip=unit_geom, grid=grid)
         if len(classes):
-            folium.GeoJson(
+            _GeoJson(
                 _feature_collection(
                     _display_frame(classes, config, basemap, simplify_m=simplify_m)
                 ),
@@ -359,7 +362,7 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
 
     street_kinds = _add_streets(m, streets, config, basemap, window=_unit_window(unit_geom),
                                 simplify_m=simplify_m)
-    folium.GeoJson(
+    _GeoJson(
         _feature_collection(outline_ll),
         style_function=_outline_style,
         tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
@@ -577,31 +580,144 @@ def _display_frame(
     gdf: gpd.GeoDataFrame, config, basemap: str, *, simplify_m: float
 ) -> gpd.GeoDataFrame:
     """Simplify in metres, reproject to WGS-84, shift for Amap, round coordinates."""
-    if gdf.crs is None:
-        gdf = gdf.set_crs(config.crs)
-    out = gdf.reset_index(drop=True)
-    geoms = out.geometry.values
-    if simplify_m and simplify_m > 0 and gdf.crs.is_projected:
-        geoms = _simplify(np.asarray(geoms), simplify_m)
-    out = gpd.GeoDataFrame(
-        out.drop(columns=out.geometry.name),
-        geometry=gpd.GeoSeries(list(geoms), index=out.index),
-        crs=gdf.crs,
-    )
-    out = out.to_crs("EPSG:4326")
-    geoms = np.asarray(out.geometry.values)
+    crs = gdf.crs if gdf.crs is not None else CRS.from_user_input(config.crs)
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    if simplify_m and simplify_m > 0 and crs.is_projected:
+        geoms = _simplify(geoms, simplify_m)
+    geoms = _to_wgs84(geoms, crs)
     if basemap == "amap":
         geoms = _to_gcj02(geoms)
     geoms = _round_coords(geoms)
-    return out.set_geometry(gpd.GeoSeries(list(geoms), index=out.index, crs="EPSG:4326"))
+    attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
+    return gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(list(geoms), index=attrs.index),
+                            crs="EPSG:4326")
+
+
+@functools.lru_cache(maxsize=8)
+def _wgs84_transformer(crs: CRS) -> Transformer:
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+
+
+def _to_wgs84(geoms: np.ndarray, crs) -> np.ndarray:
+    """Geometries in ``crs`` reprojected to WGS-84 (one vectorised pass over the coordinates)."""
+    crs = CRS.from_user_input(crs)
+    if crs.equals(CRS.from_epsg(4326)) or not len(geoms):
+        return geoms
+    tr = _wgs84_transformer(crs)
+
+    def project(xy):
+        lon, lat = tr.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    return shapely.transform(geoms, project)
 
 
 def _feature_collection(gdf: gpd.GeoDataFrame) -> dict:
-    """GeoJSON dict with ids 0..n-1 (folium keys its per-feature styles on them)."""
-    gdf = gdf.reset_index(drop=True)
-    keep = ~(gdf.geometry.isna() | gdf.geometry.is_empty)
-    gdf = gdf.loc[keep].reset_index(drop=True)
-    return json.loads(gdf.to_json(drop_id=False, na="null"))
+    """GeoJSON dict with ids "0".."n-1" (folium keys its per-feature styles on them).
+
+    The geometries are kept as GeoJSON text from ``shapely.to_geojson`` (vectorised) under
+    ``acc_geometries``, each feature's ``geometry`` naming its entry: :class:`_GeoJson` writes
+    them into the page as they are, so the coordinates are never parsed into Python objects and
+    dumped again (about ten times faster than ``GeoDataFrame.to_json`` on large polygons).
+    :func:`_plain_geojson` gives the ordinary dict.
+    """
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    props = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).loc[keep]
+    records = [{k: _json_value(v) for k, v in r.items()} for r in props.to_dict("records")]
+    features = [
+        {"id": str(i), "type": "Feature", "properties": r, "geometry": f"{_GEOM_TOKEN}{i}@"}
+        for i, r in enumerate(records)
+    ]
+    raw = shapely.to_geojson(geoms[keep]).tolist() if keep.any() else []
+    return {"type": "FeatureCollection", "features": features, "acc_geometries": raw}
+
+
+_GEOM_TOKEN = "@acc-geometry-"
+_GEOM_TOKEN_RE = re.compile(r'"geometry": "' + _GEOM_TOKEN + r'(\d+)@"')
+
+
+def _plain_geojson(fc: dict) -> dict:
+    """A :func:`_feature_collection` result as an ordinary GeoJSON dict (geometries parsed)."""
+    raw = fc.get("acc_geometries")
+    if raw is None:
+        return fc
+    feats = [dict(f, geometry=json.loads(raw[int(f["geometry"][len(_GEOM_TOKEN):-1])]))
+             for f in fc["features"]]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _json_value(v):
+    """A property value as JSON can hold it (NaN -> null, numpy scalars -> Python)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+class _Raw(Element):
+    """Rendered text kept as it is (branca would compile an element's text as a Jinja template)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self._text = text
+
+    def render(self, **_kwargs) -> str:
+        return self._text
+
+
+class _GeoJson(folium.GeoJson):
+    """``folium.GeoJson`` whose data never pass through Jinja.
+
+    branca compiles every element's rendered script once more as a Jinja template: for a map's
+    large GeoJSON that compilation costs more than everything else, and a name from OSM or an
+    inventory containing ``{{`` would be evaluated as template code. This class renders its
+    script with a tiny stand-in for the data and puts the real JSON in afterwards, in an
+    element that is never compiled. The page is the same as folium's.
+    """
+
+    def __init__(self, data, **kwargs):
+        self._acc_geometries = None
+        if isinstance(data, dict) and "acc_geometries" in data:
+            data = dict(data)
+            self._acc_geometries = data.pop("acc_geometries")
+        super().__init__(data, **kwargs)
+
+    def render(self, **kwargs):
+        from folium.features import GeoJsonStyleMapper
+        from folium.utilities import get_obj_in_upper_tree
+        from jinja2.utils import htmlsafe_json_dumps
+
+        real = self.data
+        feats = real["features"]
+        self.parent_map = get_obj_in_upper_tree(self, folium.Map)
+        if (self.style or self.highlight) and feats:
+            mapper = GeoJsonStyleMapper(real, self.feature_identifier, self)
+            if self.style:
+                self.style_map = mapper.get_style_map(self.style_function)
+            if self.highlight:
+                self.highlight_map = mapper.get_highlight_map(self.highlight_function)
+        keys = list(feats[0]["properties"]) if feats else []
+        stub = {"acc_payload": self.get_name(), "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": dict.fromkeys(keys), "geometry": None}]
+                if feats else []}
+        self.data = stub
+        try:
+            super(folium.GeoJson, self).render(**kwargs)  # folium.GeoJson.render minus the style maps
+        finally:
+            self.data = real
+        script = self.get_root().script
+        text = script._children[self.get_name()].render()
+        stub_json = htmlsafe_json_dumps(stub, sort_keys=True)
+        if text.count(stub_json) != 1:
+            raise RuntimeError("maps._GeoJson: folium's GeoJson template changed; the data stand-in "
+                               "was not found once in the rendered script")
+        payload = htmlsafe_json_dumps(real)
+        if self._acc_geometries is not None:
+            raw = self._acc_geometries
+            payload = _GEOM_TOKEN_RE.sub(lambda mt: '"geometry": ' + raw[int(mt.group(1))], payload)
+        script._children[self.get_name()] = _Raw(text.replace(stub_json, payload))
 
 
 def _base_map(frame_ll: gpd.GeoDataFrame, basemap: str) -> folium.Map:
@@ -677,8 +793,12 @@ def _infer_cell_size(cells: gpd.GeoDataFrame) -> tuple[float, float]:
     return round(w * 1.02, 1), round(h * 1.02, 1)
 
 
-def _cell_classes(ucells, ures, circle, size: tuple[float, float], crs, clip=None) -> gpd.GeoDataFrame:
-    """Dissolve the unit's cell squares into one polygon per time/distance class."""
+def _cell_classes(ucells, ures, circle, size, crs, clip=None, grid=None) -> gpd.GeoDataFrame:
+    """Dissolve the unit's cells into one polygon per time/distance class.
+
+    ``grid`` is the cells' :func:`_lattice` (computed once per unit map for all its circles);
+    without it the cells are ``size`` boxes (width, height in metres).
+    """
     t = pd.to_numeric(ures[f"{circle.id}_t"], errors="coerce").to_numpy(dtype=float)
     cov_col = f"{circle.id}_covered"
     covered = (
@@ -697,27 +817,15 @@ def _cell_classes(ucells, ures, circle, size: tuple[float, float], crs, clip=Non
         sel = covered & np.isfinite(t) & (t <= edges[k + 1])
         cls[sel] = k
     labels = _class_labels(circle)
-    x = ucells.geometry.x.to_numpy()
-    y = ucells.geometry.y.to_numpy()
-    hw, hh = size[0] / 2, size[1] / 2
+    who = "60岁以上 aged 60+" if circle.population == "60plus" else "人 people"
+    shapes = _class_shapes(ucells.geometry.x.to_numpy(), ucells.geometry.y.to_numpy(), cls, size,
+                           grid=grid)
     rows = []
-    for k in range(4):
+    for k, geom in shapes.items():
         sel = cls == k
-        if not sel.any():
-            continue
-        boxes = shapely.box(
-            np.round(x[sel] - hw, 3),
-            np.round(y[sel] - hh, 3),
-            np.round(x[sel] + hw, 3),
-            np.round(y[sel] + hh, 3),
-        )
-        # closing (grow, merge, shrink) removes the slivers a slightly rotated grid leaves
-        geom = shapely.union_all(boxes).buffer(0.1 * hw, join_style="mitre").buffer(
-            -0.1 * hw, join_style="mitre")
         if clip is not None:
             geom = geom.intersection(clip)
         pop = float(weight[sel].sum())
-        who = "60岁以上 aged 60+" if circle.population == "60plus" else "人 people"
         tip = (
             f"<b>{_esc(circle.label_zh)}</b><br>{_esc(labels[k])}<br>"
             f"{pop:,.0f} {who} · {int(sel.sum())} 格 cells"
@@ -727,6 +835,88 @@ def _cell_classes(ucells, ures, circle, size: tuple[float, float], crs, clip=Non
     if not rows:
         return gpd.GeoDataFrame({"cls": [], "fill": [], "tip": []}, geometry=[], crs=crs)
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+
+
+def _class_shapes(x, y, cls, size, *, grid="auto") -> dict[int, Any]:
+    """One (Multi)Polygon per class value of the cells at ``x, y``.
+
+    Cells on one regular grid (a population raster, even a slightly rotated one in the projected
+    CRS) are drawn as the raster's own cells: the class grid is polygonised by
+    ``rasterio.features.shapes`` (fast, exact tiling). Other cells fall back to the union of
+    ``size`` boxes around their centres (:func:`_boxes_union`, the brute-force definition).
+    ``grid`` is the points' :func:`_lattice` when already known ("auto": fitted here).
+    """
+    if isinstance(grid, str):
+        grid = _lattice(x, y)
+    if grid is None:
+        if size is None:
+            size = _infer_cell_size(gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y)))
+        return {int(k): _boxes_union(x[cls == k], y[cls == k], size) for k in np.unique(cls)}
+    from rasterio.features import shapes
+    from rasterio.transform import Affine
+
+    ij, (origin, e1, e2) = grid
+    lo = ij.min(axis=0)
+    ni, nj = ij.max(axis=0) - lo + 1
+    arr = np.full((nj, ni), -1, dtype=np.int32)
+    arr[ij[:, 1] - lo[1], ij[:, 0] - lo[0]] = cls
+    corner = origin + (lo[0] - 0.5) * e1 + (lo[1] - 0.5) * e2
+    transform = Affine(e1[0], e2[0], corner[0], e1[1], e2[1], corner[1])
+    parts: dict[int, list] = {}
+    for geom, value in shapes(arr, mask=arr >= 0, connectivity=4, transform=transform):
+        parts.setdefault(int(value), []).append(shapely.geometry.shape(geom))
+    return {k: shapely.multipolygons(v) if len(v) > 1 else v[0] for k, v in sorted(parts.items())}
+
+
+def _boxes_union(x, y, size: tuple[float, float]):
+    """Union of ``size`` boxes around the points (closing removes a rotated grid's slivers)."""
+    hw, hh = size[0] / 2, size[1] / 2
+    boxes = shapely.box(np.round(x - hw, 3), np.round(y - hh, 3), np.round(x + hw, 3), np.round(y + hh, 3))
+    return shapely.union_all(boxes).buffer(0.1 * hw, join_style="mitre").buffer(-0.1 * hw, join_style="mitre")
+
+
+def _lattice(x, y, *, tol: float = 0.2):
+    """Integer grid positions of points on one regular (possibly rotated, rectangular) grid.
+
+    Returns ``(ij, (origin, e1, e2))`` with ``(x, y) = origin + i * e1 + j * e2`` up to ``tol``
+    of a step for every point (least-squares fit), or None when the points are not on one grid
+    (too few, one row only, irregular, or two points in one grid cell).
+    """
+    from scipy.spatial import cKDTree
+
+    xy = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
+    n = len(xy)
+    if n < 4:
+        return None
+    _, idx = cKDTree(xy).query(xy, k=min(5, n))
+    vec = (xy[idx[:, 1:]] - xy[:, None, :]).reshape(-1, 2)
+    steps = []
+    for axis in (0, 1):
+        along, across = np.abs(vec[:, axis]), np.abs(vec[:, 1 - axis])
+        v = vec[along > 2.0 * across]  # within ~27 degrees of the axis: no diagonals
+        if not len(v):
+            return None
+        v = v * np.sign(v[:, axis])[:, None]
+        length = np.hypot(v[:, 0], v[:, 1])
+        v = v[length <= 1.5 * np.quantile(length, 0.1)]  # one step, not two
+        steps.append(np.median(v, axis=0))
+    basis = np.column_stack(steps)
+    if abs(np.linalg.det(basis)) < 1e-9:
+        return None
+    ij = np.linalg.solve(basis, (xy - xy[0]).T).T
+    r = np.round(ij)
+    if np.abs(ij - r).max() > tol:
+        return None
+    design = np.column_stack([np.ones(n), r])
+    coef, *_ = np.linalg.lstsq(design, xy, rcond=None)
+    origin, e1, e2 = coef
+    step = min(np.hypot(*e1), np.hypot(*e2))
+    if np.hypot(*(xy - design @ coef).T).max() > tol * step:
+        return None
+    ij = r.astype(np.int64)
+    if len(np.unique(ij, axis=0)) != n:
+        return None
+    return ij, (origin, e1, e2)
 
 
 def _class_labels(circle) -> list[str]:
@@ -807,7 +997,7 @@ def _add_streets(m, streets, config, basemap: str, *, window=None, simplify_m: f
         return []
     streets = _in_crs(streets, config)
     if window is not None:
-        streets = streets.assign(geometry=shapely.intersection(np.asarray(streets.geometry.values), window))
+        streets = streets.assign(geometry=_clip(np.asarray(streets.geometry.values), window))
     ll = _display_frame(streets[["kind", "geometry"]], config, basemap, simplify_m=simplify_m)
     fc = _feature_collection(ll)
     if not len(fc["features"]):
@@ -816,7 +1006,7 @@ def _add_streets(m, streets, config, basemap: str, *, window=None, simplify_m: f
     styles = {k: dict(v, interactive=False) for k, v in STREET_STYLES.items()}
     drawn = {f["properties"]["kind"] for f in fc["features"]}
     kinds = [k for k in STREET_STYLES if k in drawn]
-    folium.GeoJson(
+    _GeoJson(
         fc,
         name=" · ".join(_STREET_LABELS[k].replace(" street or path", " streets").replace(
             " street", " streets") for k in kinds),
@@ -844,11 +1034,12 @@ def _street_legend_rows(kinds) -> str:
     )
 
 
-def service_areas(net, node_times: Mapping[str, np.ndarray], rules, *, buffer_m: float = 30.0) -> dict:
+def service_areas(net, node_times: Mapping[str, np.ndarray], rules) -> dict:
     """Service area of each circle over the whole network, for many :func:`unit_map` calls.
 
-    Buffering and merging the reached streets is the costly part of a unit map; done once for
-    the whole area and clipped per unit, twelve unit maps cost about a third as much.
+    A circle's service area is the streets it reaches: the network edges whose both ends are
+    reached within the threshold, joined into long lines. Computed once for the whole area and
+    clipped per unit map.
 
     Parameters
     ----------
@@ -857,22 +1048,23 @@ def service_areas(net, node_times: Mapping[str, np.ndarray], rules, *, buffer_m:
         From :func:`circle_node_times`.
     rules : AreaConfig or iterable of CircleRule
         The circles' rules (their threshold test decides which streets are reached).
-    buffer_m : float
-        Half-width of the corridor around reached edges.
 
     Returns
     -------
-    dict of circle id to shapely geometry (or None when nothing is reached)
+    dict of circle id to shapely geometry ((Multi)LineString, or None when nothing is reached)
+
+    Examples
+    --------
+    >>> from accessibility.demo import example_grid
+    >>> g = example_grid()
+    >>> areas = service_areas(g.net, circle_node_times(g.net, g.facilities, g.rules), g.rules)
+    >>> round(areas["shop"].length)
+    200
     """
     from accessibility.rules import as_rules
 
     by_id = {r.id: r for r in as_rules(rules)}
-    x = net.nodes["x"].to_numpy(dtype=float)
-    y = net.nodes["y"].to_numpy(dtype=float)
-    pad = 2.0 * buffer_m + 1.0  # the corridors reach buffer_m beyond the outermost nodes: keep them
-    whole = shapely.box(x.min() - pad, y.min() - pad, x.max() + pad, y.max() + pad) if len(x) else None
-    return {cid: (_service_area(net, t, by_id[cid], whole, buffer_m) if whole is not None else None)
-            for cid, t in node_times.items() if cid in by_id}
+    return {cid: _service_area(net, t, by_id[cid], None) for cid, t in node_times.items() if cid in by_id}
 
 
 def circle_node_times(net, facilities, rules) -> dict[str, np.ndarray]:
@@ -936,17 +1128,23 @@ def _in_crs(gdf, config):
     target = getattr(config, "crs", None)
     if target is None or gdf.crs is None:
         return gdf
-    from pyproj import CRS
-
     return gdf if CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(target)) else gdf.to_crs(target)
 
 
-def _unit_window(unit_geom):
-    return shapely.buffer(shapely.envelope(unit_geom), 2000.0)
+def _unit_window(unit_geom, pad_m: float = 2000.0) -> tuple[float, float, float, float]:
+    """The unit's surroundings drawn on its map: its box grown by ``pad_m`` (xmin, ymin, xmax, ymax)."""
+    xmin, ymin, xmax, ymax = shapely.bounds(unit_geom)
+    return xmin - pad_m, ymin - pad_m, xmax + pad_m, ymax + pad_m
 
 
-def _service_area(net, times, rule, window, buffer_m: float):
-    """Union of buffered network edges whose both ends the rule calls reached, in ``window``."""
+def _clip(geoms, window):
+    """Geometries cut to a ``(xmin, ymin, xmax, ymax)`` window (GEOS' rectangle clip, fast)."""
+    return shapely.clip_by_rect(geoms, *window)
+
+
+def _service_area(net, times, rule, window):
+    """Network edges whose both ends the rule calls reached (in ``window`` when given), joined
+    into long lines at their shared end nodes."""
     times = np.asarray(times, dtype=float)
     nodes = net.nodes
     if len(times) != len(nodes):
@@ -963,22 +1161,18 @@ def _service_area(net, times, rule, window, buffer_m: float):
     u, v = u[ok], v[ok]
     x = nodes["x"].to_numpy(dtype=float)
     y = nodes["y"].to_numpy(dtype=float)
-    # edges whose bounding box misses the window's cannot intersect it: dropped before any geometry
-    xmin, ymin, xmax, ymax = shapely.bounds(window)
-    near = ((np.minimum(x[u], x[v]) <= xmax) & (np.maximum(x[u], x[v]) >= xmin)
-            & (np.minimum(y[u], y[v]) <= ymax) & (np.maximum(y[u], y[v]) >= ymin))
-    u, v = u[near], v[near]
+    if window is not None:
+        # edges whose bounding box misses the window cannot reach into it: dropped before any geometry
+        xmin, ymin, xmax, ymax = window
+        near = ((np.minimum(x[u], x[v]) <= xmax) & (np.maximum(x[u], x[v]) >= xmin)
+                & (np.minimum(y[u], y[v]) <= ymax) & (np.maximum(y[u], y[v]) >= ymin))
+        u, v = u[near], v[near]
     if not u.size:
         return None
-    lines = _segments(x, y, u, v)
-    lines = lines[shapely.intersects(lines, window)]
-    if not len(lines):
-        return None
-    # joining the segments into long lines first (at shared end nodes) leaves ~6x fewer, longer
-    # pieces to buffer and merge: ~2.5x faster for the same corridor
-    lines = shapely.get_parts(_merged(lines))
-    area = shapely.union_all(shapely.buffer(lines, buffer_m, quad_segs=2))
-    return _simplify(shapely.intersection(area, window), buffer_m / 3)
+    lines = _merged(_segments(x, y, u, v))
+    if window is not None:
+        lines = _clip(lines, window)
+    return None if lines.is_empty else lines
 
 
 def _near_facility_mask(facilities, unit_geom, rules) -> dict[str, np.ndarray]:
@@ -1002,19 +1196,26 @@ def _facilities_display(facilities, config, basemap) -> gpd.GeoDataFrame:
         return gpd.GeoDataFrame(
             {"category": [], "circles": [], "popup": []}, geometry=[], crs="EPSG:4326"
         )
-    fac = facilities.copy()
+    fac = facilities
+    n = len(fac)
     cat_labels = {k: f"{c.label_zh} / {c.label_en}" for k, c in config.categories.items()}
+
+    def col(name):
+        return fac[name].tolist() if name in fac.columns else [None] * n
+
+    def blank(v) -> bool:
+        return v is None or (not isinstance(v, str) and pd.isna(v))
+
     popups = []
-    for _, r in fac.iterrows():
-        cat = "" if pd.isna(r.get("category")) else str(r.get("category"))
-        cap = r.get("capacity")
-        cap_txt = "—" if cap is None or pd.isna(cap) else f"{float(cap):,.0f}"
-        name = r.get("name")
-        name = "（无名称 unnamed）" if name is None or pd.isna(name) or not str(name) else str(name)
+    for name, cat, cap, source, fid in zip(col("name"), col("category"), col("capacity"),
+                                           col("source"), col("fac_id"), strict=True):
+        cat = "" if blank(cat) else str(cat)
+        cap_txt = "—" if blank(cap) else f"{float(cap):,.0f}"
+        name = "（无名称 unnamed）" if blank(name) or not str(name) else str(name)
         popups.append(
             f"<b>{_esc(name)}</b><br>类别 category: {_esc(cat_labels.get(cat, cat))}"
-            f"<br>容量 capacity: {_esc(cap_txt)}<br>来源 source: {_esc(r.get('source', ''))}"
-            + (f"<br>编号 id: {_esc(r.get('fac_id'))}" if "fac_id" in fac.columns else "")
+            f"<br>容量 capacity: {_esc(cap_txt)}<br>来源 source: {_esc('' if blank(source) else source)}"
+            + (f"<br>编号 id: {_esc(fid)}" if "fac_id" in fac.columns else "")
         )
     frame = gpd.GeoDataFrame(
         {
@@ -1057,7 +1258,7 @@ def _add_facilities(group, fac_ll, cid: str, colours: dict[str, str]) -> None:
         control=False,
         options={"disableClusteringAtZoom": 15, "maxClusterRadius": 40},
     )
-    folium.GeoJson(
+    _GeoJson(
         _feature_collection(sub),
         marker=folium.CircleMarker(
             radius=6, weight=1.5, color="#222222", fill=True, fill_opacity=0.9
@@ -1144,8 +1345,9 @@ def _outline_style(_feature) -> dict:
 
 
 def _service_area_style(_feature) -> dict:
-    # no stroke: drawn under the cells, it shows where the network reach goes beyond them
-    return {"fillColor": "#6baed6", "color": "#2171b5", "weight": 0, "fillOpacity": 0.3}
+    # wide, light strokes drawn under the cells: where the network reach goes beyond them
+    return {"color": SERVICE_AREA_COLOUR, "weight": 7, "opacity": 0.45, "lineCap": "round",
+            "lineJoin": "round", "fill": False}
 
 
 def _marker_style(feature) -> dict:
@@ -1169,7 +1371,8 @@ def _coverage_colour(share) -> str:
 def _esc(value: Any) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
-    return html.escape(str(value), quote=True)
+    # braces too: folium renders popups and labels through Jinja, where "{{ ... }}" would run
+    return html.escape(str(value), quote=True).replace("{", "&#123;").replace("}", "&#125;")
 
 
 def _pct(x) -> str:
