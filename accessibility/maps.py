@@ -172,7 +172,8 @@ def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; S
         _add_facilities(group, fac_ll, cid, colours)
         sites_drawn = _add_proposed(group, proposed_sites, cid, config, basemap) if has_sites else 0
         group.add_to(m)
-        rows_html = (_target_legend_rows(circle, config) + _sites_legend_row(config, sites_drawn)
+        rows_html = (_district_line(cov, circle, config) + _target_legend_rows(circle, config)
+                     + _sites_legend_row(config, sites_drawn)
                      + _category_legend_rows(config, colours, fac_ll, cid))
         legends.append((cid, _circle_label(circle), rows_html))
 
@@ -182,10 +183,9 @@ def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; S
     control.add_to(m)
     title_text = title or _t(config, config.title_zh, config.title_en, sep=" · ")
     _set_page_title(m, f"{title_text} — {_t(config, '覆盖率总览', 'coverage overview')}", config)
-    district = _district_lines(cov, circle_ids, config)
-    _add_title_box(m, title_text, _t(config, "各街镇人口覆盖率（对照各自目标）",
-                                     "population coverage of each unit against its target")
-                   + " · " + district, config)
+    _add_title_box(m, title_text, _esc(_t(config, "各街镇人口覆盖率（对照各自目标）",
+                                          "population coverage of each unit against its target")),
+                   config)
     _add_legend(m, legends, _street_legend_rows(street_kinds, config), config)
     _CircleSwitch(control, groups).add_to(m)
     return m
@@ -1518,15 +1518,13 @@ def _service_area_tip(circle, config) -> str:
                    f"service area: {circle.label_en}, streets reached within {circle.threshold_label}"))
 
 
-def _district_lines(cov: pd.DataFrame, circle_ids, config) -> str:
-    parts = []
-    district = cov[cov["unit_code"] == str(config.district_code)]
-    for cid in circle_ids:
-        row = district[district["circle"] == cid]
-        if len(row):
-            name = _t(config, config.circles[cid].label_zh, config.circles[cid].label_en)
-            parts.append(f"{_esc(name)}: {_pct(row['coverage_share'].iloc[0])}")
-    return _esc(_t(config, "全区", "district")) + " — " + "; ".join(parts) if parts else ""
+def _district_line(cov: pd.DataFrame, circle, config) -> str:
+    """The whole district's coverage of the circle (its legend's first line), or ""."""
+    row = cov[(cov["unit_code"] == str(config.district_code)) & (cov["circle"] == circle.id)]
+    if not len(row):
+        return ""
+    return (f"<div><b>{_esc(_t(config, '全区覆盖率', 'district coverage'))}: "
+            f"{_pct(row['coverage_share'].iloc[0])}</b></div>")
 
 
 # ---------------------------------------------------------------------------------------------
