@@ -54,7 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-METHODS = ["engine", "engine_v", "engine_tt", "floor", "nx_multi", "ego", "pandana", "whole", "pipeline"]
+METHODS = ["engine", "engine_v", "engine_tt", "floor", "nx_multi", "ego", "pandana", "whole", "pipeline", "maps"]
 LABELS = {
     "engine": "(1) engine: cell_results + coverage_by_unit",
     "engine_v": "(1v) engine, verdicts only: cell_results(counts=False, flat=False, search_factor=1) + coverage_by_unit",
@@ -65,6 +65,7 @@ LABELS = {
     "pandana": "(4) pandana CH nearest_pois (undirected, flat)",
     "whole": "whole analysis in a fresh process",
     "pipeline": "a planner's whole run on the Jiangbei demo (accessibility run)",
+    "maps": "the maps stage of the Jiangbei demo run alone (13 maps), wall and CPU seconds",
 }
 THRESHOLD_S = 900.0
 SLOW = {"ego": 100_000, "nx_multi": 100_000, "pandana": 10_000, "whole": 10_000}  # one repeat above
@@ -410,6 +411,40 @@ def _pipeline() -> dict:
                 "n_cells": len(st.cells), "n_fac": len(st.facilities), "n_files": len(res.files)}
 
 
+def _maps_stage(repeat: int) -> dict:
+    """The run's maps stage alone (``pipeline._write_maps``, 13 maps, embedded assets), repeated.
+
+    CPU seconds (``time.process_time``) beside wall seconds: on a shared machine the wall time
+    grows with the other users' load, the CPU time much less.
+    """
+    from accessibility import synthetic
+    from accessibility.config import load_area
+    from accessibility.pipeline import (
+        _as_config,
+        _write_maps,
+        analyse,
+        circle_node_times,
+        load_study_area,
+    )
+
+    area = REPO / "config" / "areas" / "jiangbei.yaml"
+    synthetic.make_demo_data(load_area(area, check_files=False), progress=False)  # kept if present
+    cfg = _as_config(area, None)
+    study = load_study_area(cfg, progress=False)
+    results, table = analyse(study, circles=list(cfg.circles), progress=False)
+    walls, cpus, sizes = [], [], []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="bench_maps_") as tmp:
+            c0, t0 = time.process_time(), time.perf_counter()
+            files = _write_maps(Path(tmp), study, results, table, {}, circle_node_times(study), "none", True, False)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+            sizes.append(sum(f.stat().st_size for f in files))
+    return {"method": "maps", "size": "jiangbei", "times": walls, "cpu": cpus, "prep": 0.0,
+            "n_maps": len(files), "mb": sizes[-1] / 1e6, "peak_mb": _status_kb("VmHWM") / 1024,
+            "base_mb": 0.0, "load": os.getloadavg()}
+
+
 def _worker(args) -> None:
     from accessibility._errors import AccessibilityWarning
 
@@ -417,6 +452,9 @@ def _worker(args) -> None:
     warnings.simplefilter("ignore", AccessibilityWarning)
     if args.method == "pipeline":
         Path(args.result).write_text(json.dumps(_pipeline()))
+        return
+    if args.method == "maps":
+        Path(args.result).write_text(json.dumps(_maps_stage(args.repeat)))
         return
     if args.method == "whole":
         t0 = time.perf_counter()
@@ -556,7 +594,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
         for size in sizes:
             results[size] = {}
-            for m in (["engine"] if "engine" not in methods else []) + [m for m in methods if m != "pipeline"]:
+            for m in (["engine"] if "engine" not in methods else []) + [m for m in methods
+                                                                         if m not in ("pipeline", "maps")]:
                 if f"{m}@{size}" in skip:
                     results[size][m] = {"skipped": True}
                     continue
@@ -573,6 +612,9 @@ def main(argv=None) -> int:
         if "pipeline" in methods:
             print("[jiangbei] pipeline ...", flush=True)
             results["_pipeline"] = _run_one("pipeline", "jiangbei", args, tmp)
+        if "maps" in methods:
+            print("[jiangbei] maps stage ...", flush=True)
+            results["_maps"] = _run_one("maps", "jiangbei", args, tmp)
     text = _report(results, sizes, methods, argv)
     print(text)
     if args.out:
@@ -631,6 +673,20 @@ def _pipeline_section(r) -> list[str]:
           "optimality of the exact k-site set and of the fewest sites per unit; maps are GEOS unions "
           "(cell classes, service areas) and HTML writing.", ""]
     return L
+
+
+def _maps_section(r) -> list[str]:
+    if not r:
+        return []
+    if "error" in r:
+        return ["## The maps stage alone (Jiangbei demo)", "", f"failed: {r['error'][0][:200]}", ""]
+    wall, cpu = float(np.median(r["times"])), float(np.median(r["cpu"]))
+    load = ", ".join(f"{x:.1f}" for x in r["load"])
+    return ["## The maps stage alone (Jiangbei demo)", "",
+            f"`pipeline._write_maps`: {r['n_maps']} maps ({r['mb']:.1f} MB, Leaflet embedded, no proposed "
+            f"sites), median of {len(r['times'])}: wall {wall:.2f} s, CPU {cpu:.2f} s "
+            f"(all: wall {', '.join(f'{t:.2f}' for t in r['times'])}; CPU {', '.join(f'{t:.2f}' for t in r['cpu'])}). "
+            f"Load average at the end (1, 5, 15 min): {load}. Target: maps under 6 s.", ""]
 
 
 def _targets(results) -> list[str]:
@@ -770,6 +826,7 @@ def _report(results, sizes, methods, argv) -> str:  # noqa: C901  (the markdown 
                   f"(target < 4 GB: {'met' if r['peak_mb'] < 4096 else 'MISSED'})."]
         L.append("")
     L += _pipeline_section(results.get("_pipeline"))
+    L += _maps_section(results.get("_maps"))
     L += _targets({k: v for k, v in results.items() if not k.startswith("_")})
     L += NOTES
     # growth exponents over synthetic sizes
