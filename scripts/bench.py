@@ -417,26 +417,27 @@ def _maps_stage(repeat: int) -> dict:
     CPU seconds (``time.process_time``) beside wall seconds: on a shared machine the wall time
     grows with the other users' load, the CPU time much less.
     """
-    from accessibility import synthetic
     from accessibility.config import load_area
+    from accessibility.demo import make_demo_data
     from accessibility.pipeline import (
-        _as_config,
         _write_maps,
         analyse,
         circle_node_times,
+        config_for,
         load_study_area,
     )
 
     area = REPO / "config" / "areas" / "jiangbei.yaml"
-    synthetic.make_demo_data(load_area(area, check_files=False), progress=False)  # kept if present
-    cfg = _as_config(area, None)
+    make_demo_data(load_area(area, check_files=False), progress=False)  # kept if present
+    cfg = config_for(area)
     study = load_study_area(cfg, progress=False)
     results, table = analyse(study, circles=list(cfg.circles), progress=False)
     walls, cpus, sizes = [], [], []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="bench_maps_") as tmp:
             c0, t0 = time.process_time(), time.perf_counter()
-            files = _write_maps(Path(tmp), study, results, table, {}, circle_node_times(study), "none", True, False)
+            computed = (results, table, {}, circle_node_times(study))
+            files = _write_maps(Path(tmp), study, computed, basemap="none", embed_assets=True, progress=False)
             walls.append(time.perf_counter() - t0)
             cpus.append(time.process_time() - c0)
             sizes.append(sum(f.stat().st_size for f in files))
