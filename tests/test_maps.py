@@ -808,3 +808,27 @@ def test_circles_are_exclusive_in_the_browser(config, tmp_path):
         assert _drawn_fills(driver, circles)["culture_15min"] > 0
     finally:
         driver.quit()
+
+
+def test_labels_follow_the_area_language(config, tmp_path):
+    """language: en -> the maps' fixed labels in English only; zh -> Chinese only (names as given)."""
+    import dataclasses
+
+    units, cells, fac, results, coverage = make_inputs()
+    net, times = make_net(cells)
+    st = maps.street_lines(net)
+    texts = {}
+    for lang in ("en", "zh", "bilingual"):
+        cfg = dataclasses.replace(config, language=lang)
+        ov = maps.overview_map(units, coverage, fac, cfg, circles=["culture_15min"], streets=st, basemap="none")
+        um = maps.unit_map("500105002", units, cells, results, fac, cfg, net=net, node_times=times,
+                           circles=["culture_15min"], streets=st, basemap="none")
+        texts[lang] = (maps.save_map(ov, tmp_path / f"o_{lang}.html").read_text(encoding="utf-8")
+                       + maps.save_map(um, tmp_path / f"u_{lang}.html").read_text(encoding="utf-8"))
+    assert "coverage against the target" in texts["en"] and "覆盖率对照目标" not in texts["en"]
+    assert "步行时间" not in texts["en"] and "walking time" in texts["en"]
+    assert "覆盖率对照目标" in texts["zh"] and "coverage against the target" not in texts["zh"]
+    assert "覆盖率对照目标 coverage against the target" in texts["bilingual"]
+    for text in texts.values():
+        assert "streetss" not in text  # review finding: "other streetss" in the layer control
+    assert "other streets" in texts["en"]  # the test grid has no highway tags: minor streets only
