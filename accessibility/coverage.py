@@ -452,9 +452,11 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
 def worst_places(cells, results, units, circle, *, square_m: float = 1000.0, n: int = 10) -> pd.DataFrame:
     """The places where most of a circle's demand is left out: uncovered demand per square.
 
-    Uncovered cells are grouped into ``square_m`` squares (projected CRS); the ``n`` squares with
-    the most uncovered demand are returned with their unit (the unit holding most of that demand),
-    the demand-weighted centre in WGS-84 and the median time/distance to the nearest facility.
+    Uncovered cells are grouped into ``square_m`` squares (projected CRS) split at unit
+    boundaries: a place is the part of a square inside one unit (its own cells), so no place
+    counts more uncovered demand than its unit has. The ``n`` places with the most uncovered
+    demand are returned with their unit, the demand-weighted centre in WGS-84 and the median
+    time/distance to the nearest facility.
 
     Returns
     -------
@@ -474,16 +476,17 @@ def worst_places(cells, results, units, circle, *, square_m: float = 1000.0, n: 
                                       np.floor(y / square_m).astype(np.int64), strict=True)),
                        "w": w, "wx": w * x, "wy": w * y, "t": t,
                        "unit": cells["unit_code"].astype(str).to_numpy()})[unc]
-    g = df.groupby("sq")
-    top = g["w"].sum().sort_values(ascending=False).head(n)
+    # ties in uncovered demand broken by square and unit, so the list is the same on any machine
+    tot = df.groupby(["sq", "unit"])["w"].sum().reset_index()
+    tot = tot.sort_values(["w", "sq", "unit"], ascending=[False, True, True], kind="mergesort")
+    top = tot.head(n)
     names = dict(zip(units["unit_code"].astype(str), units.get("unit_name", units["unit_code"]).astype(str),
                      strict=False))
     to_ll = Transformer.from_crs(cells.crs, "EPSG:4326", always_xy=True)
     scale, t_unit = (60.0, "min") if circle.mode == "time" else (1.0, "m")
     rows = []
-    for sq, tot in top.items():
-        part = df[df["sq"] == sq]
-        unit = part.groupby("unit")["w"].sum().idxmax()
+    for sq, unit, tot in top[["sq", "unit", "w"]].itertuples(index=False):
+        part = df[(df["sq"] == sq) & (df["unit"] == unit)]
         lon, lat = to_ll.transform(part["wx"].sum() / tot, part["wy"].sum() / tot)
         med = weighted_quantile(part["t"].to_numpy(), part["w"].to_numpy(), 0.5)
         rows.append({"unit_code": unit, "unit_name": names.get(unit, unit), "lon": lon, "lat": lat,

@@ -15,6 +15,7 @@ copies in ``accessibility/_assets`` (see its README), so maps work offline.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import logging
@@ -32,6 +33,7 @@ import shapely
 from branca.element import Element, MacroElement
 from folium.plugins import MarkerCluster
 from jinja2 import Template
+from pyproj import CRS, Transformer
 
 from accessibility._errors import AccessibilityWarning, DataError
 from accessibility._io import write_text_atomic
@@ -49,27 +51,30 @@ AMAP_ATTRIBUTION = "© 高德地图 AutoNavi"
 NO_BASEMAP_BACKGROUND = "#e8e8e8"
 SYNTHETIC_NOTE = "SYNTHETIC DEMO 合成示例数据 — not real data"
 
-# Coverage-share classes (lower bound inclusive, upper bound exclusive; the last is exactly 100 %).
-COVERAGE_CLASSES: tuple[tuple[float, float, str, str], ...] = (
-    (0.0, 0.60, "#d7191c", "< 60 %"),
-    (0.60, 0.80, "#fdae61", "60–80 %"),
-    (0.80, 0.95, "#fee08b", "80–95 %"),
-    (0.95, 1.0, "#a6d96a", "95–<100 %"),
-    (1.0, np.inf, "#1a9641", "100 %"),
+# Coverage classes of a unit against ITS OWN target (a unit at 97 % of a 100 % target is short):
+# (class id, lowest coverage_share - target_share of the class, fill, label zh, label en).
+# "meets" is the coverage table's own verdict (meets_target); the others split the shortfall.
+# Colours from ColorBrewer RdBu (colour-blind safe): blue meets, reds fall short.
+TARGET_CLASSES: tuple[tuple[str, float, str, str, str], ...] = (
+    ("meets", 0.0, "#2166ac", "达到目标", "meets target"),
+    ("just_short", -0.05, "#fddbc7", "略低于目标（差 < 5 个百分点）", "just short (< 5 points below target)"),
+    ("short", -0.20, "#ef8a62", "低于目标 5–20 个百分点", "short (5–20 points below target)"),
+    ("far_short", -np.inf, "#b2182b", "远低于目标（差 > 20 个百分点）", "far short (> 20 points below target)"),
 )
 NO_DATA_COLOUR = "#bdbdbd"
+SERVICE_AREA_COLOUR = "#9ecae1"
 
-# Travel-time classes of cells: thirds of the threshold, then "not covered".
-TIME_CLASS_COLOURS = ("#1a9850", "#91cf60", "#fee08b")
-UNCOVERED_COLOUR = "#762a83"
+# Travel-time classes of cells: thirds of the threshold (blues), then "not covered" (red, dashed).
+TIME_CLASS_COLOURS = ("#2166ac", "#67a9cf", "#d1e5f0")
+UNCOVERED_COLOUR = "#b2182b"
 
-CATEGORY_PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
-    "#e6550d", "#31a354", "#756bb1", "#636363",
-)  # fmt: skip
+# Facility markers: Okabe-Ito colours that are neither blue nor red, so they never melt into the
+# fills above; a dark rim keeps the light ones visible on the pale classes. Colours are given
+# per circle (a circle has few categories and only one circle is shown at a time).
+CATEGORY_PALETTE = ("#E69F00", "#009E73", "#CC79A7", "#F0E442", "#000000", "#8C8C8C")
 
 _PRECISION_DEG = 5
+MIN_ZOOM, MAX_ZOOM, FIT_MAX_ZOOM = 9, 18, 16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,20 +146,21 @@ def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; S
     cov["circle"] = cov["circle"].astype(str)
 
     fac_ll = _facilities_display(facilities, config, basemap)
-    colours = _category_colours(config, fac_ll)
-
+    has_sites = proposed_sites is not None and len(proposed_sites) > 0
+    legends, groups = [], []
     for i, cid in enumerate(circle_ids):
         circle = rules[cid].circle
-        group = folium.FeatureGroup(name=_circle_label(circle), overlay=True, show=(i == 0))
+        group = _circle_group(circle, config, first=(i == 0))
+        groups.append(group)
         rows = cov[cov["circle"] == cid].drop_duplicates("unit_code").set_index("unit_code")
         rows = rows.drop(columns=[c for c in rows.columns if c in units_ll.columns])
         feats = units_ll.join(rows, on="unit_code")
-        fills = [_coverage_colour(s) for s in feats["coverage_share"]]
-        tips = [_unit_tooltip(r, circle) for _, r in feats.iterrows()]
+        fills = [_target_class(r)[1] for _, r in feats.iterrows()]
+        tips = [_unit_tooltip(r, circle, config) for _, r in feats.iterrows()]
         layer = gpd.GeoDataFrame(
-            {"fill": fills, "tip": tips}, geometry=feats.geometry.values, crs="EPSG:4326"
+            {"fill": fills, "tip": tips, "circle": cid}, geometry=feats.geometry.values, crs="EPSG:4326"
         )
-        folium.GeoJson(
+        _GeoJson(
             _feature_collection(layer),
             name=f"{cid} units",
             style_function=_fill_style,
@@ -162,23 +168,26 @@ def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; S
             tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
             control=False,
         ).add_to(group)
+        colours = _category_colours(config, fac_ll, cid)
         _add_facilities(group, fac_ll, cid, colours)
-        if proposed_sites is not None and len(proposed_sites):
-            _add_proposed(group, proposed_sites, cid, config, basemap)
+        sites_drawn = _add_proposed(group, proposed_sites, cid, config, basemap) if has_sites else 0
         group.add_to(m)
+        rows_html = (_district_line(cov, circle, config) + _target_legend_rows(circle, config)
+                     + _sites_legend_row(config, sites_drawn)
+                     + _category_legend_rows(config, colours, fac_ll, cid))
+        legends.append((cid, _circle_label(circle), rows_html))
 
     street_kinds = _add_streets(m, streets, config, basemap, simplify_m=simplify_m)
     _add_unit_labels(m, shown_units, basemap)
-    folium.LayerControl(collapsed=False).add_to(m)
-    title_text = title or f"{config.title_zh} · {config.title_en}"
-    _set_page_title(m, f"{title_text} — 覆盖率总览 coverage overview", config)
-    district = _district_lines(cov, circle_ids, config)
-    _add_title_box(m, title_text, "覆盖率 coverage (population share) · " + district, config)
-    first = _coverage_legend_rows() + _street_legend_rows(street_kinds)
-    if proposed_sites is not None and len(proposed_sites):
-        first += ('<div><span class="acc-star" style="font-size:14px;line-height:14px">★</span> '
-                  "建议新址（按新增覆盖排序）proposed site, numbered by rank</div>")
-    _add_legend(m, first, _category_legend_rows(config, colours, fac_ll), config)
+    control = folium.LayerControl(collapsed=False)
+    control.add_to(m)
+    title_text = title or _t(config, config.title_zh, config.title_en, sep=" · ")
+    _set_page_title(m, f"{title_text} — {_t(config, '覆盖率总览', 'coverage overview')}", config)
+    _add_title_box(m, title_text, _esc(_t(config, "各街镇人口覆盖率（对照各自目标）",
+                                          "population coverage of each unit against its target")),
+                   config)
+    _add_legend(m, legends, _street_legend_rows(street_kinds, config), config)
+    _CircleSwitch(control, groups).add_to(m)
     return m
 
 
@@ -226,7 +235,6 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
     proposed_sites: gpd.GeoDataFrame | None = None,
     basemap: str = "osm",
     cell_size_m: float | None = None,
-    service_buffer_m: float = 30.0,
     simplify_m: float = 5.0,
     service_areas: Mapping[str, Any] | None = None,
     streets: gpd.GeoDataFrame | None = None,
@@ -254,8 +262,6 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
     basemap : {"osm", "none", "amap"}
     cell_size_m : float, optional
         Side of a population cell; inferred from the cell centres when omitted (100 m fallback).
-    service_buffer_m : float
-        Half-width of the corridor drawn around reached network edges.
     simplify_m : float
         Simplification tolerance in metres (projected, before reprojection).
     service_areas : mapping of circle id to geometry, optional
@@ -305,61 +311,63 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
         in_unit = in_unit & (pop >= 0.5)
     ucells = cells.loc[in_unit]
     ures = results.loc[ucells.index]
-    size = (cell_size_m, cell_size_m) if cell_size_m else _infer_cell_size(cells)
+    # cells on one grid are drawn as the grid's own cells; others as boxes of the cell size
+    grid = _lattice(ucells.geometry.x.to_numpy(), ucells.geometry.y.to_numpy())
+    if grid is not None:
+        size = None
+    else:
+        size = (cell_size_m, cell_size_m) if cell_size_m else _infer_cell_size(cells)
 
     outline = gpd.GeoDataFrame({"tip": [_unit_title_html(unit_row)]}, geometry=[unit_geom], crs=crs)
     outline_ll = _display_frame(outline, config, basemap, simplify_m=simplify_m)
     m = _base_map(outline_ll, basemap)
 
     fac_ll = _facilities_display(facilities, config, basemap)
-    colours = _category_colours(config, fac_ll)
     near = _near_facility_mask(facilities, unit_geom, rules)
+    window = _unit_window(unit_geom)
+    sites_near = None
+    if proposed_sites is not None and len(proposed_sites):
+        same_crs = proposed_sites.crs is None or proposed_sites.crs == crs
+        sites_near = unit_geom.buffer(500) if same_crs else None
 
+    legends, groups = [], []
     for i, cid in enumerate(circle_ids):
         circle = rules[cid].circle
-        group = folium.FeatureGroup(name=_circle_label(circle), overlay=True, show=(i == 0))
-
+        group = _circle_group(circle, config, first=(i == 0))
+        groups.append(group)
         area = None
         if service_areas is not None and cid in service_areas:
             whole = service_areas[cid]
-            area = shapely.intersection(whole, _unit_window(unit_geom)) if whole is not None else None
+            area = _clip(whole, window) if whole is not None else None
         elif net is not None and node_times is not None and cid in node_times:
-            area = _service_area(
-                net, node_times[cid], rules[cid], _unit_window(unit_geom), service_buffer_m
-            )
-        if area is not None and not area.is_empty:
-            sa = gpd.GeoDataFrame({"tip": [_service_area_tip(circle)]}, geometry=[area], crs=crs)
-            folium.GeoJson(
-                _feature_collection(_display_frame(sa, config, basemap, simplify_m=simplify_m)),
-                style_function=_service_area_style,
-                tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
-                control=False,
-            ).add_to(group)
-
-        classes = _cell_classes(ucells, ures, circle, size, crs, clip=unit_geom)
+            area = _service_area(net, node_times[cid], rules[cid], window)
+        drawn_area = _add_service_area(group, area, circle, config, basemap, crs, simplify_m)
+        classes = _cell_classes(ucells, ures, circle, size, crs, clip=unit_geom, grid=grid, config=config)
         if len(classes):
-            folium.GeoJson(
+            _GeoJson(
                 _feature_collection(
-                    _display_frame(classes, config, basemap, simplify_m=simplify_m)
+                    _display_frame(classes.assign(circle=cid), config, basemap, simplify_m=simplify_m)
                 ),
                 style_function=_class_style,
                 highlight_function=_highlight_style,
                 tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
                 control=False,
             ).add_to(group)
-
+        colours = _category_colours(config, fac_ll, cid)
         fac_sub = fac_ll.loc[near[cid]] if cid in near else fac_ll.iloc[:0]
         _add_facilities(group, fac_sub, cid, colours)
-
+        sites_drawn = 0
         if proposed_sites is not None and len(proposed_sites):
-            same_crs = proposed_sites.crs is None or proposed_sites.crs == crs
-            _add_proposed(group, proposed_sites, cid, config, basemap,
-                          near=unit_geom.buffer(500) if same_crs else None)
+            sites_drawn = _add_proposed(group, proposed_sites, cid, config, basemap, near=sites_near)
         group.add_to(m)
+        rows_html = (_time_legend_rows(circle, config, service_area=drawn_area)
+                     + _sites_legend_row(config, sites_drawn)
+                     + _category_legend_rows(config, colours, fac_sub, cid))
+        legends.append((cid, _circle_label(circle), rows_html))
 
-    street_kinds = _add_streets(m, streets, config, basemap, window=_unit_window(unit_geom),
-                                simplify_m=simplify_m)
-    folium.GeoJson(
+    street_kinds = _add_streets(m, streets, config, basemap, window=window, simplify_m=simplify_m)
+    # the outline has no fill, so it only catches the mouse on its stroke, not over the cells
+    _GeoJson(
         _feature_collection(outline_ll),
         style_function=_outline_style,
         tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
@@ -367,26 +375,90 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
         control=False,
         smooth_factor=0.5,
     ).add_to(m)
-    # the outline has no fill, so it only catches the mouse on its stroke, not over the cells
-    folium.LayerControl(collapsed=False).add_to(m)
+    control = folium.LayerControl(collapsed=False)
+    control.add_to(m)
 
-    name = _esc(unit_row.get("unit_name", "")) + " " + _esc(unit_row.get("unit_name_en", ""))
-    _set_page_title(m, f"{unit_row.get('unit_name', '')} {unit_row.get('unit_name_en', '')} "
-                       f"({unit_code}) — 步行可达 walking access", config)
+    name_text = _t(config, str(unit_row.get("unit_name", "") or ""), str(unit_row.get("unit_name_en", "") or ""),
+                   sep=" ")
+    _set_page_title(m, f"{name_text} ({unit_code}) — {_t(config, '步行可达', 'walking access')}", config)
     _add_title_box(
         m,
-        name.strip() or _esc(unit_code),
-        f"{_esc(config.title_zh)} · {_esc(unit_code)} · 步行到最近设施 walk to the nearest facility",
+        _esc(name_text) or _esc(unit_code),
+        f"{_esc(_t(config, config.title_zh, config.title_en, sep=' · '))} · {_esc(unit_code)} · "
+        + _esc(_t(config, "步行到最近设施", "walk to the nearest facility")),
         config,
         escaped=True,
     )
-    _add_legend(
-        m,
-        _time_legend_rows([r.circle for r in rules.values()]) + _street_legend_rows(street_kinds),
-        _category_legend_rows(config, colours, fac_ll),
-        config,
-    )
+    _add_legend(m, legends, _street_legend_rows(street_kinds, config), config)
+    _CircleSwitch(control, groups).add_to(m)
     return m
+
+
+def _add_service_area(group, area, circle, config, basemap: str, crs, simplify_m: float) -> bool:
+    """Draw a circle's reached streets under its cells; False when there is nothing to draw."""
+    if area is None or area.is_empty:
+        return False
+    sa = gpd.GeoDataFrame({"tip": [_service_area_tip(circle, config)]}, geometry=[area], crs=crs)
+    _GeoJson(
+        _feature_collection(_display_frame(sa, config, basemap, simplify_m=simplify_m)),
+        style_function=_service_area_style,
+        tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
+        control=False,
+    ).add_to(group)
+    return True
+
+
+def _circle_group(circle, config, *, first: bool) -> folium.FeatureGroup:
+    """A circle's layer: fills, facilities, sites. Circles are base layers of the layer control,
+    so exactly one is shown at a time (radio buttons); its legend follows (:class:`_CircleSwitch`)."""
+    group = folium.FeatureGroup(name=_esc(_circle_label(circle, config)), overlay=False, control=True,
+                                show=first)
+    group.acc_circle = circle.id
+    return group
+
+
+class _CircleSwitch(MacroElement):
+    """Shows the legend of the circle chosen in the layer control; compact layout in an iframe.
+
+    Embedded in another page (the report), the layer control and the legend start folded and the
+    title box drops its second line, so the map itself stays visible.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this._parent.get_name() }};
+            var control = {{ this.control.get_name() }};
+            function showLegend(id) {
+                document.querySelectorAll(".acc-circle-legend").forEach(function (el) {
+                    el.style.display = el.getAttribute("data-circle") === id ? "" : "none";
+                });
+            }
+            var circles = {};
+            {%- for group in this.groups %}
+            circles[L.stamp({{ group.get_name() }})] = {{ group.acc_circle|tojson }};
+            {%- endfor %}
+            map.on("baselayerchange", function (e) { showLegend(circles[L.stamp(e.layer)]); });
+            var embedded = false;
+            try { embedded = window.self !== window.top; } catch (err) { embedded = true; }
+            if (embedded) {
+                document.documentElement.classList.add("acc-embedded");
+                control.remove();
+                control.options.collapsed = true;
+                control.addTo(map);
+                document.querySelectorAll("details.acc-fold").forEach(function (d) { d.open = false; });
+            }
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, control, groups):
+        super().__init__()
+        self._name = "CircleSwitch"
+        self.control = control
+        self.groups = list(groups)
 
 
 def save_map(m: folium.Map, path: str | Path, *, embed_assets: bool = False) -> Path:
@@ -594,31 +666,144 @@ def _display_frame(
     gdf: gpd.GeoDataFrame, config, basemap: str, *, simplify_m: float
 ) -> gpd.GeoDataFrame:
     """Simplify in metres, reproject to WGS-84, shift for Amap, round coordinates."""
-    if gdf.crs is None:
-        gdf = gdf.set_crs(config.crs)
-    out = gdf.reset_index(drop=True)
-    geoms = out.geometry.values
-    if simplify_m and simplify_m > 0 and gdf.crs.is_projected:
-        geoms = _simplify(np.asarray(geoms), simplify_m)
-    out = gpd.GeoDataFrame(
-        out.drop(columns=out.geometry.name),
-        geometry=gpd.GeoSeries(list(geoms), index=out.index),
-        crs=gdf.crs,
-    )
-    out = out.to_crs("EPSG:4326")
-    geoms = np.asarray(out.geometry.values)
+    crs = gdf.crs if gdf.crs is not None else CRS.from_user_input(config.crs)
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    if simplify_m and simplify_m > 0 and crs.is_projected:
+        geoms = _simplify(geoms, simplify_m)
+    geoms = _to_wgs84(geoms, crs)
     if basemap == "amap":
         geoms = _to_gcj02(geoms)
     geoms = _round_coords(geoms)
-    return out.set_geometry(gpd.GeoSeries(list(geoms), index=out.index, crs="EPSG:4326"))
+    attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
+    return gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(list(geoms), index=attrs.index),
+                            crs="EPSG:4326")
+
+
+@functools.lru_cache(maxsize=8)
+def _wgs84_transformer(crs: CRS) -> Transformer:
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+
+
+def _to_wgs84(geoms: np.ndarray, crs) -> np.ndarray:
+    """Geometries in ``crs`` reprojected to WGS-84 (one vectorised pass over the coordinates)."""
+    crs = CRS.from_user_input(crs)
+    if crs.equals(CRS.from_epsg(4326)) or not len(geoms):
+        return geoms
+    tr = _wgs84_transformer(crs)
+
+    def project(xy):
+        lon, lat = tr.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    return shapely.transform(geoms, project)
 
 
 def _feature_collection(gdf: gpd.GeoDataFrame) -> dict:
-    """GeoJSON dict with ids 0..n-1 (folium keys its per-feature styles on them)."""
-    gdf = gdf.reset_index(drop=True)
-    keep = ~(gdf.geometry.isna() | gdf.geometry.is_empty)
-    gdf = gdf.loc[keep].reset_index(drop=True)
-    return json.loads(gdf.to_json(drop_id=False, na="null"))
+    """GeoJSON dict with ids "0".."n-1" (folium keys its per-feature styles on them).
+
+    The geometries are kept as GeoJSON text from ``shapely.to_geojson`` (vectorised) under
+    ``acc_geometries``, each feature's ``geometry`` naming its entry: :class:`_GeoJson` writes
+    them into the page as they are, so the coordinates are never parsed into Python objects and
+    dumped again (about ten times faster than ``GeoDataFrame.to_json`` on large polygons).
+    :func:`_plain_geojson` gives the ordinary dict.
+    """
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    props = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).loc[keep]
+    records = [{k: _json_value(v) for k, v in r.items()} for r in props.to_dict("records")]
+    features = [
+        {"id": str(i), "type": "Feature", "properties": r, "geometry": f"{_GEOM_TOKEN}{i}@"}
+        for i, r in enumerate(records)
+    ]
+    raw = shapely.to_geojson(geoms[keep]).tolist() if keep.any() else []
+    return {"type": "FeatureCollection", "features": features, "acc_geometries": raw}
+
+
+_GEOM_TOKEN = "@acc-geometry-"
+_GEOM_TOKEN_RE = re.compile(r'"geometry": "' + _GEOM_TOKEN + r'(\d+)@"')
+
+
+def _plain_geojson(fc: dict) -> dict:
+    """A :func:`_feature_collection` result as an ordinary GeoJSON dict (geometries parsed)."""
+    raw = fc.get("acc_geometries")
+    if raw is None:
+        return fc
+    feats = [dict(f, geometry=json.loads(raw[int(f["geometry"][len(_GEOM_TOKEN):-1])]))
+             for f in fc["features"]]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _json_value(v):
+    """A property value as JSON can hold it (NaN -> null, numpy scalars -> Python)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+class _Raw(Element):
+    """Rendered text kept as it is (branca would compile an element's text as a Jinja template)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self._text = text
+
+    def render(self, **_kwargs) -> str:
+        return self._text
+
+
+class _GeoJson(folium.GeoJson):
+    """``folium.GeoJson`` whose data never pass through Jinja.
+
+    branca compiles every element's rendered script once more as a Jinja template: for a map's
+    large GeoJSON that compilation costs more than everything else, and a name from OSM or an
+    inventory containing ``{{`` would be evaluated as template code. This class renders its
+    script with a tiny stand-in for the data and puts the real JSON in afterwards, in an
+    element that is never compiled. The page is the same as folium's.
+    """
+
+    def __init__(self, data, **kwargs):
+        self._acc_geometries = None
+        if isinstance(data, dict) and "acc_geometries" in data:
+            data = dict(data)
+            self._acc_geometries = data.pop("acc_geometries")
+        super().__init__(data, **kwargs)
+
+    def render(self, **kwargs):
+        from folium.features import GeoJsonStyleMapper
+        from folium.utilities import get_obj_in_upper_tree
+        from jinja2.utils import htmlsafe_json_dumps
+
+        real = self.data
+        feats = real["features"]
+        self.parent_map = get_obj_in_upper_tree(self, folium.Map)
+        if (self.style or self.highlight) and feats:
+            mapper = GeoJsonStyleMapper(real, self.feature_identifier, self)
+            if self.style:
+                self.style_map = mapper.get_style_map(self.style_function)
+            if self.highlight:
+                self.highlight_map = mapper.get_highlight_map(self.highlight_function)
+        keys = list(feats[0]["properties"]) if feats else []
+        stub = {"acc_payload": self.get_name(), "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": dict.fromkeys(keys), "geometry": None}]
+                if feats else []}
+        self.data = stub
+        try:
+            super(folium.GeoJson, self).render(**kwargs)  # folium.GeoJson.render minus the style maps
+        finally:
+            self.data = real
+        script = self.get_root().script
+        text = script._children[self.get_name()].render()
+        stub_json = htmlsafe_json_dumps(stub, sort_keys=True)
+        if text.count(stub_json) != 1:
+            raise RuntimeError("maps._GeoJson: folium's GeoJson template changed; the data stand-in "
+                               "was not found once in the rendered script")
+        payload = htmlsafe_json_dumps(real)
+        if self._acc_geometries is not None:
+            raw = self._acc_geometries
+            payload = _GEOM_TOKEN_RE.sub(lambda mt: '"geometry": ' + raw[int(mt.group(1))], payload)
+        script._children[self.get_name()] = _Raw(text.replace(stub_json, payload))
 
 
 def _base_map(frame_ll: gpd.GeoDataFrame, basemap: str) -> folium.Map:
@@ -631,8 +816,10 @@ def _base_map(frame_ll: gpd.GeoDataFrame, basemap: str) -> folium.Map:
         tiles=None,
         control_scale=False,
         prefer_canvas=False,
-        # MarkerCluster needs the map's own maxZoom when there are no tiles (basemap="none")
-        **{"maxZoom": 19},
+        # zoom bounds: beyond street level a small area's page gets too big to draw (headless
+        # Chromium: "tile memory limits exceeded"); MarkerCluster needs the map's own maxZoom
+        # when there are no tiles (basemap="none")
+        **{"minZoom": MIN_ZOOM, "maxZoom": MAX_ZOOM},
     )
     if basemap == "osm":
         folium.TileLayer("OpenStreetMap", name="OpenStreetMap", control=False).add_to(m)
@@ -642,13 +829,13 @@ def _base_map(frame_ll: gpd.GeoDataFrame, basemap: str) -> folium.Map:
             attr=AMAP_ATTRIBUTION,
             name="高德地图 Amap",
             subdomains="1234",
-            max_zoom=18,
+            max_zoom=MAX_ZOOM,
             control=False,
         ).add_to(m)
     else:
         css = f"<style>.leaflet-container {{ background: {NO_BASEMAP_BACKGROUND}; }}</style>"
         m.get_root().header.add_child(Element(css))
-    m.fit_bounds([[float(miny), float(minx)], [float(maxy), float(maxx)]])
+    m.fit_bounds([[float(miny), float(minx)], [float(maxy), float(maxx)]], max_zoom=FIT_MAX_ZOOM)
     _MetricScale().add_to(m)
     return m
 
@@ -694,8 +881,12 @@ def _infer_cell_size(cells: gpd.GeoDataFrame) -> tuple[float, float]:
     return round(w * 1.02, 1), round(h * 1.02, 1)
 
 
-def _cell_classes(ucells, ures, circle, size: tuple[float, float], crs, clip=None) -> gpd.GeoDataFrame:
-    """Dissolve the unit's cell squares into one polygon per time/distance class."""
+def _cell_classes(ucells, ures, circle, size, crs, *, clip=None, grid=None, config=None) -> gpd.GeoDataFrame:
+    """Dissolve the unit's cells into one polygon per time/distance class.
+
+    ``grid`` is the cells' :func:`_lattice` (computed once per unit map for all its circles);
+    without it the cells are ``size`` boxes (width, height in metres).
+    """
     t = pd.to_numeric(ures[f"{circle.id}_t"], errors="coerce").to_numpy(dtype=float)
     cov_col = f"{circle.id}_covered"
     covered = (
@@ -713,31 +904,20 @@ def _cell_classes(ucells, ures, circle, size: tuple[float, float], crs, clip=Non
     for k in (2, 1, 0):
         sel = covered & np.isfinite(t) & (t <= edges[k + 1])
         cls[sel] = k
-    labels = _class_labels(circle)
-    x = ucells.geometry.x.to_numpy()
-    y = ucells.geometry.y.to_numpy()
-    hw, hh = size[0] / 2, size[1] / 2
+    labels = _class_labels(circle, config)
+    who = _t(config, "60岁以上", "aged 60+") if circle.population == "60plus" else _t(config, "人", "people")
+    cells_word = _t(config, "格", "cells")
+    shapes = _class_shapes(ucells.geometry.x.to_numpy(), ucells.geometry.y.to_numpy(), cls, size,
+                           grid=grid)
     rows = []
-    for k in range(4):
+    for k, geom in shapes.items():
         sel = cls == k
-        if not sel.any():
-            continue
-        boxes = shapely.box(
-            np.round(x[sel] - hw, 3),
-            np.round(y[sel] - hh, 3),
-            np.round(x[sel] + hw, 3),
-            np.round(y[sel] + hh, 3),
-        )
-        # closing (grow, merge, shrink) removes the slivers a slightly rotated grid leaves
-        geom = shapely.union_all(boxes).buffer(0.1 * hw, join_style="mitre").buffer(
-            -0.1 * hw, join_style="mitre")
         if clip is not None:
             geom = geom.intersection(clip)
         pop = float(weight[sel].sum())
-        who = "60岁以上 aged 60+" if circle.population == "60plus" else "人 people"
         tip = (
-            f"<b>{_esc(circle.label_zh)}</b><br>{_esc(labels[k])}<br>"
-            f"{pop:,.0f} {who} · {int(sel.sum())} 格 cells"
+            f"<b>{_esc(_t(config, circle.label_zh, circle.label_en, sep=' / '))}</b><br>{_esc(labels[k])}<br>"
+            f"{pop:,.0f} {_esc(who)} · {int(sel.sum())} {_esc(cells_word)}"
         )
         colour = UNCOVERED_COLOUR if k == 3 else TIME_CLASS_COLOURS[k]
         rows.append({"cls": k, "fill": colour, "tip": tip, "geometry": geom})
@@ -746,15 +926,98 @@ def _cell_classes(ucells, ures, circle, size: tuple[float, float], crs, clip=Non
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
 
 
-def _class_labels(circle) -> list[str]:
+def _class_shapes(x, y, cls, size, *, grid="auto") -> dict[int, Any]:
+    """One (Multi)Polygon per class value of the cells at ``x, y``.
+
+    Cells on one regular grid (a population raster, even a slightly rotated one in the projected
+    CRS) are drawn as the raster's own cells: the class grid is polygonised by
+    ``rasterio.features.shapes`` (fast, exact tiling). Other cells fall back to the union of
+    ``size`` boxes around their centres (:func:`_boxes_union`, the brute-force definition).
+    ``grid`` is the points' :func:`_lattice` when already known ("auto": fitted here).
+    """
+    if isinstance(grid, str):
+        grid = _lattice(x, y)
+    if grid is None:
+        if size is None:
+            size = _infer_cell_size(gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y)))
+        return {int(k): _boxes_union(x[cls == k], y[cls == k], size) for k in np.unique(cls)}
+    from rasterio.features import shapes
+    from rasterio.transform import Affine
+
+    ij, (origin, e1, e2) = grid
+    lo = ij.min(axis=0)
+    ni, nj = ij.max(axis=0) - lo + 1
+    arr = np.full((nj, ni), -1, dtype=np.int32)
+    arr[ij[:, 1] - lo[1], ij[:, 0] - lo[0]] = cls
+    corner = origin + (lo[0] - 0.5) * e1 + (lo[1] - 0.5) * e2
+    transform = Affine(e1[0], e2[0], corner[0], e1[1], e2[1], corner[1])
+    parts: dict[int, list] = {}
+    for geom, value in shapes(arr, mask=arr >= 0, connectivity=4, transform=transform):
+        parts.setdefault(int(value), []).append(shapely.geometry.shape(geom))
+    return {k: shapely.multipolygons(v) if len(v) > 1 else v[0] for k, v in sorted(parts.items())}
+
+
+def _boxes_union(x, y, size: tuple[float, float]):
+    """Union of ``size`` boxes around the points (closing removes a rotated grid's slivers)."""
+    hw, hh = size[0] / 2, size[1] / 2
+    boxes = shapely.box(np.round(x - hw, 3), np.round(y - hh, 3), np.round(x + hw, 3), np.round(y + hh, 3))
+    return shapely.union_all(boxes).buffer(0.1 * hw, join_style="mitre").buffer(-0.1 * hw, join_style="mitre")
+
+
+def _lattice(x, y, *, tol: float = 0.2):
+    """Integer grid positions of points on one regular (possibly rotated, rectangular) grid.
+
+    Returns ``(ij, (origin, e1, e2))`` with ``(x, y) = origin + i * e1 + j * e2`` up to ``tol``
+    of a step for every point (least-squares fit), or None when the points are not on one grid
+    (too few, one row only, irregular, or two points in one grid cell).
+    """
+    from scipy.spatial import cKDTree
+
+    xy = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
+    n = len(xy)
+    if n < 4:
+        return None
+    _, idx = cKDTree(xy).query(xy, k=min(5, n))
+    vec = (xy[idx[:, 1:]] - xy[:, None, :]).reshape(-1, 2)
+    steps = []
+    for axis in (0, 1):
+        along, across = np.abs(vec[:, axis]), np.abs(vec[:, 1 - axis])
+        v = vec[along > 2.0 * across]  # within ~27 degrees of the axis: no diagonals
+        if not len(v):
+            return None
+        v = v * np.sign(v[:, axis])[:, None]
+        length = np.hypot(v[:, 0], v[:, 1])
+        v = v[length <= 1.5 * np.quantile(length, 0.1)]  # one step, not two
+        steps.append(np.median(v, axis=0))
+    basis = np.column_stack(steps)
+    if abs(np.linalg.det(basis)) < 1e-9:
+        return None
+    ij = np.linalg.solve(basis, (xy - xy[0]).T).T
+    r = np.round(ij)
+    if np.abs(ij - r).max() > tol:
+        return None
+    design = np.column_stack([np.ones(n), r])
+    coef, *_ = np.linalg.lstsq(design, xy, rcond=None)
+    origin, e1, e2 = coef
+    step = min(np.hypot(*e1), np.hypot(*e2))
+    if np.hypot(*(xy - design @ coef).T).max() > tol * step:
+        return None
+    ij = r.astype(np.int64)
+    if len(np.unique(ij, axis=0)) != n:
+        return None
+    return ij, (origin, e1, e2)
+
+
+def _class_labels(circle, config=None) -> list[str]:
+    """Labels of a circle's cell classes: thirds of its threshold, then beyond / not reached."""
     if circle.mode == "time":
         b = [circle.threshold / 60 * k / 3 for k in range(4)]
         unit = "min"
-        beyond = f"> {b[3]:g} min 或不可达 / not covered"
     else:
         b = [circle.threshold * k / 3 for k in range(4)]
         unit = "m"
-        beyond = f"> {b[3]:g} m 或不可达 / not covered"
+    beyond = f"> {b[3]:g} {unit} " + (_t(config, "或不可达", "or not reached") if config is not None
+                                      else "或不可达 / not covered")
     return [f"{b[k]:g}–{b[k + 1]:g} {unit}" for k in range(3)] + [beyond]
 
 
@@ -824,7 +1087,7 @@ def _add_streets(m, streets, config, basemap: str, *, window=None, simplify_m: f
         return []
     streets = _in_crs(streets, config)
     if window is not None:
-        streets = streets.assign(geometry=shapely.intersection(np.asarray(streets.geometry.values), window))
+        streets = streets.assign(geometry=_clip(np.asarray(streets.geometry.values), window))
     ll = _display_frame(streets[["kind", "geometry"]], config, basemap, simplify_m=simplify_m)
     fc = _feature_collection(ll)
     if not len(fc["features"]):
@@ -833,10 +1096,9 @@ def _add_streets(m, streets, config, basemap: str, *, window=None, simplify_m: f
     styles = {k: dict(v, interactive=False) for k, v in STREET_STYLES.items()}
     drawn = {f["properties"]["kind"] for f in fc["features"]}
     kinds = [k for k in STREET_STYLES if k in drawn]
-    folium.GeoJson(
+    _GeoJson(
         fc,
-        name=" · ".join(_STREET_LABELS[k].replace(" street or path", " streets").replace(
-            " street", " streets") for k in kinds),
+        name=_esc(" · ".join(_t(config, *_STREET_LAYER_NAMES[k]) for k in kinds)),
         style_function=lambda f: styles.get(f["properties"]["kind"], styles["minor"]),
         pane="acc-streets",
         interactive=False,
@@ -846,26 +1108,30 @@ def _add_streets(m, streets, config, basemap: str, *, window=None, simplify_m: f
     return kinds
 
 
-_STREET_LABELS = {"major": "主要道路 main street", "minor": "其他道路 other street or path",
-                  "steps": "台阶 stairs"}
+_STREET_LABELS = {"major": ("主要道路", "main street"), "minor": ("其他道路", "other street or path"),
+                  "steps": ("台阶", "stairs")}
+_STREET_LAYER_NAMES = {"major": ("主要道路", "main streets"), "minor": ("其他道路", "other streets"),
+                       "steps": ("台阶", "stairs")}
 
 
-def _street_legend_rows(kinds) -> str:
+def _street_legend_rows(kinds, config=None) -> str:
     """Legend rows for the street kinds actually drawn (none when nothing was drawn)."""
     kinds = set(kinds or ())
     line = {"major": "3px solid", "minor": "1px solid", "steps": "3px dashed"}
-    return "".join(
+    rows = "".join(
         f'<div><span class="ln" style="border-top:{line[k]} {STREET_STYLES[k]["color"]}"></span>'
-        f"{_STREET_LABELS[k]}</div>"
+        f"{_esc(_t(config, *_STREET_LABELS[k]))}</div>"
         for k in STREET_STYLES if k in kinds
     )
+    return f"<h3>{_esc(_t(config, '街道', 'streets'))}</h3>{rows}" if rows else ""
 
 
-def service_areas(net, node_times: Mapping[str, np.ndarray], rules, *, buffer_m: float = 30.0) -> dict:
+def service_areas(net, node_times: Mapping[str, np.ndarray], rules) -> dict:
     """Service area of each circle over the whole network, for many :func:`unit_map` calls.
 
-    Buffering and merging the reached streets is the costly part of a unit map; done once for
-    the whole area and clipped per unit, twelve unit maps cost about a third as much.
+    A circle's service area is the streets it reaches: the network edges whose both ends are
+    reached within the threshold, joined into long lines. Computed once for the whole area and
+    clipped per unit map.
 
     Parameters
     ----------
@@ -874,22 +1140,23 @@ def service_areas(net, node_times: Mapping[str, np.ndarray], rules, *, buffer_m:
         From :func:`circle_node_times`.
     rules : AreaConfig or iterable of CircleRule
         The circles' rules (their threshold test decides which streets are reached).
-    buffer_m : float
-        Half-width of the corridor around reached edges.
 
     Returns
     -------
-    dict of circle id to shapely geometry (or None when nothing is reached)
+    dict of circle id to shapely geometry ((Multi)LineString, or None when nothing is reached)
+
+    Examples
+    --------
+    >>> from accessibility.demo import example_grid
+    >>> g = example_grid()
+    >>> areas = service_areas(g.net, circle_node_times(g.net, g.facilities, g.rules), g.rules)
+    >>> round(areas["shop"].length)
+    200
     """
     from accessibility.rules import as_rules
 
     by_id = {r.id: r for r in as_rules(rules)}
-    x = net.nodes["x"].to_numpy(dtype=float)
-    y = net.nodes["y"].to_numpy(dtype=float)
-    pad = 2.0 * buffer_m + 1.0  # the corridors reach buffer_m beyond the outermost nodes: keep them
-    whole = shapely.box(x.min() - pad, y.min() - pad, x.max() + pad, y.max() + pad) if len(x) else None
-    return {cid: (_service_area(net, t, by_id[cid], whole, buffer_m) if whole is not None else None)
-            for cid, t in node_times.items() if cid in by_id}
+    return {cid: _service_area(net, t, by_id[cid], None) for cid, t in node_times.items() if cid in by_id}
 
 
 def circle_node_times(net, facilities, rules) -> dict[str, np.ndarray]:
@@ -953,17 +1220,23 @@ def _in_crs(gdf, config):
     target = getattr(config, "crs", None)
     if target is None or gdf.crs is None:
         return gdf
-    from pyproj import CRS
-
     return gdf if CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(target)) else gdf.to_crs(target)
 
 
-def _unit_window(unit_geom):
-    return shapely.buffer(shapely.envelope(unit_geom), 2000.0)
+def _unit_window(unit_geom, pad_m: float = 2000.0) -> tuple[float, float, float, float]:
+    """The unit's surroundings drawn on its map: its box grown by ``pad_m`` (xmin, ymin, xmax, ymax)."""
+    xmin, ymin, xmax, ymax = shapely.bounds(unit_geom)
+    return xmin - pad_m, ymin - pad_m, xmax + pad_m, ymax + pad_m
 
 
-def _service_area(net, times, rule, window, buffer_m: float):
-    """Union of buffered network edges whose both ends the rule calls reached, in ``window``."""
+def _clip(geoms, window):
+    """Geometries cut to a ``(xmin, ymin, xmax, ymax)`` window (GEOS' rectangle clip, fast)."""
+    return shapely.clip_by_rect(geoms, *window)
+
+
+def _service_area(net, times, rule, window):
+    """Network edges whose both ends the rule calls reached (in ``window`` when given), joined
+    into long lines at their shared end nodes."""
     times = np.asarray(times, dtype=float)
     nodes = net.nodes
     if len(times) != len(nodes):
@@ -980,22 +1253,18 @@ def _service_area(net, times, rule, window, buffer_m: float):
     u, v = u[ok], v[ok]
     x = nodes["x"].to_numpy(dtype=float)
     y = nodes["y"].to_numpy(dtype=float)
-    # edges whose bounding box misses the window's cannot intersect it: dropped before any geometry
-    xmin, ymin, xmax, ymax = shapely.bounds(window)
-    near = ((np.minimum(x[u], x[v]) <= xmax) & (np.maximum(x[u], x[v]) >= xmin)
-            & (np.minimum(y[u], y[v]) <= ymax) & (np.maximum(y[u], y[v]) >= ymin))
-    u, v = u[near], v[near]
+    if window is not None:
+        # edges whose bounding box misses the window cannot reach into it: dropped before any geometry
+        xmin, ymin, xmax, ymax = window
+        near = ((np.minimum(x[u], x[v]) <= xmax) & (np.maximum(x[u], x[v]) >= xmin)
+                & (np.minimum(y[u], y[v]) <= ymax) & (np.maximum(y[u], y[v]) >= ymin))
+        u, v = u[near], v[near]
     if not u.size:
         return None
-    lines = _segments(x, y, u, v)
-    lines = lines[shapely.intersects(lines, window)]
-    if not len(lines):
-        return None
-    # joining the segments into long lines first (at shared end nodes) leaves ~6x fewer, longer
-    # pieces to buffer and merge: ~2.5x faster for the same corridor
-    lines = shapely.get_parts(_merged(lines))
-    area = shapely.union_all(shapely.buffer(lines, buffer_m, quad_segs=2))
-    return _simplify(shapely.intersection(area, window), buffer_m / 3)
+    lines = _merged(_segments(x, y, u, v))
+    if window is not None:
+        lines = _clip(lines, window)
+    return None if lines.is_empty else lines
 
 
 def _near_facility_mask(facilities, unit_geom, rules) -> dict[str, np.ndarray]:
@@ -1019,19 +1288,26 @@ def _facilities_display(facilities, config, basemap) -> gpd.GeoDataFrame:
         return gpd.GeoDataFrame(
             {"category": [], "circles": [], "popup": []}, geometry=[], crs="EPSG:4326"
         )
-    fac = facilities.copy()
+    fac = facilities
+    n = len(fac)
     cat_labels = {k: f"{c.label_zh} / {c.label_en}" for k, c in config.categories.items()}
+
+    def col(name):
+        return fac[name].tolist() if name in fac.columns else [None] * n
+
+    def blank(v) -> bool:
+        return v is None or (not isinstance(v, str) and pd.isna(v))
+
     popups = []
-    for _, r in fac.iterrows():
-        cat = "" if pd.isna(r.get("category")) else str(r.get("category"))
-        cap = r.get("capacity")
-        cap_txt = "—" if cap is None or pd.isna(cap) else f"{float(cap):,.0f}"
-        name = r.get("name")
-        name = "（无名称 unnamed）" if name is None or pd.isna(name) or not str(name) else str(name)
+    for name, cat, cap, source, fid in zip(col("name"), col("category"), col("capacity"),
+                                           col("source"), col("fac_id"), strict=True):
+        cat = "" if blank(cat) else str(cat)
+        cap_txt = "—" if blank(cap) else f"{float(cap):,.0f}"
+        name = "（无名称 unnamed）" if blank(name) or not str(name) else str(name)
         popups.append(
             f"<b>{_esc(name)}</b><br>类别 category: {_esc(cat_labels.get(cat, cat))}"
-            f"<br>容量 capacity: {_esc(cap_txt)}<br>来源 source: {_esc(r.get('source', ''))}"
-            + (f"<br>编号 id: {_esc(r.get('fac_id'))}" if "fac_id" in fac.columns else "")
+            f"<br>容量 capacity: {_esc(cap_txt)}<br>来源 source: {_esc('' if blank(source) else source)}"
+            + (f"<br>编号 id: {_esc(fid)}" if "fac_id" in fac.columns else "")
         )
     frame = gpd.GeoDataFrame(
         {
@@ -1047,8 +1323,12 @@ def _facilities_display(facilities, config, basemap) -> gpd.GeoDataFrame:
     return _display_frame(frame, config, basemap, simplify_m=0)
 
 
-def _category_colours(config, fac_ll) -> dict[str, str]:
+def _category_colours(config, fac_ll, cid: str | None = None) -> dict[str, str]:
+    """Marker colour of each facility category; per circle (its own categories first) when ``cid``."""
     cats = list(config.categories)
+    if cid is not None and cid in config.circles:
+        own = [c for c in getattr(config.circles[cid], "categories", []) or [] if c in config.categories]
+        cats = own + [c for c in cats if c not in own]
     extra = sorted(set(fac_ll["category"].astype(str)) - set(cats)) if len(fac_ll) else []
     return {c: CATEGORY_PALETTE[i % len(CATEGORY_PALETTE)] for i, c in enumerate(cats + extra)}
 
@@ -1069,12 +1349,13 @@ def _add_facilities(group, fac_ll, cid: str, colours: dict[str, str]) -> None:
         geometry=list(sub.geometry.values),
         crs="EPSG:4326",
     )
+    # grey bubbles (see _BOX_CSS), never in the fills' colours; labels sit above them (own pane)
     cluster = MarkerCluster(
         name=f"{cid} facilities",
         control=False,
-        options={"disableClusteringAtZoom": 15, "maxClusterRadius": 40},
+        options={"disableClusteringAtZoom": 15, "maxClusterRadius": 35, "showCoverageOnHover": False},
     )
-    folium.GeoJson(
+    _GeoJson(
         _feature_collection(sub),
         marker=folium.CircleMarker(
             radius=6, weight=1.5, color="#222222", fill=True, fill_opacity=0.9
@@ -1086,13 +1367,14 @@ def _add_facilities(group, fac_ll, cid: str, colours: dict[str, str]) -> None:
     cluster.add_to(group)
 
 
-def _add_proposed(group, sites, cid: str, config, basemap: str, near=None) -> None:
+def _add_proposed(group, sites, cid: str, config, basemap: str, near=None) -> int:
+    """Numbered badges for the circle's proposed sites (in ``near`` when given); returns how many."""
     if "circle" in sites.columns:
         sites = sites.loc[sites["circle"].astype(str) == cid]
     if near is not None and len(sites):
         sites = sites.loc[sites.geometry.intersects(near)]
     if not len(sites):
-        return
+        return 0
     sites = sites.copy()
     if sites.crs is None:
         sites = sites.set_crs(config.crs)
@@ -1101,6 +1383,7 @@ def _add_proposed(group, sites, cid: str, config, basemap: str, near=None) -> No
     if basemap == "amap":
         geoms = _to_gcj02(geoms)
     geoms = _round_coords(geoms)
+    circle_name = _esc(_t(config, config.circles[cid].label_zh, config.circles[cid].label_en))
     # lon/lat in WGS-84 whatever the basemap: what a planner types into a GPS or a site survey
     wgs = zip(ll.geometry.x.to_numpy(), ll.geometry.y.to_numpy(), strict=True)
     for (_, r), g, (lon, lat) in zip(sites.iterrows(), geoms, wgs, strict=True):
@@ -1109,16 +1392,18 @@ def _add_proposed(group, sites, cid: str, config, basemap: str, near=None) -> No
         added = r.get("added_covered_population", np.nan)
         added_txt = "—" if added is None or pd.isna(added) else f"{float(added):,.0f}"
         popup = (
-            f"<b>建议新址 proposed site #{_esc(rank_txt)}</b><br>编号 id: {_esc(r.get('site_id', ''))}"
-            f"<br>新增覆盖人口 added covered population: {_esc(added_txt)}"
-            f"<br>服务圈 circle: {_esc(config.circles[cid].label_zh)}"
-            f"<br>经纬度 lon, lat (WGS-84): {float(lon):.5f}, {float(lat):.5f}"
+            f"<b>{_esc(_t(config, '建议新址', 'proposed site'))} #{_esc(rank_txt)}</b>"
+            f"<br>{_esc(_t(config, '编号', 'id'))}: {_esc(r.get('site_id', ''))}"
+            f"<br>{_esc(_t(config, '新增覆盖人口', 'added covered population'))}: {_esc(added_txt)}"
+            f"<br>{_esc(_t(config, '服务圈', 'circle'))}: {circle_name}"
+            f"<br>{_esc(_t(config, '经纬度', 'lon, lat'))} (WGS-84): {float(lon):.5f}, {float(lat):.5f}"
         )
+        width = 22 + 8 * len(rank_txt)
         icon = folium.DivIcon(
-            html=f'<div class="acc-star" title="proposed site {_esc(rank_txt)}">★<span>{_esc(rank_txt)}</span></div>',
-            icon_size=(30, 30),
-            icon_anchor=(15, 15),
-            class_name="acc-star-icon",
+            html=f'<div class="acc-site" title="proposed site {_esc(rank_txt)}">★{_esc(rank_txt)}</div>',
+            icon_size=(width, 22),
+            icon_anchor=(width // 2, 11),
+            class_name="acc-site-icon",
         )
         folium.Marker(
             location=[g.y, g.x],
@@ -1126,6 +1411,7 @@ def _add_proposed(group, sites, cid: str, config, basemap: str, near=None) -> No
             popup=folium.Popup(popup, max_width=320),
             z_index_offset=1000,
         ).add_to(group)
+    return len(sites)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1137,7 +1423,9 @@ def _fill_style(feature) -> dict:
         "fillColor": feature["properties"]["fill"],
         "color": "#333333",
         "weight": 1,
-        "fillOpacity": 0.7,
+        "fillOpacity": 0.75,
+        # lets a test (and a planner's CSS) tell which circle's fills are drawn
+        "className": f"acc-fill acc-fill-{feature['properties'].get('circle', '')}",
     }
 
 
@@ -1148,7 +1436,8 @@ def _class_style(feature) -> dict:
         "color": "#000000" if uncovered else feature["properties"]["fill"],
         "weight": 1.5 if uncovered else 0.5,
         "dashArray": "4 3" if uncovered else None,
-        "fillOpacity": 0.65,
+        "fillOpacity": 0.7,
+        "className": f"acc-fill acc-fill-{feature['properties'].get('circle', '')}",
     }
 
 
@@ -1157,26 +1446,39 @@ def _highlight_style(_feature) -> dict:
 
 
 def _outline_style(_feature) -> dict:
-    return {"fill": False, "color": "#08306b", "weight": 3}
+    return {"fill": False, "color": "#000000", "weight": 3}
 
 
 def _service_area_style(_feature) -> dict:
-    # no stroke: drawn under the cells, it shows where the network reach goes beyond them
-    return {"fillColor": "#6baed6", "color": "#2171b5", "weight": 0, "fillOpacity": 0.3}
+    # wide, light strokes drawn under the cells: where the network reach goes beyond them
+    return {"color": SERVICE_AREA_COLOUR, "weight": 6, "opacity": 0.55, "lineCap": "round",
+            "lineJoin": "round", "fill": False}
 
 
 def _marker_style(feature) -> dict:
     return {"fillColor": feature["properties"]["colour"]}
 
 
-def _coverage_colour(share) -> str:
-    if share is None or pd.isna(share):
-        return NO_DATA_COLOUR
-    share = float(share)
-    for lo, hi, colour, _ in COVERAGE_CLASSES:
-        if lo <= share < hi or (hi == np.inf and share >= lo):
-            return colour
-    return COVERAGE_CLASSES[0][2]
+def _target_class(row) -> tuple[str, str, str, str]:
+    """Class of a coverage row against its own target: (id, fill, label zh, label en).
+
+    Meeting the target is the coverage table's verdict (``meets_target``, from
+    :func:`accessibility.coverage.coverage_by_unit`); without it, share >= target. The shortfall
+    classes split ``coverage_share - target_share`` at -5 and -20 points.
+    """
+    share = row.get("coverage_share")
+    target = row.get("target_share")
+    if share is None or pd.isna(share) or target is None or pd.isna(target):
+        return "no_data", NO_DATA_COLOUR, "无数据", "no data"
+    meets = row.get("meets_target")
+    met = bool(meets) if meets is not None and not pd.isna(meets) else float(share) >= float(target)
+    if met:
+        return TARGET_CLASSES[0][0], TARGET_CLASSES[0][2], TARGET_CLASSES[0][3], TARGET_CLASSES[0][4]
+    diff = float(share) - float(target)
+    for cid, lo, colour, zh, en in TARGET_CLASSES[1:]:
+        if diff >= lo:
+            return cid, colour, zh, en
+    return TARGET_CLASSES[-1][0], TARGET_CLASSES[-1][2], TARGET_CLASSES[-1][3], TARGET_CLASSES[-1][4]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1186,52 +1488,60 @@ def _coverage_colour(share) -> str:
 def _esc(value: Any) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
-    return html.escape(str(value), quote=True)
+    # braces too: folium renders popups and labels through Jinja, where "{{ ... }}" would run
+    return html.escape(str(value), quote=True).replace("{", "&#123;").replace("}", "&#125;")
+
+
+def _t(config, zh: str, en: str, *, sep: str = " ") -> str:
+    """A fixed label in the area's language (``config.language``; see accessibility.labels)."""
+    from accessibility.labels import pick
+
+    return pick(zh, en, getattr(config, "language", "bilingual") or "bilingual", sep=sep)
 
 
 def _pct(x) -> str:
     return "—" if x is None or pd.isna(x) else f"{100 * float(x):.1f} %"
 
 
-def _circle_label(circle) -> str:
-    return f"{circle.label_zh} / {circle.label_en} ({circle.threshold_label})"
+def _circle_label(circle, config=None) -> str:
+    names = _t(config, circle.label_zh, circle.label_en, sep=" / ") if config is not None else (
+        f"{circle.label_zh} / {circle.label_en}")
+    return f"{names} ({circle.threshold_label})"
 
 
 def _unit_title_html(r) -> str:
     return f"<b>{_esc(r.get('unit_name', ''))}</b> {_esc(r.get('unit_name_en', ''))} ({_esc(r.get('unit_code', ''))})"
 
 
-def _unit_tooltip(r, circle) -> str:
+def _unit_tooltip(r, circle, config) -> str:
     meets = r.get("meets_target")
-    meets_txt = "—" if meets is None or pd.isna(meets) else ("是 yes" if bool(meets) else "否 no")
+    yes, no = _t(config, "是", "yes"), _t(config, "否", "no")
+    meets_txt = "—" if meets is None or pd.isna(meets) else (yes if bool(meets) else no)
     gap = r.get("gap_population")
     gap_txt = "—" if gap is None or pd.isna(gap) else f"{float(gap):,.0f}"
+    _, _, cls_zh, cls_en = _target_class(r)
     return (
-        f"{_unit_title_html(r)}<br><i>{_esc(circle.label_zh)} / {_esc(circle.label_en)}</i>"
-        f"<br>覆盖率 coverage: {_pct(r.get('coverage_share'))}"
-        f"<br>目标 target: {_pct(r.get('target_share', circle.target_share))}"
-        f"<br>缺口 gap: {gap_txt} 人 people"
-        f"<br>达标 meets target: {meets_txt}"
+        f"{_unit_title_html(r)}<br><i>{_esc(_t(config, circle.label_zh, circle.label_en, sep=' / '))}</i>"
+        f"<br>{_esc(_t(config, '覆盖率', 'coverage'))}: {_pct(r.get('coverage_share'))}"
+        f"<br>{_esc(_t(config, '目标', 'target'))}: {_pct(r.get('target_share', circle.target_share))}"
+        f"<br>{_esc(_t(config, '缺口', 'gap'))}: {gap_txt} {_esc(_t(config, '人', 'people'))}"
+        f"<br>{_esc(_t(config, '达标', 'meets target'))}: {_esc(meets_txt)}"
+        f"<br><b>{_esc(_t(config, cls_zh, cls_en))}</b>"
     )
 
 
-def _service_area_tip(circle) -> str:
-    return (
-        f"服务范围 service area: {_esc(circle.label_zh)} — "
-        f"street network reached within {_esc(circle.threshold_label)}"
-    )
+def _service_area_tip(circle, config) -> str:
+    return _esc(_t(config, f"服务范围：{circle.label_zh}，{circle.threshold_label}内可达的街道",
+                   f"service area: {circle.label_en}, streets reached within {circle.threshold_label}"))
 
 
-def _district_lines(cov: pd.DataFrame, circle_ids, config) -> str:
-    parts = []
-    district = cov[cov["unit_code"] == str(config.district_code)]
-    for cid in circle_ids:
-        row = district[district["circle"] == cid]
-        if len(row):
-            parts.append(
-                f"{_esc(config.circles[cid].label_zh)}: {_pct(row['coverage_share'].iloc[0])}"
-            )
-    return "全区 district — " + "; ".join(parts) if parts else ""
+def _district_line(cov: pd.DataFrame, circle, config) -> str:
+    """The whole district's coverage of the circle (its legend's first line), or ""."""
+    row = cov[(cov["unit_code"] == str(config.district_code)) & (cov["circle"] == circle.id)]
+    if not len(row):
+        return ""
+    return (f"<div><b>{_esc(_t(config, '全区覆盖率', 'district coverage'))}: "
+            f"{_pct(row['coverage_share'].iloc[0])}</b></div>")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1246,24 +1556,34 @@ _BOX_CSS = """
 .acc-title h1 { font-size: 15px; margin: 0 0 2px 0; }
 .acc-legend { bottom: 24px; right: 10px; max-height: 55%; overflow-y: auto; max-width: 330px; }
 .leaflet-control-layers { font-size: 11px; line-height: 1.3; }
-.acc-legend summary { cursor: pointer; font-weight: bold; margin: 4px 0 2px 0; }
+.acc-legend summary { cursor: pointer; font-weight: bold; margin: 2px 0; }
 .acc-legend h2 { font-size: 12px; margin: 4px 0 2px 0; }
+.acc-legend h3 { font-size: 11px; margin: 4px 0 1px 0; }
 .acc-legend .sw { display: inline-block; width: 14px; height: 12px; margin-right: 5px;
   vertical-align: middle; border: 1px solid #555; }
 .acc-legend .ln { display: inline-block; width: 16px; height: 0; margin-right: 5px;
   vertical-align: middle; }
 .acc-legend .dot { display: inline-block; width: 10px; height: 10px; margin-right: 5px;
-  border-radius: 50%; vertical-align: middle; border: 1px solid #222; }
+  border-radius: 50%; vertical-align: middle; border: 1.5px solid #222; }
 .acc-synthetic { color: #c00000; font-weight: bold; }
-.acc-star { color: #d4006a; font-size: 26px; line-height: 26px; text-align: center;
-  text-shadow: 0 0 3px #fff, 0 0 3px #fff; position: relative; }
-.acc-star span { position: absolute; left: 0; right: 0; top: 7px; font-size: 9px; color: #fff;
-  text-shadow: none; font-weight: bold; }
-.acc-star-icon { background: none; border: none; }
+.acc-site { background: #000; color: #fff; border: 2px solid #fff; border-radius: 11px;
+  font: bold 12px/18px sans-serif; text-align: center; white-space: nowrap;
+  box-shadow: 0 0 0 1px #000, 0 1px 4px rgba(0,0,0,0.5); }
+.acc-site-icon { background: none; border: none; }
+.acc-legend .acc-site { display: inline-block; padding: 0 5px; margin-right: 5px; font-size: 10px;
+  line-height: 14px; }
 .acc-label-icon { background: none; border: none; pointer-events: none; }
 .acc-label { text-align: center; font: bold 12px/1.15 sans-serif; color: #222;
   text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 3px #fff; white-space: nowrap; }
 .acc-label span { font-weight: normal; font-size: 10px; }
+.marker-cluster-small, .marker-cluster-medium, .marker-cluster-large {
+  background-color: rgba(40, 40, 40, 0.25); }
+.marker-cluster-small div, .marker-cluster-medium div, .marker-cluster-large div {
+  background-color: rgba(40, 40, 40, 0.85); color: #fff; font-weight: bold; }
+.acc-embedded .acc-title { padding: 3px 6px; max-width: 260px; }
+.acc-embedded .acc-title h1 { font-size: 12px; }
+.acc-embedded .acc-title .acc-sub, .acc-embedded .acc-title .acc-synthetic { display: none; }
+.acc-embedded .acc-legend { bottom: 20px; max-height: 45%; max-width: 250px; font-size: 11px; }
 </style>
 """
 
@@ -1294,68 +1614,80 @@ def _synthetic_html(config) -> str:
 def _add_title_box(m, title: str, subtitle: str, config, *, escaped: bool = False) -> None:
     t = title if escaped else _esc(title)
     body = (
-        f'<div class="acc-box acc-title"><h1>{t}</h1><div>{subtitle}</div>'
+        f'<div class="acc-box acc-title"><h1>{t}</h1><div class="acc-sub">{subtitle}</div>'
         f"{_synthetic_html(config)}</div>"
     )
     m.get_root().add_child(_Box(body, _BOX_CSS))
 
 
-def _add_legend(m, first_rows: str, second_rows: str, config) -> None:
+def _add_legend(m, legends, common_rows: str, config) -> None:
+    """Legend box: one block per circle (only the shown circle's is visible), then the rows common
+    to all circles (streets), folded into a <details> that starts closed when embedded."""
+    hidden = ' style="display:none"'
+    blocks = "".join(
+        f'<div class="acc-circle-legend" data-circle="{_esc(cid)}"{"" if i == 0 else hidden}>'
+        f"<h2>{_esc(label)}</h2>{rows}</div>"
+        for i, (cid, label, rows) in enumerate(legends)
+    )
     body = (
-        f'<div class="acc-box acc-legend">{first_rows}{second_rows}{_synthetic_html(config)}</div>'
+        f'<div class="acc-box acc-legend"><details class="acc-fold" open>'
+        f"<summary>{_esc(_t(config, '图例', 'legend'))}</summary>{blocks}{common_rows}</details>"
+        f"{_synthetic_html(config)}</div>"
     )
     m.get_root().add_child(_Box(body))
 
 
-def _coverage_legend_rows() -> str:
-    rows = "".join(
-        f'<div><span class="sw" style="background:{c}"></span>{_esc(label)}</div>'
-        for _, _, c, label in COVERAGE_CLASSES
-    )
-    rows += f'<div><span class="sw" style="background:{NO_DATA_COLOUR}"></span>无数据 no data</div>'
-    return "<h2>覆盖率 coverage share</h2>" + rows
+def _swatch(colour: str, label: str, *, dashed: bool = False) -> str:
+    border = ";border:2px dashed #000" if dashed else ""
+    return f'<div><span class="sw" style="background:{colour}{border}"></span>{_esc(label)}</div>'
 
 
-def _time_legend_rows(circles) -> str:
-    """Legend rows of the time/distance classes of ``circles`` (config Circles as drawn)."""
-    modes = {c.mode for c in circles}
-    parts = []
-    for mode in sorted(modes, reverse=True):  # time first
-        in_mode = [c for c in circles if c.mode == mode]
-        head = "步行时间 walking time" if mode == "time" else "步行距离 walking distance"
-        if len({c.threshold for c in in_mode}) > 1:
-            # circles of this mode differ in threshold: classes are thirds of each one's threshold
-            labels = ["0–⅓ 阈值 of the threshold", "⅓–⅔ 阈值 of the threshold",
-                      "⅔ 阈值–阈值 of the threshold", "超过阈值或不可达 beyond the threshold / not covered"]
-            head += " (" + ", ".join(f"{c.threshold_label}" for c in in_mode) + ")"
-        else:
-            labels = _class_labels(in_mode[0])
-        rows = "".join(
-            f'<div><span class="sw" style="background:{TIME_CLASS_COLOURS[k]}"></span>{_esc(labels[k])}</div>'
-            for k in range(3)
-        )
-        rows += (
-            f'<div><span class="sw" style="background:{UNCOVERED_COLOUR};border:2px dashed #000"></span>'
-            f"{_esc(labels[3])}</div>"
-        )
-        parts.append(f"<h2>{head}</h2>{rows}")
-    parts.append(
-        '<div><span class="sw" style="background:#6baed6;opacity:0.6"></span>服务范围 service area (reached streets)</div>'
-        '<div><span class="acc-star" style="font-size:14px;line-height:14px">★</span> 建议新址 proposed site</div>'
-    )
-    return "".join(parts)
+def _target_legend_rows(circle, config) -> str:
+    """The overview's classes against the circle's target."""
+    head = _t(config, "覆盖率对照目标", "coverage against the target")
+    rows = "".join(_swatch(colour, _t(config, zh, en)) for _, _, colour, zh, en in TARGET_CLASSES)
+    rows += _swatch(NO_DATA_COLOUR, _t(config, "无数据", "no data"))
+    target = _t(config, "目标", "target") + f" {_pct(circle.target_share)}"
+    return f"<h3>{_esc(head)} ({_esc(target)})</h3>{rows}"
 
 
-def _category_legend_rows(config, colours, fac_ll) -> str:
+def _time_legend_rows(circle, config, *, service_area: bool = True) -> str:
+    """A unit map's classes of the circle: thirds of its threshold, then not covered."""
+    head = (_t(config, "步行时间", "walking time") if circle.mode == "time"
+            else _t(config, "步行距离", "walking distance"))
+    labels = _class_labels(circle, config)
+    rows = "".join(_swatch(TIME_CLASS_COLOURS[k], labels[k]) for k in range(3))
+    rows += _swatch(UNCOVERED_COLOUR, labels[3], dashed=True)
+    if service_area:
+        rows += (f'<div><span class="ln" style="border-top:6px solid {SERVICE_AREA_COLOUR}"></span>'
+                 f"{_esc(_t(config, '服务范围（可达街道）', 'service area (reached streets)'))}</div>")
+    return f"<h3>{_esc(head)}</h3>{rows}"
+
+
+def _sites_legend_row(config, n_sites: int) -> str:
+    if not n_sites:
+        return ""
+    text = _t(config, "建议新址（数字为排序）", "proposed site, numbered by rank")
+    return f'<div><span class="acc-site">★1</span>{_esc(text)}</div>'
+
+
+def _category_legend_rows(config, colours, fac_ll, cid: str | None = None) -> str:
+    """Facility categories drawn in the circle ``cid`` (all drawn categories when None)."""
     if not len(fac_ll):
         return ""
-    present = list(dict.fromkeys(fac_ll["category"].astype(str)))
-    order = [c for c in colours if c in present]
+    fac = fac_ll
+    if cid is not None:
+        from accessibility.rules import facility_sets
+
+        fac = fac_ll.loc[facility_sets(fac_ll)(cid)]
+    present = list(dict.fromkeys(fac["category"].astype(str)))
     rows = []
-    for c in order:
+    for c in [c for c in colours if c in present]:
         cat = config.categories.get(c)
-        label = f"{cat.label_zh} / {cat.label_en}" if cat else c
+        label = _t(config, cat.label_zh, cat.label_en, sep=" / ") if cat else c
         rows.append(
             f'<div><span class="dot" style="background:{colours[c]}"></span>{_esc(label)}</div>'
         )
-    return "<details><summary>设施 facilities</summary>" + "".join(rows) + "</details>"
+    if not rows:
+        return ""
+    return f"<h3>{_esc(_t(config, '设施', 'facilities'))}</h3>" + "".join(rows)

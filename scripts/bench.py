@@ -54,7 +54,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-METHODS = ["engine", "engine_v", "engine_tt", "floor", "nx_multi", "ego", "pandana", "whole", "pipeline", "whatif"]
+METHODS = ["engine", "engine_v", "engine_tt", "floor", "nx_multi", "ego", "pandana", "whole", "pipeline", "whatif",
+           "maps"]
 LABELS = {
     "engine": "(1) engine: cell_results + coverage_by_unit",
     "engine_v": "(1v) engine, verdicts only: cell_results(counts=False, flat=False, search_factor=1) + coverage_by_unit",
@@ -66,6 +67,7 @@ LABELS = {
     "whole": "whole analysis in a fresh process",
     "pipeline": "a planner's whole run on the Jiangbei demo (accessibility run)",
     "whatif": "one what-if (add a site, remove a facility) after the area is loaded",
+    "maps": "the maps stage of the Jiangbei demo run alone (13 maps), wall and CPU seconds",
 }
 THRESHOLD_S = 900.0
 SLOW = {"ego": 100_000, "nx_multi": 100_000, "pandana": 10_000, "whole": 10_000}  # one repeat above
@@ -450,6 +452,39 @@ def _whatif(size: str, seed: int, repeat: int) -> dict:
     return {"method": "whatif", "size": size, "n_nodes": net.n_nodes, "n_cells": len(cells),
             "n_fac": int(of_circle.size), "prep": prep, "times": times, "max_s": max(times),
             "peak_mb": _status_kb("VmHWM") / 1024, "base_mb": 0.0, "rows": len(r.table)}
+def _maps_stage(repeat: int) -> dict:
+    """The run's maps stage alone (``pipeline._write_maps``, 13 maps, embedded assets), repeated.
+
+    CPU seconds (``time.process_time``) beside wall seconds: on a shared machine the wall time
+    grows with the other users' load, the CPU time much less.
+    """
+    from accessibility.config import load_area
+    from accessibility.demo import make_demo_data
+    from accessibility.pipeline import (
+        _write_maps,
+        analyse,
+        circle_node_times,
+        config_for,
+        load_study_area,
+    )
+
+    area = REPO / "config" / "areas" / "jiangbei.yaml"
+    make_demo_data(load_area(area, check_files=False), progress=False)  # kept if present
+    cfg = config_for(area)
+    study = load_study_area(cfg, progress=False)
+    results, table = analyse(study, circles=list(cfg.circles), progress=False)
+    walls, cpus, sizes = [], [], []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="bench_maps_") as tmp:
+            c0, t0 = time.process_time(), time.perf_counter()
+            computed = (results, table, {}, circle_node_times(study))
+            files = _write_maps(Path(tmp), study, computed, basemap="none", embed_assets=True, progress=False)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+            sizes.append(sum(f.stat().st_size for f in files))
+    return {"method": "maps", "size": "jiangbei", "times": walls, "cpu": cpus, "prep": 0.0,
+            "n_maps": len(files), "mb": sizes[-1] / 1e6, "peak_mb": _status_kb("VmHWM") / 1024,
+            "base_mb": 0.0, "load": os.getloadavg()}
 
 
 def _worker(args) -> None:
@@ -462,6 +497,9 @@ def _worker(args) -> None:
         return
     if args.method == "whatif":
         Path(args.result).write_text(json.dumps(_whatif(args.size, args.seed, args.repeat)))
+        return
+    if args.method == "maps":
+        Path(args.result).write_text(json.dumps(_maps_stage(args.repeat)))
         return
     if args.method == "whole":
         t0 = time.perf_counter()
@@ -562,6 +600,20 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPUs ({cpu}), {mem_gb:.1f} GB RAM, {platform.system()} {platform.release()}; " + ", ".join(vers)
 
 
+def _demo_sections(methods, args, tmp) -> dict:
+    """The Jiangbei demo's sections asked for: the whole run, one what-if, the maps stage."""
+    out = {}
+    if "pipeline" in methods:
+        print("[jiangbei] pipeline ...", flush=True)
+        out["_pipeline"] = _run_one("pipeline", "jiangbei", args, tmp)
+    if "whatif" in methods:
+        out["_whatif"] = _run_whatif_demo(args, tmp)
+    if "maps" in methods:
+        print("[jiangbei] maps stage ...", flush=True)
+        out["_maps"] = _run_one("maps", "jiangbei", args, tmp)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="10k,100k,1m", help="comma list: 10k, 100k, 1m, helsinki")
@@ -606,7 +658,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
         for size in sizes:
             results[size] = {}
-            for m in (["engine"] if "engine" not in methods else []) + [m for m in methods if m != "pipeline"]:
+            for m in (["engine"] if "engine" not in methods else []) + [m for m in methods
+                                                                         if m not in ("pipeline", "maps")]:
                 if m == "whatif" and size == "helsinki":
                     continue
                 if f"{m}@{size}" in skip:
@@ -622,11 +675,7 @@ def main(argv=None) -> int:
                 if "times" in r:
                     print(f"    median {np.median(r['times']):.3f} s (+prep {r['prep']:.3f} s), "
                           f"peak RSS {r['peak_mb']:.0f} MB", flush=True)
-        if "pipeline" in methods:
-            print("[jiangbei] pipeline ...", flush=True)
-            results["_pipeline"] = _run_one("pipeline", "jiangbei", args, tmp)
-        if "whatif" in methods:
-            results["_whatif"] = _run_whatif_demo(args, tmp)
+        results.update(_demo_sections(methods, args, tmp))
     text = _report(results, sizes, methods, argv)
     print(text)
     if args.out:
@@ -743,6 +792,18 @@ def _whatif_section(results, sizes) -> list[str]:
         L.append(f"| {s} | {r['n_nodes']:,} | {r['n_cells']:,} | {r['n_fac']:,} | {r['prep']:.2f} | "
                  f"{med:.3f} | {r['max_s']:.3f} | {verdict} |")
     return [*L, ""]
+def _maps_section(r) -> list[str]:
+    if not r:
+        return []
+    if "error" in r:
+        return ["## The maps stage alone (Jiangbei demo)", "", f"failed: {r['error'][0][:200]}", ""]
+    wall, cpu = float(np.median(r["times"])), float(np.median(r["cpu"]))
+    load = ", ".join(f"{x:.1f}" for x in r["load"])
+    return ["## The maps stage alone (Jiangbei demo)", "",
+            f"`pipeline._write_maps`: {r['n_maps']} maps ({r['mb']:.1f} MB, Leaflet embedded, no proposed "
+            f"sites), median of {len(r['times'])}: wall {wall:.2f} s, CPU {cpu:.2f} s "
+            f"(all: wall {', '.join(f'{t:.2f}' for t in r['times'])}; CPU {', '.join(f'{t:.2f}' for t in r['cpu'])}). "
+            f"Load average at the end (1, 5, 15 min): {load}. Target: maps under 6 s.", ""]
 
 
 def _targets(results) -> list[str]:
@@ -883,6 +944,7 @@ def _report(results, sizes, methods, argv) -> str:  # noqa: C901  (the markdown 
         L.append("")
     L += _pipeline_section(results.get("_pipeline"))
     L += _whatif_section(results, sizes)
+    L += _maps_section(results.get("_maps"))
     L += _targets({k: v for k, v in results.items() if not k.startswith("_")})
     L += NOTES
     # growth exponents over synthetic sizes

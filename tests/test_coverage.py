@@ -304,15 +304,46 @@ def test_worst_places_by_hand():
     units = pd.DataFrame({"unit_code": ["A", "B"], "unit_name": ["甲", "乙"]})
     circle = SimpleNamespace(id="c", weight_column="population", mode="time")
     out = worst_places(cells, results, units, circle, square_m=1000.0, n=5)
-    # squares: (500, 3270) holds cells 0-2 (60 people, most from unit A: 40 vs 20); (503, 3270): 100
-    assert out["uncovered"].tolist() == [100.0, 60.0]
-    assert out["unit_name"].tolist() == ["乙", "甲"]
+    # square (503, 3270): 100 (unit B); square (500, 3270) holds cells 0-2 of two units, so it is
+    # split at the boundary: unit A's part (cells 0, 1: 40 people) and unit B's (cell 2: 20)
+    assert out["uncovered"].tolist() == [100.0, 40.0, 20.0]
+    assert out["unit_name"].tolist() == ["乙", "甲", "乙"]
     lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(
-        (10 * 500_100 + 30 * 500_300 + 20 * 500_900) / 60, (10 * 3_270_100 + 30 * 3_270_200 + 20 * 3_270_900) / 60)
+        (10 * 500_100 + 30 * 500_300) / 40, (10 * 3_270_100 + 30 * 3_270_200) / 40)
     assert out.loc[1, "lon"] == pytest.approx(lon) and out.loc[1, "lat"] == pytest.approx(lat)
-    # lower weighted median of 960 s (30 people), 1200 s (10), 1500 s (20): half of 60 is reached
-    # at 960 s = 16 min; inf for the unreached square
+    # lower weighted median of 960 s (30 people), 1200 s (10): half of 40 is reached at 960 s =
+    # 16 min; inf for the unreached square
     assert out.loc[1, "median_t"] == pytest.approx(16.0) and np.isinf(out.loc[0, "median_t"])
+    assert out.loc[2, "median_t"] == pytest.approx(25.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 5000), st.floats(0, 5000), st.sampled_from(["A", "B", "C"]),
+                          st.sampled_from([0.0, 1.0, 7.0, 250.0]), st.booleans()), min_size=1, max_size=60),
+       st.sampled_from([300.0, 1000.0, 2500.0]))
+def test_worst_places_never_exceed_their_unit(rows, square_m):
+    """Review finding (a 1 km square showed 3,428 uncovered residents in a unit of 2,211): every
+    place belongs to one unit, so its figure is at most that unit's uncovered total, and the
+    places of a unit add up to at most its total (all of it when every place is listed)."""
+    from types import SimpleNamespace
+
+    import geopandas as gpd
+
+    from accessibility.coverage import worst_places
+
+    x, y, unit, pop, cov = (np.array(v) for v in zip(*rows, strict=True))
+    cells = gpd.GeoDataFrame({"population": pop.astype(float), "unit_code": unit},
+                             geometry=gpd.points_from_xy(500_000 + x, 3_270_000 + y), crs="EPSG:32648")
+    results = pd.DataFrame({"c_covered": cov.astype(bool), "c_t": np.full(len(x), 1000.0)})
+    units = pd.DataFrame({"unit_code": ["A", "B", "C"], "unit_name": ["甲", "乙", "丙"]})
+    circle = SimpleNamespace(id="c", weight_column="population", mode="time")
+    out = worst_places(cells, results, units, circle, square_m=square_m, n=len(x))
+    unc = pd.Series(np.where(cov, 0.0, pop), index=unit).groupby(level=0).sum()
+    for _, r in out.iterrows():
+        assert r["uncovered"] <= unc[r["unit_code"]] + 1e-9
+    got = out.groupby("unit_code")["uncovered"].sum()
+    for u, total in unc.items():
+        assert got.get(u, 0.0) == pytest.approx(total)
 
 
 @settings(max_examples=60, deadline=None)

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyproj import Transformer
 
 from accessibility import maps
@@ -180,12 +182,13 @@ def test_overview_layers_tooltips_and_legend(config, tmp_path):
     tips = [f["properties"]["tip"] for f in unit_layers[0]["features"]]
     fills = [f["properties"]["fill"] for f in unit_layers[0]["features"]]
     cul = coverage.query("circle == 'culture_15min'").set_index("unit_code").coverage_share
+    rows = coverage.query("circle == 'culture_15min'").set_index("unit_code")
     for code, tip, fill in zip(units.unit_code, tips, fills, strict=True):
         assert f"覆盖率 coverage: {100 * cul[code]:.1f} %" in tip
-        assert fill == maps._coverage_colour(cul[code])
+        assert fill == maps._target_class(rows.loc[code])[1]
     # hand check: unit 1 has cells within 1080 m of (100, 100) -> partly covered; unit 3 none
     assert 0 < cul["500105001"] < 1 and cul["500105003"] == 0
-    assert fills[2] == "#d7191c"
+    assert fills[2] == "#b2182b"  # far short of its 100 % target
     assert "Test Subdistrict 2" in tips[1] and "测试街道2" in tips[1]
     assert "目标 target: 100.0 %" in tips[1] and "达标 meets target: 否 no" in tips[1]
     gap = coverage.query(
@@ -194,7 +197,7 @@ def test_overview_layers_tooltips_and_legend(config, tmp_path):
     assert f"缺口 gap: {gap:,.0f} 人 people" in tips[1]
     assert "SYNTHETIC DEMO 合成示例数据" in text
     assert text.count('class="acc-synthetic"') == 2  # title box and legend
-    assert "覆盖率 coverage share" in text  # legend
+    assert "覆盖率对照目标 coverage against the target" in text  # legend
     assert "图书馆" in text  # facility category label in the legend
     assert "L.control.scale" in text
     assert "L.control.layers" in text
@@ -202,13 +205,28 @@ def test_overview_layers_tooltips_and_legend(config, tmp_path):
     assert "L.tileLayer" not in text  # basemap="none"
 
 
-def test_coverage_colour_breaks():
-    c = maps._coverage_colour
-    assert c(0.0) == c(0.59) == "#d7191c"
-    assert c(0.6) == c(0.79) == "#fdae61"
-    assert c(0.8) == "#fee08b" and c(0.95) == c(0.999) == "#a6d96a"
-    assert c(1.0) == "#1a9641"
-    assert c(np.nan) == maps.NO_DATA_COLOUR
+def test_target_classes_are_relative_to_each_units_target():
+    """A unit at 97 % of a 100 % target is short, one at 85 % of an 80 % target meets it."""
+    def cls(share, target, meets=None):
+        row = {"coverage_share": share, "target_share": target}
+        if meets is not None:
+            row["meets_target"] = meets
+        return maps._target_class(pd.Series(row))[0]
+
+    assert cls(1.0, 1.0, True) == "meets"
+    assert cls(0.97, 1.0, False) == "just_short"
+    assert cls(0.9501, 1.0, False) == "just_short" and cls(0.9499, 1.0, False) == "short"
+    assert cls(0.80, 1.0, False) == "short" and cls(0.7999, 1.0, False) == "far_short"
+    assert cls(0.0, 1.0, False) == "far_short"
+    assert cls(0.85, 0.8, True) == "meets" and cls(0.79, 0.8, False) == "just_short"
+    # the coverage table's verdict decides "meets" (its gap in whole people), not a float compare
+    assert cls(0.9999, 1.0, True) == "meets" and cls(1.0, 1.0, False) == "just_short"
+    assert cls(0.85, 0.8) == "meets"  # no verdict column: share >= target
+    assert cls(np.nan, 1.0) == "no_data"
+    assert maps._target_class(pd.Series({"coverage_share": np.nan, "target_share": 1.0}))[1] == maps.NO_DATA_COLOUR
+    # fills never share a colour with the facility markers or the proposed-site badges
+    fills = {c[2] for c in maps.TARGET_CLASSES} | set(maps.TIME_CLASS_COLOURS) | {maps.UNCOVERED_COLOUR}
+    assert not {c.lower() for c in maps.CATEGORY_PALETTE} & {f.lower() for f in fills}
 
 
 def test_hostile_names_are_escaped(config, tmp_path):
@@ -284,7 +302,7 @@ def test_unit_map_classes_service_area_and_sites(config, tmp_path):
     geoms = [shapely.geometry.shape(f["geometry"]) for f in cls_fc[0]["features"]]
     area = gpd.GeoSeries(geoms, crs=4326).to_crs(CRS).area.sum()
     assert area == pytest.approx(1e6, rel=0.01)
-    # service area: drawn from the reached network, not a hull; the corridor reaches x = X0+1000+
+    # service area: the reached streets (edges with both ends reached), not a hull
     sa = [
         p
         for p in payloads
@@ -310,10 +328,11 @@ def test_unit_map_classes_service_area_and_sites(config, tmp_path):
     sa2 = [p for p in _geojson_payloads(maps.save_map(m2, tmp_path / "u2.html").read_text(encoding="utf-8"))
            if p["features"] and "service area" in p["features"][0]["properties"].get("tip", "")]
     poly2 = gpd.GeoSeries([shapely.geometry.shape(sa2[0]["features"][0]["geometry"])], crs=4326).to_crs(CRS).iloc[0]
-    assert poly.symmetric_difference(poly2).area < 0.01 * poly.area
+    assert poly.geom_type in ("LineString", "MultiLineString")  # the reached streets themselves
+    assert poly.symmetric_difference(poly2).length < 0.01 * poly.length
     # proposed site of this circle only, with its rank and popup
     assert "建议新址 proposed site #1" in text and "proposed site #2" not in text
-    assert "acc-star" in text
+    assert "acc-site" in text
 
 
 def test_overview_shows_proposed_sites_per_circle(config, tmp_path):
@@ -600,3 +619,216 @@ def test_simplify_keeps_small_parts_and_holes():
     assert shapely.get_num_coordinates(out[2]) < shapely.get_num_coordinates(big)  # still simplified
     one = _simplify(exclave, 10.0)  # a single geometry works too
     assert shapely.get_num_geometries(one) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# fast paths against their brute-force definitions
+
+
+def _parallelograms(x, y, grid):
+    """The cells of a fitted lattice drawn one by one (the brute force behind the polygonising)."""
+    _, (_, e1, e2) = grid
+    corners = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+    offs = corners[:, :1] * e1 + corners[:, 1:] * e2
+    return [shapely.Polygon(np.column_stack([px, py]) + offs) for px, py in zip(x, y, strict=True)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    angle=st.floats(-4.0, 4.0),
+    w=st.floats(40.0, 250.0),
+    ratio=st.floats(0.8, 1.25),
+    n_side=st.integers(3, 14),
+    keep=st.floats(0.3, 1.0),
+)
+def test_class_shapes_equal_the_union_of_the_cells(seed, angle, w, ratio, n_side, keep):
+    """Cells of a rotated, rectangular grid with random gaps and classes: the polygonised classes
+    cover exactly the union of each class's own cells (GEOS union_all as the oracle)."""
+    rng = np.random.default_rng(seed)
+    gi, gj = np.meshgrid(np.arange(n_side), np.arange(n_side))
+    gi, gj = gi.ravel(), gj.ravel()
+    sel = rng.random(gi.size) < keep
+    sel[:4] = True
+    gi, gj = gi[sel], gj[sel]
+    a = np.radians(angle)
+    e1 = w * np.array([np.cos(a), np.sin(a)])
+    e2 = w * ratio * np.array([-np.sin(a), np.cos(a)])
+    xy = np.array([X0, Y0]) + gi[:, None] * e1 + gj[:, None] * e2
+    x, y = xy[:, 0], xy[:, 1]
+    cls = rng.integers(0, 4, size=x.size)
+    grid = maps._lattice(x, y)
+    if len(np.unique(gi)) < 2 or len(np.unique(gj)) < 2:
+        return  # one row or column: no lattice to fit (the box union is used)
+    assert grid is not None
+    shapes = maps._class_shapes(x, y, cls, None, grid=grid)
+    assert set(shapes) == set(np.unique(cls).tolist())
+    cells = np.array(_parallelograms(x, y, grid), dtype=object)
+    for k, geom in shapes.items():
+        assert geom.is_valid
+        oracle = shapely.union_all(cells[cls == k])
+        assert geom.symmetric_difference(oracle).area < 1e-6 * oracle.area
+    # the classes tile the cells without overlap
+    total = sum(g.area for g in shapes.values())
+    assert total == pytest.approx(shapely.union_all(cells).area, rel=1e-9)
+
+
+def test_lattice_refuses_points_off_a_grid():
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(0, 1000, 200), rng.uniform(0, 1000, 200)
+    assert maps._lattice(x, y) is None
+    # irregular points fall back to the union of boxes: still one polygon per class
+    cls = (x > 500).astype(int)
+    shapes = maps._class_shapes(x, y, cls, (100.0, 100.0))
+    assert set(shapes) == {0, 1}
+    assert shapes[0].union(shapes[1]).area == pytest.approx(
+        maps._boxes_union(x, y, (100.0, 100.0)).area, rel=1e-3)  # closing per class differs a hair
+
+
+def test_feature_collection_matches_geopandas(config):
+    """The vectorised GeoJSON equals geopandas' to_json (ids, properties, null for NaN, geometry)."""
+    gdf = gpd.GeoDataFrame(
+        {"tip": ["a", HOSTILE, None], "cls": [1, 2, 3], "v": [1.5, np.nan, 2.0]},
+        geometry=[shapely.box(0, 0, 1, 1), shapely.Point(2, 3), shapely.MultiLineString([[(0, 0), (1, 1)]])],
+        crs=4326)
+    fc = maps._plain_geojson(maps._feature_collection(gdf))
+    ref = json.loads(gdf.to_json(drop_id=False, na="null"))
+    for got, want in zip(fc["features"], ref["features"], strict=True):
+        assert got["id"] == want["id"] and got["properties"] == want["properties"]
+        assert shapely.geometry.shape(got["geometry"]).equals(shapely.geometry.shape(want["geometry"]))
+    # empty geometries are left out, ids stay 0..n-1
+    gdf2 = gdf.assign(geometry=[shapely.Polygon(), shapely.Point(2, 3), shapely.Point(4, 5)])
+    fc2 = maps._plain_geojson(maps._feature_collection(gdf2))
+    assert [f["id"] for f in fc2["features"]] == ["0", "1"]
+
+
+def test_names_are_never_run_as_template_code(config, tmp_path):
+    """folium renders through Jinja: a name holding '{{ ... }}' must be shown, not evaluated."""
+    units, cells, fac, results, coverage = make_inputs()
+    units = units.assign(unit_name=["{{ 7*7 }}jd", "{% if true %}x{% endif %}", "{# c #}"])
+    fac = fac.assign(name=["{{ 6*7 }}hall", "{{ config }}", None])
+    m = maps.overview_map(units, coverage, fac, config, basemap="none")
+    text = maps.save_map(m, tmp_path / "o.html").read_text(encoding="utf-8")
+    um = maps.unit_map("500105001", units, cells, results, fac, config, basemap="none")
+    text += maps.save_map(um, tmp_path / "u.html").read_text(encoding="utf-8")
+    assert "49jd" not in text and "42hall" not in text
+    for shown in ("&#123;&#123; 7*7 &#125;&#125;jd", "&#123;&#123; 6*7 &#125;&#125;hall"):
+        # as HTML, or JSON-escaped once more inside GeoJSON
+        assert shown in text or shown.replace("&", "\\u0026") in text
+
+
+def _browser(tmp_path):
+    """Headless Chromium driven by selenium (chromium-driver), or a skip outside CI."""
+    _chromium()
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not Path(driver_path).is_file():
+        if os.environ.get("CI"):
+            pytest.fail("chromedriver is not installed but CI is set (.ci/run installs chromium-driver)")
+        pytest.skip("chromium-driver not installed; click test skipped")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={tmp_path / 'selenium-profile'}", "--window-size=1300,900"):
+        opts.add_argument(arg)
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+def _drawn_fills(driver, circle_ids) -> dict[str, int]:
+    """How many fill paths of each circle Leaflet has in the page (removed layers leave the DOM)."""
+    return {c: int(driver.execute_script(
+        f"return document.querySelectorAll('path.acc-fill-{c}').length")) for c in circle_ids}
+
+
+def _visible_legends(driver) -> list[str]:
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('.acc-circle-legend'))"
+        ".filter(e => e.offsetParent !== null).map(e => e.getAttribute('data-circle'))")
+
+
+@pytest.mark.browser
+def test_circles_are_exclusive_in_the_browser(config, tmp_path):
+    """Real clicks on the layer control: choosing a circle shows its fills, facilities, sites and
+    legend only, and choosing another replaces them (overview and unit map)."""
+    units, cells, fac, results, coverage = make_inputs()
+    net, times = make_net(cells)
+    sites = gpd.GeoDataFrame(
+        {"rank": [1, 1], "site_id": ["c1", "e1"], "added_covered_population": [500.0, 80.0],
+         "circle": ["culture_15min", "eldercare_15min"]},
+        geometry=gpd.points_from_xy([X0 + 1500, X0 + 1600], [Y0 + 500, Y0 + 400]), crs=CRS)
+    circles = ["culture_15min", "eldercare_15min"]
+    pages = {
+        "overview": maps.save_map(maps.overview_map(units, coverage, fac, config, circles=circles,
+                                                    proposed_sites=sites, basemap="none"),
+                                  tmp_path / "overview.html", embed_assets=True),
+        "unit": maps.save_map(maps.unit_map("500105002", units, cells, results, fac, config, net=net,
+                                            node_times=times, circles=circles, proposed_sites=sites,
+                                            basemap="none"),
+                              tmp_path / "unit.html", embed_assets=True),
+    }
+    driver = _browser(tmp_path)
+    try:
+        for kind, page in pages.items():
+            driver.get(page.as_uri())
+            time.sleep(0.5)
+            radios = driver.find_elements("css selector", ".leaflet-control-layers-base input[type=radio]")
+            assert len(radios) == 2, kind  # one radio button per circle: exclusive layers
+            assert driver.find_elements("css selector", ".leaflet-control-layers-overlays") is not None
+            first = _drawn_fills(driver, circles)
+            assert first["culture_15min"] > 0 and first["eldercare_15min"] == 0, (kind, first)
+            assert _visible_legends(driver) == ["culture_15min"]
+            assert driver.execute_script("return document.querySelectorAll('.acc-site').length") >= 1
+            radios[1].click()  # the elderly-care circle
+            time.sleep(0.3)
+            second = _drawn_fills(driver, circles)
+            assert second["eldercare_15min"] > 0 and second["culture_15min"] == 0, (kind, second)
+            assert _visible_legends(driver) == ["eldercare_15min"]
+            assert radios[1].is_selected() and not radios[0].is_selected()
+            radios[0].click()  # and back: never both
+            time.sleep(0.3)
+            third = _drawn_fills(driver, circles)
+            assert third == first, (kind, third)
+            # the culture circle's own site badge only (popup text names the circle's rank 1 site)
+            popups = driver.execute_script("return document.querySelectorAll('.acc-site').length")
+            assert popups >= 1
+        # embedded in a page (the report's iframe): the layer control and the legend start folded
+        host = tmp_path / "host.html"
+        host.write_text(f'<iframe src="{pages["overview"].name}" width="900" height="480"></iframe>',
+                        encoding="utf-8")
+        driver.get(host.as_uri())
+        time.sleep(0.5)
+        driver.switch_to.frame(0)
+        assert driver.execute_script("return document.documentElement.classList.contains('acc-embedded')")
+        assert not driver.execute_script(
+            "return document.querySelector('.leaflet-control-layers').classList"
+            ".contains('leaflet-control-layers-expanded')")
+        assert not driver.execute_script("return document.querySelector('details.acc-fold').open")
+        assert _drawn_fills(driver, circles)["culture_15min"] > 0
+    finally:
+        driver.quit()
+
+
+def test_labels_follow_the_area_language(config, tmp_path):
+    """language: en -> the maps' fixed labels in English only; zh -> Chinese only (names as given)."""
+    import dataclasses
+
+    units, cells, fac, results, coverage = make_inputs()
+    net, times = make_net(cells)
+    st = maps.street_lines(net)
+    texts = {}
+    for lang in ("en", "zh", "bilingual"):
+        cfg = dataclasses.replace(config, language=lang)
+        ov = maps.overview_map(units, coverage, fac, cfg, circles=["culture_15min"], streets=st, basemap="none")
+        um = maps.unit_map("500105002", units, cells, results, fac, cfg, net=net, node_times=times,
+                           circles=["culture_15min"], streets=st, basemap="none")
+        texts[lang] = (maps.save_map(ov, tmp_path / f"o_{lang}.html").read_text(encoding="utf-8")
+                       + maps.save_map(um, tmp_path / f"u_{lang}.html").read_text(encoding="utf-8"))
+    assert "coverage against the target" in texts["en"] and "覆盖率对照目标" not in texts["en"]
+    assert "步行时间" not in texts["en"] and "walking time" in texts["en"]
+    assert "覆盖率对照目标" in texts["zh"] and "coverage against the target" not in texts["zh"]
+    assert "覆盖率对照目标 coverage against the target" in texts["bilingual"]
+    for text in texts.values():
+        assert "streetss" not in text  # review finding: "other streetss" in the layer control
+    assert "other streets" in texts["en"]  # the test grid has no highway tags: minor streets only

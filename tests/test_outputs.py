@@ -313,3 +313,18 @@ def test_gcj02_inventory_declared_wgs84_is_warned_about(demo_area):
 def test_report_lists_worst_served_places(demo_run):
     html = (demo_run.output_dir / "report.html").read_text(encoding="utf-8")
     assert html.count("Worst-served places") >= 3  # one table per plan circle
+
+
+def test_worst_served_places_never_exceed_their_unit(demo_run):
+    """Each worst-served place of the demo lies in one unit and counts at most its uncovered total."""
+    from accessibility.coverage import worst_places
+
+    study, table = demo_run.study, demo_run.coverage
+    for c in study.config.circles.values():
+        if not c.plan:
+            continue
+        places = worst_places(study.cells, demo_run.results, study.units, c)
+        assert len(places), c.id
+        unc = table[table["circle"] == c.id].set_index("unit_code")["uncovered_population"]
+        for _, r in places.iterrows():
+            assert r["uncovered"] <= unc[str(r["unit_code"])] + 1e-6, (c.id, r["unit_code"])
