@@ -679,23 +679,14 @@ def _infer_cell_size(cells: gpd.GeoDataFrame) -> tuple[float, float]:
 
 def _cell_classes(ucells, ures, circle, size: tuple[float, float], crs, clip=None) -> gpd.GeoDataFrame:
     """Dissolve the unit's cell squares into one polygon per time/distance class."""
-    t = pd.to_numeric(ures[f"{circle.id}_t"], errors="coerce").to_numpy(dtype=float)
-    cov_col = f"{circle.id}_covered"
-    covered = (
-        ures[cov_col].fillna(False).to_numpy(dtype=bool)
-        if cov_col in ures.columns
-        else np.isfinite(t) & (t <= circle.threshold)
-    )
+    from accessibility.coverage import time_classes
+
     weight = (
         pd.to_numeric(ucells[circle.weight_column], errors="coerce").fillna(0.0).to_numpy()
         if circle.weight_column in ucells.columns
         else np.zeros(len(ucells))
     )
-    edges = np.array([0, 1, 2, 3]) * circle.threshold / 3
-    cls = np.full(len(t), 3, dtype=int)  # 3 = not covered
-    for k in (2, 1, 0):
-        sel = covered & np.isfinite(t) & (t <= edges[k + 1])
-        cls[sel] = k
+    cls = time_classes(ures, circle)  # 0-2: thirds of the threshold, 3: not covered
     labels = _class_labels(circle)
     x = ucells.geometry.x.to_numpy()
     y = ucells.geometry.y.to_numpy()

@@ -311,6 +311,7 @@ def run(  # noqa: PLR0913  (the switches of `accessibility run`, keyword-only)
     basemap: str = "osm",
     embed_assets: bool = True,
     k_max: int | None = None,
+    atlas: bool = True,
 ) -> RunResult:
     """Run the whole analysis for one study area and write every output.
 
@@ -335,6 +336,9 @@ def run(  # noqa: PLR0913  (the switches of `accessibility run`, keyword-only)
         Inline Leaflet's JavaScript so maps open without internet.
     k_max : int, optional
         Largest number of new sites in the MCLP curve (default: ``siting.max_new_sites``).
+    atlas : bool, default True
+        Write the printable ``atlas.pdf`` (A4: cover, a summary per plan circle, a map page per
+        unit and plan circle).
 
     Returns
     -------
@@ -381,11 +385,17 @@ def run(  # noqa: PLR0913  (the switches of `accessibility run`, keyword-only)
                 node_times = circle_node_times(study)
                 files += _write_maps(tmp, study, (results, table, siting_out, node_times),
                                      basemap=basemap, embed_assets=embed_assets, progress=progress)
+        with _stage(timings, "charts"):
+            charts, chart_files = _write_charts(tmp, study, table, results, siting_out)
+            files += chart_files
         with _stage(timings, "report and workbook"):
             files.append(write_report(tmp / "report.html", study, table, results, siting_out, maps=maps,
-                                      planned=planned))
+                                      planned=planned, charts=charts))
             files.append(write_workbook(tmp / "coverage.xlsx", study, table, siting_out, planned,
-                                        supply=supply))
+                                        supply=supply, charts=charts))
+        if atlas:
+            with _stage(timings, "atlas"):
+                files.append(_write_atlas(tmp, study, table, results, siting_out))
         meta = {
             "run_id": cfg.run_id,
             "data_status": cfg.data_status,
@@ -542,8 +552,39 @@ def _workbook_tables(study: StudyArea, table: pd.DataFrame, supply: pd.DataFrame
     }
 
 
+def _write_charts(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
+                  siting_out: dict) -> tuple[list[dict], list[Path]]:
+    """The charts of every plan circle as ``figures/<circle>_<kind>.svg`` and ``.png``.
+
+    Returns the charts for the report and the workbook (circle, kind, caption, svg text, png
+    bytes: each drawn once) and the files written.
+    """
+    from accessibility import figures as fig_mod
+    from accessibility._io import write_bytes_atomic, write_text_atomic
+
+    cfg = study.config
+    figs = fig_mod.circle_figures(cfg, table, study.cells, results, siting_out)
+    charts, files = [], []
+    for key, fig in figs.items():
+        cid, kind = key.rsplit("_", 1)
+        svg, png = fig_mod.figure_svg(fig), fig_mod.figure_png(fig)
+        files.append(write_text_atomic(out / "figures" / f"{key}.svg", svg))
+        files.append(write_bytes_atomic(out / "figures" / f"{key}.png", png))
+        charts.append({"circle": cid, "kind": kind, "key": key, "caption": fig_mod.chart_caption(cfg, cid, kind),
+                       "svg": svg, "png": png})
+    return charts, files
+
+
+def _write_atlas(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
+                 siting_out: dict) -> Path:
+    from accessibility import atlas as atlas_mod
+
+    return atlas_mod.write_atlas(out / "atlas.pdf", study, results, table, siting_out)
+
+
 def write_workbook(path: Path, study: StudyArea, table: pd.DataFrame, siting_out: dict | None = None,
-                   planned: pd.DataFrame | None = None, *, supply: pd.DataFrame | None = None) -> Path:
+                   planned: pd.DataFrame | None = None, *, supply: pd.DataFrame | None = None,
+                   charts: list[dict] | None = None) -> Path:
     """coverage.xlsx: the tables, then per plan circle its ranked sites, the exact best set and
     the fewest sites per unit, then the planned projects (a planner's one file to open).
 
@@ -564,7 +605,8 @@ def write_workbook(path: Path, study: StudyArea, table: pd.DataFrame, siting_out
         sheets["planned_projects"] = planned
     sheets = {k: (v.assign(data_status=cfg.data_status) if "data_status" not in v.columns else v)
               for k, v in sheets.items()}
-    return report_mod.write_workbook(path, sheets, config=cfg)
+    return report_mod.write_workbook(path, sheets, config=cfg,
+                                     charts=[(c["caption"], c["png"]) for c in charts or []])
 
 
 def _with_unit_names(df: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
@@ -864,10 +906,10 @@ def _planned_projects(out: Path, study: StudyArea, results: pd.DataFrame) -> pd.
 
 def write_report(path: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
                  siting_out: dict | None = None, *, maps: bool = False,
-                 planned: pd.DataFrame | None = None) -> Path:
-    """The HTML report (``report.html``): per circle the summary, worst places and siting tables,
-    per unit its section (with a link to ``maps/unit_<code>.html`` when ``maps``), parameters and
-    provenance."""
+                 planned: pd.DataFrame | None = None, charts: list[dict] | None = None) -> Path:
+    """The HTML report (``report.html``): per circle the summary, charts, worst places and siting
+    tables, per unit its section (with a link to ``maps/unit_<code>.html`` when ``maps``),
+    parameters and provenance. ``charts`` come from :func:`_write_charts` (none when omitted)."""
     from accessibility import report as report_mod
 
     cfg = study.config
@@ -928,6 +970,7 @@ def write_report(path: Path, study: StudyArea, table: pd.DataFrame, results: pd.
         path, config=cfg, coverage=table, unit_maps=unit_maps, places=places,
         overview_href="maps/overview.html" if maps else None, siting=siting_tables,
         provenance=study.provenance(), parameters=params,
+        charts={c["key"]: (c["circle"], c["caption"], c["svg"]) for c in charts or []},
     )
 
 

@@ -129,6 +129,7 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
     parameters: Mapping[str, Any] | None = None,
     places: Mapping[str, pd.DataFrame] | None = None,
     figures: Mapping[str, str] | None = None,
+    charts: Mapping[str, tuple[str, str, str]] | None = None,
     worst_n: int = 10,
 ) -> Path:
     """Write the self-contained HTML report.
@@ -156,6 +157,9 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
         ``unit_name, lon, lat, uncovered, median_t, t_unit``; shown in the circle's summary.
     figures : mapping of caption to href, optional
         Images to show.
+    charts : mapping of key to (circle id, caption, SVG text), optional
+        Charts (:mod:`accessibility.figures`) embedded in their circle's summary as SVG data
+        URIs, so the report stays one file.
     worst_n : int
         How many worst-served units to list per circle.
 
@@ -186,7 +190,7 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
         "data_status": config.data_status,
         "overview_href": _href(overview_href),
         "circles": [_circle_summary(config, cid, units, district, worst_n, (places or {}).get(cid))
-                    for cid in circle_ids],
+                    | {"charts": _chart_images(charts or {}, cid)} for cid in circle_ids],
         "units": _unit_sections(config, units, circle_ids, unit_maps),
         "siting": _siting_tables(config, siting or {}),
         "figures": [{"caption": str(k), "href": _href(v)} for k, v in (figures or {}).items()],
@@ -220,6 +224,19 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
     )
     text = env.get_template("report.html.j2").render(**ctx)
     return write_text_atomic(path, text)
+
+
+def _chart_images(charts: Mapping[str, tuple[str, str, str]], circle_id: str) -> list[dict]:
+    """A circle's charts as ``<img>`` sources: SVG in a base64 data URI (ids stay per image)."""
+    import base64
+
+    out = []
+    for key, (cid, caption, svg) in charts.items():
+        if str(cid) != str(circle_id):
+            continue
+        data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+        out.append({"key": str(key), "caption": str(caption), "src": f"data:image/svg+xml;base64,{data}"})
+    return out
 
 
 def _require(df: pd.DataFrame, cols, what: str) -> None:
@@ -528,8 +545,9 @@ def _provenance(config, provenance: list[dict] | None) -> list[dict]:
 # Excel workbook
 
 
-def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, config) -> Path:
-    """Write tables to an ``.xlsx`` with a README sheet first.
+def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, config,
+                   charts: list[tuple[str, bytes]] | None = None) -> Path:
+    """Write tables to an ``.xlsx`` with a README sheet first (and a ``charts`` sheet second).
 
     Parameters
     ----------
@@ -540,6 +558,8 @@ def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, conf
         ``[]:*?/\\``, unique). A non-default index is written as columns; geometry columns are
         written as WKT.
     config : accessibility.config.AreaConfig
+    charts : list of (caption, PNG bytes), optional
+        Images placed one under the other on a ``charts`` sheet, each under its caption.
 
     Returns
     -------
@@ -547,12 +567,14 @@ def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, conf
     """
     from openpyxl.styles import Alignment, Font
 
-    names = _sheet_names(list(tables))
+    names = _sheet_names(["charts", *tables] if charts else list(tables))[1 if charts else 0:]
     path = Path(path)
     with atomic_path(path, suffix=".xlsx") as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
         book = writer.book
         readme = book.create_sheet("README", 0)
         _fill_readme(readme, config, tables, names, Font, Alignment)
+        if charts:
+            _fill_charts(book.create_sheet("charts", 1), charts, config, Font)
         for (key, df), sheet in zip(tables.items(), names, strict=True):
             frame = _excel_frame(df)
             frame.to_excel(writer, sheet_name=sheet, index=False)
@@ -575,6 +597,30 @@ def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, conf
                         row[0].number_format = fmt
             logger.debug("sheet %s <- %s (%d rows)", sheet, key, len(frame))
     return path
+
+
+def _fill_charts(ws, charts: list[tuple[str, bytes]], config, font) -> None:
+    """One chart under the other, each under its caption (rows of 20 px)."""
+    import io
+
+    from openpyxl.drawing.image import Image
+
+    ws["A1"] = f"{config.title_zh} · {config.title_en}"
+    ws["A1"].font = font(bold=True, size=14)
+    row = 2
+    if config.is_synthetic:
+        ws.cell(row=row, column=1, value=SYNTHETIC_BANNER).font = font(bold=True, color="C00000")
+        row += 1
+    row += 1
+    for caption, png in charts:
+        ws.cell(row=row, column=1, value=_formula_safe_text(caption)).font = font(bold=True)
+        img = Image(io.BytesIO(png))
+        ws.add_image(img, f"A{row + 1}")
+        row += 2 + int(np.ceil(img.height / 20))
+
+
+def _formula_safe_text(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _sheet_names(keys: list[str]) -> list[str]:
