@@ -926,6 +926,9 @@ def write_report(path: Path, study: StudyArea, table: pd.DataFrame, results: pd.
         "scenario": cfg.scenario or "none",
         "data checks (warnings)": "; ".join(dict.fromkeys(study.warnings)) or "none",
     }
+    from accessibility.labels import pick
+
+    lang = cfg.language
     siting_tables: dict[str, pd.DataFrame] = {}
     for cid, r in (siting_out or {}).items():
         c = cfg.circles[cid]
@@ -942,24 +945,26 @@ def write_report(path: Path, study: StudyArea, table: pd.DataFrame, results: pd.
             what_en = (f"the best set of exactly {k} new sites (MILP, proven optimal)" if optimal else
                        f"the best set of {k} new sites found within the time limit (MILP, gap "
                        f"{float(summ.get('exact_gap_k_max') or 0):.1%}, not proven optimal)")
-            siting_tables[
+            siting_tables[pick(
                 f"{c.label_zh}：{k} 个新增选址的{what_zh}，覆盖 {summ.get('exact_covered_k_max', 0):,.0f} 人；"
-                f"贪心前 {k} 个覆盖 {g_k:,.0f} 人 / {c.label_en}: {what_en}: "
+                f"贪心前 {k} 个覆盖 {g_k:,.0f} 人",
+                f"{c.label_en}: {what_en}: "
                 f"{summ.get('exact_covered_k_max', 0):,.0f} more people covered, against {g_k:,.0f} for the "
                 f"first {k} of the ranking; greedy_rank = the site's place in the ranking (blank: not in "
-                f"its first {k})"] = ex[[k_ for k_ in ["order", "site_id", "unit_code", "unit_name", "lon", "lat",
+                f"its first {k})", lang)] = ex[[k_ for k_ in ["order", "site_id", "unit_code", "unit_name", "lon", "lat",
                                                       "added_covered_population", "greedy_rank"] if k_ in ex.columns]]
         lscp = r["lscp_by_unit"]
         keep = [k for k in ["unit_code", "unit_name", "population", "covered_now", "covered_share_now",
                             "target", "sites_needed", "reachable_max_share", "capped", "method"]
                 if k in lscp.columns]
-        siting_tables[f"{c.label_zh}：各街镇达标所需最少新增设施 / {c.label_en}: fewest new sites "
-                      "each unit needs to reach its target (LSCP). Each unit alone, then all together: the "
-                      "all-units row needs fewer than the sum, as a site serves residents of several units; "
-                      "where the target is out of reach (capped), the count reaches the reachable maximum"
-                      ] = _rounded(lscp[keep])
+        siting_tables[pick(f"{c.label_zh}：各街镇达标所需最少新增设施",
+                           f"{c.label_en}: fewest new sites "
+                           "each unit needs to reach its target (LSCP). Each unit alone, then all together: the "
+                           "all-units row needs fewer than the sum, as a site serves residents of several units; "
+                           "where the target is out of reach (capped), the count reaches the reachable maximum",
+                           lang)] = _rounded(lscp[keep])
     if planned is not None and len(planned):
-        siting_tables["规划项目建成前后覆盖率 / Coverage before and after the plan's named projects"] = (
+        siting_tables[pick("规划项目建成前后覆盖率", "Coverage before and after the plan's named projects", lang)] = (
             planned.drop(columns=["data_status"], errors="ignore"))
     siting_tables = siting_tables or None
     from accessibility.coverage import worst_places

@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 import accessibility
 from accessibility._errors import DataError
 from accessibility._io import atomic_path, write_text_atomic
+from accessibility.labels import pick
 
 __all__ = ["COLUMN_GLOSSARY", "write_report", "write_workbook"]
 
@@ -198,7 +199,7 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
             {
                 "name": p.name,
                 "speed": f"{p.flat_speed_mps:g}",
-                "steps": "是 yes" if p.allow_steps else "否 no",
+                "steps": _say(config, "是", "yes") if p.allow_steps else _say(config, "否", "no"),
                 "label": p.label,
             }
             for p in config.profiles.values()
@@ -222,8 +223,32 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    lang = _language(config)
+    env.globals["t"] = lambda zh, en: pick(zh, en, lang, sep=" ")
+    env.globals["h"] = lambda zh, en: _heading(zh, en, lang)
+    ctx["lang"] = lang
+    ctx["html_lang"] = "en" if lang == "en" else "zh-CN"
     text = env.get_template("report.html.j2").render(**ctx)
     return write_text_atomic(path, text)
+
+
+def _language(config) -> str:
+    return str(getattr(config, "language", "bilingual") or "bilingual")
+
+
+def _say(config, zh: str, en: str) -> str:
+    """A label in the area's language (bilingual: Chinese, a space, English)."""
+    return pick(zh, en, _language(config), sep=" ")
+
+
+def _heading(zh: str, en: str, language: str):
+    """A heading: bilingual shows the English part muted after a slash."""
+    from markupsafe import Markup, escape
+
+    zh, en = str(zh or ""), str(en or "")
+    if language == "bilingual" and zh and en and zh != en:
+        return Markup(f'{escape(zh)} <span class="en">/ {escape(en)}</span>')
+    return pick(zh, en, language)
 
 
 def _chart_images(charts: Mapping[str, tuple[str, str, str]], circle_id: str) -> list[dict]:
@@ -289,14 +314,14 @@ def _unit_label(r) -> str:
     return f"{zh} {en}".strip() or str(r["unit_code"])
 
 
-def _meets(r) -> tuple[str, str]:
+def _meets(r, config=None) -> tuple[str, str]:
     v = r.get("meets_target")
     if v is None or pd.isna(v):
         share, target = r.get("coverage_share"), r.get("target_share")
         if share is None or target is None or pd.isna(share) or pd.isna(target):
             return "", "—"
         v = float(share) >= float(target)
-    return ("yes", "是 yes") if bool(v) else ("no", "否 no")
+    return ("yes", _say(config, "是", "yes")) if bool(v) else ("no", _say(config, "否", "no"))
 
 
 def _place_rows(places: pd.DataFrame | None) -> list[dict]:
@@ -352,19 +377,20 @@ def _circle_summary(config, cid, units, district, worst_n: int, places=None) -> 
     ]
     if circle:
         who = (
-            "60岁以上居民 residents aged 60+"
+            _say(config, "60岁以上居民", "residents aged 60+")
             if circle.population == "60plus"
-            else "全部居民 all residents"
+            else _say(config, "全部居民", "all residents")
         )
         prof = config.profiles.get(circle.profile)
         how = (
-            f"步行 walking, {prof.label or prof.name}"
+            f"{_say(config, '步行', 'walking')}, {prof.label or prof.name}"
             if (circle.mode == "time" and prof)
-            else "路网距离 network distance"
+            else _say(config, "路网距离", "network distance")
         )
         rule = (
-            f"{who}; {how}; 阈值 threshold {circle.threshold_label}; "
-            f"至少 at least {circle.min_reachable} 处设施 facility(ies) of: {', '.join(circle.categories)}"
+            f"{who}; {how}; {_say(config, '阈值', 'threshold')} {circle.threshold_label}; "
+            + pick(f"至少 {circle.min_reachable} 处设施", f"at least {circle.min_reachable} facility(ies)",
+                   _language(config), sep=" ") + f": {', '.join(circle.categories)}"
         )
         target = _pct(circle.target_share)
         label_zh, label_en = circle.label_zh, circle.label_en
@@ -378,6 +404,7 @@ def _circle_summary(config, cid, units, district, worst_n: int, places=None) -> 
     return {
         "places": _place_rows(places),
         "id": cid,
+        "label": pick(label_zh, label_en, _language(config)),
         "label_zh": label_zh,
         "label_en": label_en,
         "rule": rule,
@@ -407,10 +434,10 @@ def _unit_sections(config, units, circle_ids, unit_maps) -> list[dict]:
                 r = r.iloc[0]
             circle = config.circles.get(cid)
             mode = circle.mode if circle else str(r.get("mode", "time"))
-            flag, text = _meets(r)
+            flag, text = _meets(r, config)
             table.append(
                 {
-                    "label": f"{circle.label_zh} / {circle.label_en}" if circle else cid,
+                    "label": pick(circle.label_zh, circle.label_en, _language(config)) if circle else cid,
                     "share": _pct(r.get("coverage_share")),
                     "target": _pct(
                         r.get("target_share", circle.target_share if circle else np.nan)
@@ -457,10 +484,10 @@ SITING_HEADERS = {
 }
 
 
-def _siting_cell(col: str, v) -> tuple[str, bool]:
+def _siting_cell(col: str, v, config=None) -> tuple[str, bool]:
     """Text of one siting-table cell and whether it is numeric (right-aligned)."""
     if isinstance(v, bool | np.bool_):
-        return ("是 yes" if v else "否 no"), False
+        return (_say(config, "是", "yes") if v else _say(config, "否", "no")), False
     num = isinstance(v, int | float | np.integer | np.floating)
     if not num:
         return ("" if v is None or (np.ndim(v) == 0 and pd.isna(v)) else str(v)), False
@@ -478,26 +505,37 @@ def _siting_cell(col: str, v) -> tuple[str, bool]:
     return (f"{v:,.0f}" if v.is_integer() else f"{v:,.2f}"), True
 
 
+def _header(config, col: str) -> str:
+    """A siting-table header in the area's language (SITING_HEADERS hold "中文 English")."""
+    text = SITING_HEADERS.get(col)
+    if text is None:
+        return col
+    zh, _, en = text.partition(" ")
+    return pick(zh, en, _language(config), sep=" ")
+
+
 def _siting_tables(config, siting: Mapping[str, pd.DataFrame]) -> list[dict]:
     out = []
     for key, df in siting.items():
         circle = config.circles.get(str(key))
-        title = f"{circle.label_zh} / {circle.label_en}" if circle else str(key)
+        lang = _language(config)
+        title = pick(circle.label_zh, circle.label_en, lang) if circle else str(key)
         if circle:
-            title += ": 最佳新增选址（贪心排序）/ best new sites, ranked greedily (MCLP)"
+            title += ": " + pick("最佳新增选址（贪心排序）", "best new sites, ranked greedily (MCLP)", lang)
             only = tuple(getattr(getattr(config, "siting", None), "units", ()) or ())
             if only:  # a restricted run: its shares are those of the selected units, not the district's
-                title += (f" — 仅限街镇 {', '.join(only)} 的需求与候选点 / only the demand and candidate sites "
-                          f"of unit(s) {', '.join(only)}: coverage shares are theirs, not the district's")
+                title += " — " + pick(f"仅限街镇 {', '.join(only)} 的需求与候选点",
+                                      f"only the demand and candidate sites of unit(s) {', '.join(only)}: "
+                                      "coverage shares are theirs, not the district's", lang)
         cols = [c for c in df.columns if c != "geometry"]
         rows = []
         for _, r in df[cols].iterrows():
             cells = []
             for c in cols:
-                text, num = _siting_cell(str(c), r[c])
+                text, num = _siting_cell(str(c), r[c], config)
                 cells.append({"text": text, "num": num})
             rows.append(cells)
-        out.append({"title": title, "columns": [SITING_HEADERS.get(str(c), str(c)) for c in cols],
+        out.append({"title": title, "columns": [_header(config, str(c)) for c in cols],
                     "rows": rows})
     return out
 
@@ -691,29 +729,29 @@ def _fill_readme(ws, config, tables, names, font, alignment) -> None:
     red = font(bold=True, color="C00000", size=12)
     ws["A1"] = f"{config.title_zh} · {config.title_en}"
     ws["A1"].font = font(bold=True, size=14)
-    ws["A2"] = "公共服务可达性分析 public-service accessibility analysis"
+    ws["A2"] = _say(config, "公共服务可达性分析", "public-service accessibility analysis")
     if config.is_synthetic:
         ws["A3"] = SYNTHETIC_BANNER
         ws["A3"].font = red
-        ws["A4"] = "合成图层 synthetic layers: " + ", ".join(config.synthetic_layers)
+        ws["A4"] = _say(config, "合成图层", "synthetic layers") + ": " + ", ".join(config.synthetic_layers)
         ws["A4"].font = font(color="C00000")
     else:
-        ws["A3"] = "数据状态 data status: real data"
-    ws["A5"] = f"数据状态 data status: {config.data_status}"
+        ws["A3"] = _say(config, "数据状态", "data status") + ": real data"
+    ws["A5"] = _say(config, "数据状态", "data status") + f": {config.data_status}"
     ws["A6"] = (
-        f"生成 generated by accessibility {accessibility.__version__}, "
+        _say(config, "生成", "generated by") + f" accessibility {accessibility.__version__}, "
         f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
         f"config {Path(config.config_path).name}, run {config.run_id}"
     )
     row = 8
-    ws.cell(row=row, column=1, value="工作表 sheets").font = font(bold=True)
+    ws.cell(row=row, column=1, value=_say(config, "工作表", "sheets")).font = font(bold=True)
     row += 1
     for (key, df), sheet in zip(tables.items(), names, strict=True):
         ws.cell(row=row, column=1, value=sheet)
         ws.cell(row=row, column=2, value=f"{key} ({len(df)} rows)")
         row += 1
     row += 1
-    ws.cell(row=row, column=1, value="列说明 column glossary").font = font(bold=True)
+    ws.cell(row=row, column=1, value=_say(config, "列说明", "column glossary")).font = font(bold=True)
     row += 1
     seen: list[str] = []
     for df in tables.values():
