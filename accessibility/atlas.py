@@ -133,7 +133,7 @@ def _gather(study, results, coverage, siting, *, language, date) -> _Run:
     by_status: dict[str, list[str]] = {}
     for p in study.provenance():
         by_status.setdefault(str(p["status"]), []).append(str(p["layer"]).split(":")[0])
-    note = pick("数据：", "Data: ", lang) + "; ".join(
+    note = pick("数据", "Data", lang) + ": " + "; ".join(
         f"{status} {', '.join(dict.fromkeys(layers))}" for status, layers in sorted(by_status.items()))
     note += " · " + pick("路网 © OpenStreetMap 贡献者", "network © OpenStreetMap contributors", lang) \
         if not cfg.is_synthetic else ""
@@ -276,7 +276,7 @@ def _district_page(run: _Run, cid: str, number: int):
     cfg = run.config
     c = cfg.circles[cid]
     fig = _page(run, pick(c.label_zh, c.label_en, run.language), _t(run, "全区概况", "District summary")
-                + f" · {pick(cfg.title_zh, cfg.title_en, run.language)}", number)
+                + f" · {cfg.title_en if run.language == 'en' else cfg.title_zh}", number)
     d = run.coverage[(run.coverage["circle"] == cid) & (run.coverage["unit_code"].astype(str) == str(cfg.district_code))]
     units = run.coverage[(run.coverage["circle"] == cid) & (run.coverage["unit_code"].astype(str) != str(cfg.district_code))]
     if len(d):
@@ -309,8 +309,9 @@ def _unit_page(run: _Run, code: str, cid: str, number: int):
     c = cfg.circles[cid]
     unit = run.units[run.units["unit_code"].astype(str) == code].iloc[0]
     name = pick(str(unit["unit_name"]), str(unit.get("unit_name_en", "")), run.language)
+    kind = str(unit.get("unit_kind", "") or "")
     fig = _page(run, f"{name}  {code}", pick(c.label_zh, c.label_en, run.language)
-                + f" · {pick(cfg.title_zh, cfg.title_en, run.language)}", number)
+                + (f" · {kind}" if kind else ""), number)
     ax = fig.add_axes(_MAP_BOX)
     sites = _unit_map(ax, run, unit, c)
     _key_figures(fig, run, code, c, sites)
@@ -429,7 +430,7 @@ def _legend(ax, run: _Run, circle, *, has_sites: bool) -> None:
                               label=_t(run, "建议新增（排序）", "proposed site (rank)")))
     handles.append(Line2D([], [], color="#000000", lw=1.6, label=_t(run, "本街镇边界", "unit boundary")))
     handles.append(Line2D([], [], color="#555555", lw=0.8, label=_t(run, "道路", "streets")))
-    ax.legend(handles=handles, loc="lower right", fontsize=6.5, framealpha=0.92, title=None)
+    ax.legend(handles=handles, loc="lower right", fontsize=6.5, framealpha=0.92).set_zorder(20)
 
 
 def _north_arrow(ax) -> None:
