@@ -552,26 +552,32 @@ def _workbook_tables(study: StudyArea, table: pd.DataFrame, supply: pd.DataFrame
     }
 
 
-def _write_charts(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
-                  siting_out: dict) -> tuple[list[dict], list[Path]]:
-    """The charts of every plan circle as ``figures/<circle>_<kind>.svg`` and ``.png``.
-
-    Returns the charts for the report and the workbook (circle, kind, caption, svg text, png
-    bytes: each drawn once) and the files written.
-    """
+def chart_set(study: StudyArea, table: pd.DataFrame, results: pd.DataFrame, siting_out: dict | None) -> list[dict]:
+    """The charts of every plan circle, each drawn once as SVG and PNG, for the report and the
+    workbook: dicts with ``circle``, ``kind``, ``key`` (``<circle>_<kind>``), ``caption``, ``svg``
+    (text) and ``png`` (bytes)."""
     from accessibility import figures as fig_mod
-    from accessibility._io import write_bytes_atomic, write_text_atomic
 
     cfg = study.config
-    figs = fig_mod.circle_figures(cfg, table, study.cells, results, siting_out)
-    charts, files = [], []
-    for key, fig in figs.items():
+    out = []
+    for key, fig in fig_mod.circle_figures(cfg, table, study.cells, results, siting_out or {}).items():
         cid, kind = key.rsplit("_", 1)
-        svg, png = fig_mod.figure_svg(fig), fig_mod.figure_png(fig)
-        files.append(write_text_atomic(out / "figures" / f"{key}.svg", svg))
-        files.append(write_bytes_atomic(out / "figures" / f"{key}.png", png))
-        charts.append({"circle": cid, "kind": kind, "key": key, "caption": fig_mod.chart_caption(cfg, cid, kind),
-                       "svg": svg, "png": png})
+        out.append({"circle": cid, "kind": kind, "key": key, "caption": fig_mod.chart_caption(cfg, cid, kind),
+                    "svg": fig_mod.figure_svg(fig), "png": fig_mod.figure_png(fig)})
+    return out
+
+
+def _write_charts(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
+                  siting_out: dict) -> tuple[list[dict], list[Path]]:
+    """:func:`chart_set` written as ``figures/<circle>_<kind>.svg`` and ``.png``; returns the
+    charts (for the report and the workbook) and the files."""
+    from accessibility._io import write_bytes_atomic, write_text_atomic
+
+    charts = chart_set(study, table, results, siting_out)
+    files = []
+    for c in charts:
+        files.append(write_text_atomic(out / "figures" / f"{c['key']}.svg", c["svg"]))
+        files.append(write_bytes_atomic(out / "figures" / f"{c['key']}.png", c["png"]))
     return charts, files
 
 

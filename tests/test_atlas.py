@@ -134,3 +134,12 @@ def test_run_without_atlas_from_the_command_line(monkeypatch, tmp_path):
     with pytest.raises(SystemExit):
         cli.main(["-q", "run", str(tmp_path / "x.yaml"), "--no-atlas"])
     assert seen["atlas"] is False
+
+
+def test_study_area_api_gives_figures_and_the_atlas(demo_run, tmp_path):
+    area = demo_run.study
+    figs = area.figures(siting=False, language="en")
+    plan = [c.id for c in area.config.circles.values() if c.plan]
+    assert list(figs) == [f"{c}_{k}" for c in plan for k in ("coverage", "times", "slopes")]
+    p = area.atlas(tmp_path / "a.pdf", siting=False, circles=["culture_15min"], date="2026-01-01")
+    assert int(_pdfinfo(p)["Pages"]) == 1 + 1 + len(area.units)
