@@ -28,7 +28,7 @@ from accessibility.config import AreaConfig, load_area
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunResult", "StudyArea", "analyse", "candidate_sites_for", "circle_node_times", "config_for",
+__all__ = ["RunResult", "StudyArea", "analyse", "candidate_sites_for", "chart_set", "circle_node_times", "config_for",
            "inputs_fingerprint", "load_study_area", "read_planned_projects", "resolved_configuration", "run",
            "summary_text", "supply_by_unit", "write_report", "write_siting", "write_workbook"]
 
