@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AREA ?= config/areas/jiangbei.yaml
 
-.PHONY: run test lint bench demo-data clean-processed setup
+.PHONY: run test lint bench demo-data clean-processed setup fonts
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,16 +16,23 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) fonts
+
+# Chinese labels in the charts and the atlas need a CJK font: Debian/Ubuntu's fonts-noto-cjk
+fonts:
+	@fc-list 2>/dev/null | grep -q "Noto Sans CJK" || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null; } || \
+	  echo "warning: no Chinese font found; install it (sudo apt-get install fonts-noto-cjk), else Chinese labels in the charts and atlas.pdf show as boxes"
 
 demo-data: $(STAMP)
 	$(BIN)/accessibility demo-data $(AREA)
 
-run: $(STAMP)
+run: $(STAMP) fonts
 	$(BIN)/accessibility demo-data $(AREA)
 	$(BIN)/accessibility run $(AREA)
 
-test: $(STAMP)
+test: $(STAMP) fonts
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 lint: $(STAMP)

@@ -463,8 +463,9 @@ class StudyArea:
         table = self.coverage_by_unit()
         siting_out = self._run_siting_plan() if siting else {}
         planned = self.before_after() if siting and self.config.siting.planned_projects is not None else None
-        return pipeline.write_report(Path(path), self, table, self._cell_results(rules), siting_out,
-                                     maps=False, planned=planned)
+        results = self._cell_results(rules)
+        return pipeline.write_report(Path(path), self, table, results, siting_out, maps=False, planned=planned,
+                                     charts=pipeline.chart_set(self, table, results, siting_out))
 
     def workbook(self, path, *, siting: bool = True) -> Path:
         """Write ``coverage.xlsx``-style workbook (tables, siting sheets, planned projects) to ``path``."""
@@ -473,7 +474,32 @@ class StudyArea:
         table = self.coverage_by_unit()
         siting_out = self._run_siting_plan() if siting else {}
         planned = self.before_after() if siting and self.config.siting.planned_projects is not None else None
-        return pipeline.write_workbook(Path(path), self, table, siting_out, planned)
+        charts = pipeline.chart_set(self, table, self._cell_results(self.rules()), siting_out)
+        return pipeline.write_workbook(Path(path), self, table, siting_out, planned, charts=charts)
+
+    def figures(self, *, siting: bool = True, language: str | None = None) -> dict:
+        """The charts of every plan circle (:func:`accessibility.figures.circle_figures`): coverage
+        per unit against its target, the siting curve (with ``siting``), walking times, slopes.
+
+        Returns ``{"<circle>_<kind>": matplotlib.figure.Figure}``; save one with
+        :func:`accessibility.figures.save_figure` or show it in a notebook.
+        """
+        from accessibility import figures as fig_mod
+
+        table = self.coverage_by_unit()
+        return fig_mod.circle_figures(self.config, table, self.cells, self._cell_results(self.rules()),
+                                      self._run_siting_plan() if siting else {}, language=language)
+
+    def atlas(self, path, *, siting: bool = True, circles: list[str] | None = None, language: str | None = None,
+              date: str | None = None) -> Path:
+        """Write the printable A4 atlas (:func:`accessibility.atlas.write_atlas`) to ``path``: cover,
+        a district summary per plan circle (or per circle of ``circles``), a map page per unit and
+        circle; with ``siting``, the proposed sites and the fewest sites each unit needs."""
+        from accessibility.atlas import write_atlas
+
+        return write_atlas(Path(path), self, self._cell_results(self.rules()), self.coverage_by_unit(),
+                           self._run_siting_plan() if siting else {}, language=language, date=date,
+                           circles=circles)
 
     def _run_siting_plan(self) -> dict:
         return {cid: self.site(cid) for cid in self.plan_circles()}

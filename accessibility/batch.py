@@ -37,7 +37,7 @@ __all__ = ["COLUMNS", "batch_report", "is_task_complete", "local_cluster", "merg
 COLUMNS = ["task_id", "status", "output_dir", "error", "attempts", "seconds", "lost_workers"]
 COMPLETE_MARKER = "_COMPLETE"
 #: arguments of the default task's ``pipeline.run`` call (part of its fingerprint)
-PIPELINE_TASK_PARAMS = {"maps": False}
+PIPELINE_TASK_PARAMS = {"maps": False, "atlas": False}
 #: what stands for the run parameters in a unit siting task's fingerprint
 UNIT_SITING_PARAMS = {"task": "unit_siting", "k_max": None}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -48,7 +48,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 def run_pipeline_task(*, config: Any, output_dir: str | Path, scenario: dict | None) -> Any:
-    """Default task function: one pipeline run without maps and without progress bars."""
+    """Default task function: one pipeline run without maps, atlas and progress bars."""
     from accessibility import pipeline
 
     result = pipeline.run(config, output_dir=output_dir, scenario=scenario, progress=False,
@@ -231,7 +231,8 @@ def run_batch(
     func : callable, optional
         The task function, called as ``func(config=..., output_dir=..., scenario=...)`` on a worker
         (must be importable or picklable there). Default :func:`run_pipeline_task`, i.e.
-        ``accessibility.pipeline.run(config, output_dir=, scenario=, progress=False, maps=False)``.
+        ``accessibility.pipeline.run(config, output_dir=, scenario=, progress=False, maps=False,
+        atlas=False)``.
     skip_complete : bool, default True
         Skip tasks whose ``output_dir`` already holds a valid ``_COMPLETE`` marker (see
         :func:`is_task_complete`).

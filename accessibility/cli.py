@@ -58,13 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="compute coverage, siting, maps and the report",
                        description="Run the whole analysis and write data/processed/<run_id>/: "
                        "coverage_by_unit.csv, coverage.xlsx, cells_results.gpkg, analysis_inputs.gpkg, "
-                       "siting_<circle>.csv/.geojson, maps/overview.html, maps/unit_<code>.html, report.html.")
+                       "siting_<circle>.csv/.geojson, maps/overview.html, maps/unit_<code>.html, report.html, "
+                       "figures/<circle>_<chart>.svg/.png, atlas.pdf.")
     _add_area(p)
     p.add_argument("--out", type=Path, default=None, help="output folder (default data/processed/<run_id>)")
     p.add_argument("--basemap", choices=["osm", "none", "amap"], default="osm",
                    help="map tiles: OpenStreetMap, none (offline), or Gaode/Amap (layers shifted to GCJ-02)")
     p.add_argument("--no-maps", action="store_true", help="skip the HTML maps")
     p.add_argument("--no-siting", action="store_true", help="skip the siting models")
+    p.add_argument("--no-atlas", action="store_true", help="skip the printable PDF atlas (atlas.pdf)")
     p.add_argument("--k-max", type=int, default=None, help="largest number of new sites in the MCLP curve")
     p.add_argument("--cdn-assets", action="store_true",
                    help="load Leaflet from its CDN instead of embedding it (smaller files, needs internet)")
@@ -186,6 +188,7 @@ def _cmd_run(args) -> int:
         basemap=args.basemap,
         embed_assets=not args.cdn_assets,
         k_max=args.k_max,
+        atlas=not args.no_atlas,
     )
     print(summary_text(res.study))
     print()
@@ -203,6 +206,7 @@ def _cmd_run(args) -> int:
         if f.parent == res.output_dir:
             print(f"  {f.name}")
     print(f"  maps/ ({sum(1 for f in res.files if f.parent.name == 'maps')} HTML maps)")
+    print(f"  figures/ ({sum(1 for f in res.files if f.parent.name == 'figures')} chart files, SVG and PNG)")
     return 0
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "cell_facility_reach",
     "circle_facilities",
     "gap_population",
+    "time_classes",
     "coverage_by_unit",
     "unit_summary_text",
     "weighted_quantile",
@@ -447,6 +448,48 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
         else:
             data[c] = np.concatenate(parts).astype(float) if parts else np.zeros(0)
     return pd.DataFrame(data, columns=COVERAGE_COLUMNS)
+
+
+def time_classes(results: pd.DataFrame, circle) -> np.ndarray:
+    """Each cell's class for maps and the atlas: 0, 1, 2 = covered within the first, second, last
+    third of the threshold; 3 = not covered (beyond the threshold, too few facilities, not reached).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Per-cell results with ``<circle>_t`` and ``<circle>_covered`` (the verdict of
+        :func:`cell_results`; without it, ``circle`` must be a :class:`~accessibility.rules.CircleRule`,
+        whose threshold test decides).
+    circle : Circle or CircleRule
+
+    Returns
+    -------
+    numpy.ndarray of int
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> res = pd.DataFrame({"c_t": [100.0, 500.0, 900.0, 901.0, np.inf],
+    ...                     "c_covered": [True, True, True, False, False]})
+    >>> time_classes(res, NS(id="c", threshold=900.0)).tolist()
+    [0, 1, 2, 3, 3]
+    """
+    t = pd.to_numeric(results[f"{circle.id}_t"], errors="coerce").to_numpy(dtype=float)
+    cov_col = f"{circle.id}_covered"
+    if cov_col in results.columns:
+        covered = results[cov_col].fillna(False).to_numpy(dtype=bool)
+    elif hasattr(circle, "within"):
+        covered = circle.within(t)
+    else:
+        raise DataError(f"results: no column {cov_col!r}; pass the per-cell results of cell_results, or the "
+                        "circle's CircleRule (accessibility.rules.circle_rule) so its threshold test decides")
+    edges = np.array([0, 1, 2, 3]) * circle.threshold / 3
+    cls = np.full(len(t), 3, dtype=int)
+    for k in (2, 1, 0):
+        cls[covered & np.isfinite(t) & (t <= edges[k + 1])] = k
+    # covered at the threshold within the test's slack: the last third, not "not covered"
+    cls[covered & (cls == 3)] = 2
+    return cls
 
 
 def worst_places(cells, results, units, circle, *, square_m: float = 1000.0, n: int = 10) -> pd.DataFrame:

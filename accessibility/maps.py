@@ -885,25 +885,17 @@ def _cell_classes(ucells, ures, circle, size, crs, *, clip=None, grid=None, conf
     """Dissolve the unit's cells into one polygon per time/distance class.
 
     ``grid`` is the cells' :func:`_lattice` (computed once per unit map for all its circles);
-    without it the cells are ``size`` boxes (width, height in metres).
+    without it the cells are ``size`` boxes (width, height in metres). The classes are
+    :func:`accessibility.coverage.time_classes`, shared with the atlas.
     """
-    t = pd.to_numeric(ures[f"{circle.id}_t"], errors="coerce").to_numpy(dtype=float)
-    cov_col = f"{circle.id}_covered"
-    covered = (
-        ures[cov_col].fillna(False).to_numpy(dtype=bool)
-        if cov_col in ures.columns
-        else np.isfinite(t) & (t <= circle.threshold)
-    )
+    from accessibility.coverage import time_classes
+
     weight = (
         pd.to_numeric(ucells[circle.weight_column], errors="coerce").fillna(0.0).to_numpy()
         if circle.weight_column in ucells.columns
         else np.zeros(len(ucells))
     )
-    edges = np.array([0, 1, 2, 3]) * circle.threshold / 3
-    cls = np.full(len(t), 3, dtype=int)  # 3 = not covered
-    for k in (2, 1, 0):
-        sel = covered & np.isfinite(t) & (t <= edges[k + 1])
-        cls[sel] = k
+    cls = time_classes(ures, circle)  # 0-2: thirds of the threshold, 3: not covered
     labels = _class_labels(circle, config)
     who = _t(config, "60岁以上", "aged 60+") if circle.population == "60plus" else _t(config, "人", "people")
     cells_word = _t(config, "格", "cells")

@@ -38,7 +38,7 @@ from accessibility.config import AreaConfig, load_area
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunResult", "StudyArea", "analyse", "candidate_sites_for", "circle_node_times", "config_for",
+__all__ = ["RunResult", "StudyArea", "analyse", "candidate_sites_for", "chart_set", "circle_node_times", "config_for",
            "input_files", "inputs_fingerprint", "is_complete", "load_study_area", "read_planned_projects",
            "resolved_configuration", "run", "run_parameters", "siting_report_tables", "summary_text", "supply_by_unit",
            "write_report", "write_siting", "write_workbook"]
@@ -315,7 +315,7 @@ def input_files(cfg: AreaConfig) -> list[Path]:
 
 
 def run_parameters(*, maps: bool = True, siting: bool = True, basemap: str = "osm", embed_assets: bool = True,
-                   k_max: int | None = None) -> dict:
+                   k_max: int | None = None, atlas: bool = True) -> dict:
     """The arguments of :func:`run` that shape its outputs, as recorded in the run's fingerprint.
 
     Examples
@@ -324,7 +324,8 @@ def run_parameters(*, maps: bool = True, siting: bool = True, basemap: str = "os
     False
     """
     return {"maps": bool(maps), "siting": bool(siting), "basemap": str(basemap),
-            "embed_assets": bool(embed_assets), "k_max": None if k_max is None else int(k_max)}
+            "embed_assets": bool(embed_assets), "k_max": None if k_max is None else int(k_max),
+            "atlas": bool(atlas)}
 
 
 def inputs_fingerprint(cfg: AreaConfig, params: dict | None = None) -> str:
@@ -370,6 +371,7 @@ def run(  # noqa: PLR0913  (the switches of `accessibility run`, keyword-only)
     basemap: str = "osm",
     embed_assets: bool = True,
     k_max: int | None = None,
+    atlas: bool = True,
 ) -> RunResult:
     """Run the whole analysis for one study area and write every output.
 
@@ -394,6 +396,9 @@ def run(  # noqa: PLR0913  (the switches of `accessibility run`, keyword-only)
         Inline Leaflet's JavaScript so maps open without internet.
     k_max : int, optional
         Largest number of new sites in the MCLP curve (default: ``siting.max_new_sites``).
+    atlas : bool, default True
+        Write the printable ``atlas.pdf`` (A4: cover, a summary per plan circle, a map page per
+        unit and plan circle).
 
     Returns
     -------
@@ -406,7 +411,8 @@ def run(  # noqa: PLR0913  (the switches of `accessibility run`, keyword-only)
         cfg = config_for(config.config if isinstance(config, StudyArea) else config, scenario)
         study = None
     out = Path(output_dir) if output_dir is not None else cfg.output_dir
-    params = run_parameters(maps=maps, siting=siting, basemap=basemap, embed_assets=embed_assets, k_max=k_max)
+    params = run_parameters(maps=maps, siting=siting, basemap=basemap, embed_assets=embed_assets, k_max=k_max,
+                            atlas=atlas)
     # one run per folder; what a killed run left is repaired first; the folder's writability and
     # free space are checked before any work
     with interrupt_guard(), run_lock(out):
@@ -422,7 +428,7 @@ def run(  # noqa: PLR0913  (the switches of `accessibility run`, keyword-only)
 
 def _run_locked(cfg: AreaConfig, study: StudyArea | None, out: Path, params: dict, *, progress: bool) -> RunResult:
     """The body of :func:`run`, holding the folder's lock."""
-    maps, siting, k_max = params["maps"], params["siting"], params["k_max"]
+    maps, siting, k_max, atlas = params["maps"], params["siting"], params["k_max"], params.get("atlas", True)
     if study is None:
         study = load_study_area(cfg, progress=progress)
     timings = dict(study.timings)
@@ -457,11 +463,17 @@ def _run_locked(cfg: AreaConfig, study: StudyArea | None, out: Path, params: dic
                 files += _write_maps(tmp, study, (results, table, siting_out, node_times),
                                      basemap=params["basemap"], embed_assets=params["embed_assets"],
                                      progress=progress)
+        with _stage(timings, "charts"):
+            charts, chart_files = _write_charts(tmp, study, table, results, siting_out)
+            files += chart_files
         with _stage(timings, "report and workbook"):
             files.append(write_report(tmp / "report.html", study, table, results, siting_out, maps=maps,
-                                      planned=planned))
+                                      planned=planned, charts=charts))
             files.append(write_workbook(tmp / "coverage.xlsx", study, table, siting_out, planned,
-                                        supply=supply))
+                                        supply=supply, charts=charts))
+        if atlas:
+            with _stage(timings, "atlas"):
+                files.append(_write_atlas(tmp, study, table, results, siting_out))
         fingerprint = inputs_fingerprint(cfg, params)
         # the one place two identical runs differ: the date and the timings
         meta = {
@@ -629,8 +641,45 @@ def _workbook_tables(study: StudyArea, table: pd.DataFrame, supply: pd.DataFrame
     }
 
 
+def chart_set(study: StudyArea, table: pd.DataFrame, results: pd.DataFrame, siting_out: dict | None) -> list[dict]:
+    """The charts of every plan circle, each drawn once as SVG and PNG, for the report and the
+    workbook: dicts with ``circle``, ``kind``, ``key`` (``<circle>_<kind>``), ``caption``, ``svg``
+    (text) and ``png`` (bytes)."""
+    from accessibility import figures as fig_mod
+
+    cfg = study.config
+    out = []
+    for key, fig in fig_mod.circle_figures(cfg, table, study.cells, results, siting_out or {}).items():
+        cid, kind = key.rsplit("_", 1)
+        out.append({"circle": cid, "kind": kind, "key": key, "caption": fig_mod.chart_caption(cfg, cid, kind),
+                    "svg": fig_mod.figure_svg(fig), "png": fig_mod.figure_png(fig)})
+    return out
+
+
+def _write_charts(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
+                  siting_out: dict) -> tuple[list[dict], list[Path]]:
+    """:func:`chart_set` written as ``figures/<circle>_<kind>.svg`` and ``.png``; returns the
+    charts (for the report and the workbook) and the files."""
+    from accessibility._io import write_bytes_atomic, write_text_atomic
+
+    charts = chart_set(study, table, results, siting_out)
+    files = []
+    for c in charts:
+        files.append(write_text_atomic(out / "figures" / f"{c['key']}.svg", c["svg"]))
+        files.append(write_bytes_atomic(out / "figures" / f"{c['key']}.png", c["png"]))
+    return charts, files
+
+
+def _write_atlas(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
+                 siting_out: dict) -> Path:
+    from accessibility import atlas as atlas_mod
+
+    return atlas_mod.write_atlas(out / "atlas.pdf", study, results, table, siting_out)
+
+
 def write_workbook(path: Path, study: StudyArea, table: pd.DataFrame, siting_out: dict | None = None,
-                   planned: pd.DataFrame | None = None, *, supply: pd.DataFrame | None = None) -> Path:
+                   planned: pd.DataFrame | None = None, *, supply: pd.DataFrame | None = None,
+                   charts: list[dict] | None = None) -> Path:
     """coverage.xlsx: the tables, then per plan circle its ranked sites, the exact best set and
     the fewest sites per unit, then the planned projects (a planner's one file to open).
 
@@ -651,7 +700,8 @@ def write_workbook(path: Path, study: StudyArea, table: pd.DataFrame, siting_out
         sheets["planned_projects"] = planned
     sheets = {k: (v.assign(data_status=cfg.data_status) if "data_status" not in v.columns else v)
               for k, v in sheets.items()}
-    return report_mod.write_workbook(path, sheets, config=cfg)
+    return report_mod.write_workbook(path, sheets, config=cfg,
+                                     charts=[(c["caption"], c["png"]) for c in charts or []])
 
 
 def _with_unit_names(df: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
@@ -1061,10 +1111,10 @@ def siting_report_tables(cfg, siting_out: dict | None, planned: pd.DataFrame | N
 
 def write_report(path: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
                  siting_out: dict | None = None, *, maps: bool = False,
-                 planned: pd.DataFrame | None = None) -> Path:
-    """The HTML report (``report.html``): per circle the summary, worst places and siting tables,
-    per unit its section (with a link to ``maps/unit_<code>.html`` when ``maps``), parameters and
-    provenance."""
+                 planned: pd.DataFrame | None = None, charts: list[dict] | None = None) -> Path:
+    """The HTML report (``report.html``): per circle the summary, charts, worst places and siting
+    tables, per unit its section (with a link to ``maps/unit_<code>.html`` when ``maps``),
+    parameters and provenance. ``charts`` come from :func:`_write_charts` (none when omitted)."""
     from accessibility import report as report_mod
 
     cfg = study.config
@@ -1090,6 +1140,7 @@ def write_report(path: Path, study: StudyArea, table: pd.DataFrame, results: pd.
         path, config=cfg, coverage=table, unit_maps=unit_maps, places=places,
         overview_href="maps/overview.html" if maps else None, siting=siting_tables,
         provenance=study.provenance(), parameters=params,
+        charts={c["key"]: (c["circle"], c["caption"], c["svg"]) for c in charts or []},
     )
 
 

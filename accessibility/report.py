@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 import accessibility
 from accessibility._errors import DataError
 from accessibility._io import atomic_path, reproducible_zip_after, write_text_atomic
+from accessibility.labels import pick
 
 __all__ = ["COLUMN_GLOSSARY", "write_report", "write_workbook"]
 
@@ -132,6 +133,7 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
     parameters: Mapping[str, Any] | None = None,
     places: Mapping[str, pd.DataFrame] | None = None,
     figures: Mapping[str, str] | None = None,
+    charts: Mapping[str, tuple[str, str, str]] | None = None,
     worst_n: int = 10,
 ) -> Path:
     """Write the self-contained HTML report.
@@ -159,6 +161,9 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
         ``unit_name, lon, lat, uncovered, median_t, t_unit``; shown in the circle's summary.
     figures : mapping of caption to href, optional
         Images to show.
+    charts : mapping of key to (circle id, caption, SVG text), optional
+        Charts (:mod:`accessibility.figures`) embedded in their circle's summary as SVG data
+        URIs, so the report stays one file.
     worst_n : int
         How many worst-served units to list per circle.
 
@@ -190,7 +195,7 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
         "data_status": config.data_status,
         "overview_href": _href(overview_href),
         "circles": [_circle_summary(config, cid, units, district, worst_n, (places or {}).get(cid))
-                    for cid in circle_ids],
+                    | {"charts": _chart_images(charts or {}, cid)} for cid in circle_ids],
         "units": _unit_sections(config, units, circle_ids, unit_maps),
         "siting": _siting_tables(config, siting or {}),
         "figures": [{"caption": str(k), "href": _href(v)} for k, v in (figures or {}).items()],
@@ -198,7 +203,7 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
             {
                 "name": p.name,
                 "speed": f"{p.flat_speed_mps:g}",
-                "steps": "是 yes" if p.allow_steps else "否 no",
+                "steps": _say(config, "是", "yes") if p.allow_steps else _say(config, "否", "no"),
                 "label": p.label,
             }
             for p in config.profiles.values()
@@ -222,8 +227,45 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    lang = _language(config)
+    env.globals["t"] = lambda zh, en: pick(zh, en, lang, sep=" ")
+    env.globals["h"] = lambda zh, en: _heading(zh, en, lang)
+    ctx["lang"] = lang
+    ctx["html_lang"] = "en" if lang == "en" else "zh-CN"
     text = env.get_template("report.html.j2").render(**ctx)
     return write_text_atomic(path, text)
+
+
+def _language(config) -> str:
+    return str(getattr(config, "language", "bilingual") or "bilingual")
+
+
+def _say(config, zh: str, en: str) -> str:
+    """A label in the area's language (bilingual: Chinese, a space, English)."""
+    return pick(zh, en, _language(config), sep=" ")
+
+
+def _heading(zh: str, en: str, language: str):
+    """A heading: bilingual shows the English part muted after a slash."""
+    from markupsafe import Markup, escape
+
+    zh, en = str(zh or ""), str(en or "")
+    if language == "bilingual" and zh and en and zh != en:
+        return Markup(f'{escape(zh)} <span class="en">/ {escape(en)}</span>')
+    return pick(zh, en, language)
+
+
+def _chart_images(charts: Mapping[str, tuple[str, str, str]], circle_id: str) -> list[dict]:
+    """A circle's charts as ``<img>`` sources: SVG in a base64 data URI (ids stay per image)."""
+    import base64
+
+    out = []
+    for key, (cid, caption, svg) in charts.items():
+        if str(cid) != str(circle_id):
+            continue
+        data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+        out.append({"key": str(key), "caption": str(caption), "src": f"data:image/svg+xml;base64,{data}"})
+    return out
 
 
 def _require(df: pd.DataFrame, cols, what: str) -> None:
@@ -276,14 +318,14 @@ def _unit_label(r) -> str:
     return f"{zh} {en}".strip() or str(r["unit_code"])
 
 
-def _meets(r) -> tuple[str, str]:
+def _meets(r, config=None) -> tuple[str, str]:
     v = r.get("meets_target")
     if v is None or pd.isna(v):
         share, target = r.get("coverage_share"), r.get("target_share")
         if share is None or target is None or pd.isna(share) or pd.isna(target):
             return "", "—"
         v = float(share) >= float(target)
-    return ("yes", "是 yes") if bool(v) else ("no", "否 no")
+    return ("yes", _say(config, "是", "yes")) if bool(v) else ("no", _say(config, "否", "no"))
 
 
 def _place_rows(places: pd.DataFrame | None) -> list[dict]:
@@ -339,19 +381,20 @@ def _circle_summary(config, cid, units, district, worst_n: int, places=None) -> 
     ]
     if circle:
         who = (
-            "60岁以上居民 residents aged 60+"
+            _say(config, "60岁以上居民", "residents aged 60+")
             if circle.population == "60plus"
-            else "全部居民 all residents"
+            else _say(config, "全部居民", "all residents")
         )
         prof = config.profiles.get(circle.profile)
         how = (
-            f"步行 walking, {prof.label or prof.name}"
+            f"{_say(config, '步行', 'walking')}, {prof.label or prof.name}"
             if (circle.mode == "time" and prof)
-            else "路网距离 network distance"
+            else _say(config, "路网距离", "network distance")
         )
         rule = (
-            f"{who}; {how}; 阈值 threshold {circle.threshold_label}; "
-            f"至少 at least {circle.min_reachable} 处设施 facility(ies) of: {', '.join(circle.categories)}"
+            f"{who}; {how}; {_say(config, '阈值', 'threshold')} {circle.threshold_label}; "
+            + pick(f"至少 {circle.min_reachable} 处设施", f"at least {circle.min_reachable} facility(ies)",
+                   _language(config), sep=" ") + f": {', '.join(circle.categories)}"
         )
         target = _pct(circle.target_share)
         label_zh, label_en = circle.label_zh, circle.label_en
@@ -365,6 +408,7 @@ def _circle_summary(config, cid, units, district, worst_n: int, places=None) -> 
     return {
         "places": _place_rows(places),
         "id": cid,
+        "label": pick(label_zh, label_en, _language(config)),
         "label_zh": label_zh,
         "label_en": label_en,
         "rule": rule,
@@ -394,10 +438,10 @@ def _unit_sections(config, units, circle_ids, unit_maps) -> list[dict]:
                 r = r.iloc[0]
             circle = config.circles.get(cid)
             mode = circle.mode if circle else str(r.get("mode", "time"))
-            flag, text = _meets(r)
+            flag, text = _meets(r, config)
             table.append(
                 {
-                    "label": f"{circle.label_zh} / {circle.label_en}" if circle else cid,
+                    "label": pick(circle.label_zh, circle.label_en, _language(config)) if circle else cid,
                     "share": _pct(r.get("coverage_share")),
                     "target": _pct(
                         r.get("target_share", circle.target_share if circle else np.nan)
@@ -446,10 +490,10 @@ SITING_HEADERS = {
 }
 
 
-def _siting_cell(col: str, v) -> tuple[str, bool]:
+def _siting_cell(col: str, v, config=None) -> tuple[str, bool]:
     """Text of one siting-table cell and whether it is numeric (right-aligned)."""
     if isinstance(v, bool | np.bool_):
-        return ("是 yes" if v else "否 no"), False
+        return (_say(config, "是", "yes") if v else _say(config, "否", "no")), False
     num = isinstance(v, int | float | np.integer | np.floating)
     if not num:
         return ("" if v is None or (np.ndim(v) == 0 and pd.isna(v)) else str(v)), False
@@ -467,26 +511,37 @@ def _siting_cell(col: str, v) -> tuple[str, bool]:
     return (f"{v:,.0f}" if v.is_integer() else f"{v:,.2f}"), True
 
 
+def _header(config, col: str) -> str:
+    """A siting-table header in the area's language (SITING_HEADERS hold "中文 English")."""
+    text = SITING_HEADERS.get(col)
+    if text is None:
+        return col
+    zh, _, en = text.partition(" ")
+    return pick(zh, en, _language(config), sep=" ")
+
+
 def _siting_tables(config, siting: Mapping[str, pd.DataFrame]) -> list[dict]:
     out = []
     for key, df in siting.items():
         circle = config.circles.get(str(key))
-        title = f"{circle.label_zh} / {circle.label_en}" if circle else str(key)
+        lang = _language(config)
+        title = pick(circle.label_zh, circle.label_en, lang) if circle else str(key)
         if circle:
-            title += ": 最佳新增选址（贪心排序）/ best new sites, ranked greedily (MCLP)"
+            title += ": " + pick("最佳新增选址（贪心排序）", "best new sites, ranked greedily (MCLP)", lang)
             only = tuple(getattr(getattr(config, "siting", None), "units", ()) or ())
             if only:  # a restricted run: its shares are those of the selected units, not the district's
-                title += (f" — 仅限街镇 {', '.join(only)} 的需求与候选点 / only the demand and candidate sites "
-                          f"of unit(s) {', '.join(only)}: coverage shares are theirs, not the district's")
+                title += " — " + pick(f"仅限街镇 {', '.join(only)} 的需求与候选点",
+                                      f"only the demand and candidate sites of unit(s) {', '.join(only)}: "
+                                      "coverage shares are theirs, not the district's", lang)
         cols = [c for c in df.columns if c != "geometry"]
         rows = []
         for _, r in df[cols].iterrows():
             cells = []
             for c in cols:
-                text, num = _siting_cell(str(c), r[c])
+                text, num = _siting_cell(str(c), r[c], config)
                 cells.append({"text": text, "num": num})
             rows.append(cells)
-        out.append({"title": title, "columns": [SITING_HEADERS.get(str(c), str(c)) for c in cols],
+        out.append({"title": title, "columns": [_header(config, str(c)) for c in cols],
                     "rows": rows})
     return out
 
@@ -534,8 +589,9 @@ def _provenance(config, provenance: list[dict] | None) -> list[dict]:
 # Excel workbook
 
 
-def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, config) -> Path:
-    """Write tables to an ``.xlsx`` with a README sheet first.
+def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, config,
+                   charts: list[tuple[str, bytes]] | None = None) -> Path:
+    """Write tables to an ``.xlsx`` with a README sheet first (and a ``charts`` sheet second).
 
     Parameters
     ----------
@@ -546,6 +602,8 @@ def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, conf
         ``[]:*?/\\``, unique). A non-default index is written as columns; geometry columns are
         written as WKT.
     config : accessibility.config.AreaConfig
+    charts : list of (caption, PNG bytes), optional
+        Images placed one under the other on a ``charts`` sheet, each under its caption.
 
     Returns
     -------
@@ -553,7 +611,7 @@ def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, conf
     """
     from openpyxl.styles import Alignment, Font
 
-    names = _sheet_names(list(tables))
+    names = _sheet_names(["charts", *tables] if charts else list(tables))[1 if charts else 0:]
     path = Path(path)
     # openpyxl dates the workbook and its zip members with the time of writing: fixed, so that
     # identical runs give identical bytes
@@ -562,6 +620,8 @@ def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, conf
         book = writer.book
         readme = book.create_sheet("README", 0)
         _fill_readme(readme, config, tables, names, Font, Alignment)
+        if charts:
+            _fill_charts(book.create_sheet("charts", 1), charts, config, Font)
         for (key, df), sheet in zip(tables.items(), names, strict=True):
             frame = _excel_frame(df)
             frame.to_excel(writer, sheet_name=sheet, index=False)
@@ -584,6 +644,30 @@ def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame], *, conf
                         row[0].number_format = fmt
             logger.debug("sheet %s <- %s (%d rows)", sheet, key, len(frame))
     return path
+
+
+def _fill_charts(ws, charts: list[tuple[str, bytes]], config, font) -> None:
+    """One chart under the other, each under its caption (rows of 20 px)."""
+    import io
+
+    from openpyxl.drawing.image import Image
+
+    ws["A1"] = f"{config.title_zh} · {config.title_en}"
+    ws["A1"].font = font(bold=True, size=14)
+    row = 2
+    if config.is_synthetic:
+        ws.cell(row=row, column=1, value=SYNTHETIC_BANNER).font = font(bold=True, color="C00000")
+        row += 1
+    row += 1
+    for caption, png in charts:
+        ws.cell(row=row, column=1, value=_formula_safe_text(caption)).font = font(bold=True)
+        img = Image(io.BytesIO(png))
+        ws.add_image(img, f"A{row + 1}")
+        row += 2 + int(np.ceil(img.height / 20))
+
+
+def _formula_safe_text(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _sheet_names(keys: list[str]) -> list[str]:
@@ -654,28 +738,29 @@ def _fill_readme(ws, config, tables, names, font, alignment) -> None:
     red = font(bold=True, color="C00000", size=12)
     ws["A1"] = f"{config.title_zh} · {config.title_en}"
     ws["A1"].font = font(bold=True, size=14)
-    ws["A2"] = "公共服务可达性分析 public-service accessibility analysis"
+    ws["A2"] = _say(config, "公共服务可达性分析", "public-service accessibility analysis")
     if config.is_synthetic:
         ws["A3"] = SYNTHETIC_BANNER
         ws["A3"].font = red
-        ws["A4"] = "合成图层 synthetic layers: " + ", ".join(config.synthetic_layers)
+        ws["A4"] = _say(config, "合成图层", "synthetic layers") + ": " + ", ".join(config.synthetic_layers)
         ws["A4"].font = font(color="C00000")
     else:
-        ws["A3"] = "数据状态 data status: real data"
-    ws["A5"] = f"数据状态 data status: {config.data_status}"
+        ws["A3"] = _say(config, "数据状态", "data status") + ": real data"
+    ws["A5"] = _say(config, "数据状态", "data status") + f": {config.data_status}"
     ws["A6"] = (
-        f"生成 generated by accessibility {accessibility.__version__}, "
-        f"config {Path(config.config_path).name}, run {config.run_id} (run date: see run.json)"
+        _say(config, "生成", "generated by") + f" accessibility {accessibility.__version__}, "
+        f"config {Path(config.config_path).name}, run {config.run_id} "
+        + _say(config, "（运行日期见 run.json）", "(run date: see run.json)")
     )
     row = 8
-    ws.cell(row=row, column=1, value="工作表 sheets").font = font(bold=True)
+    ws.cell(row=row, column=1, value=_say(config, "工作表", "sheets")).font = font(bold=True)
     row += 1
     for (key, df), sheet in zip(tables.items(), names, strict=True):
         ws.cell(row=row, column=1, value=sheet)
         ws.cell(row=row, column=2, value=f"{key} ({len(df)} rows)")
         row += 1
     row += 1
-    ws.cell(row=row, column=1, value="列说明 column glossary").font = font(bold=True)
+    ws.cell(row=row, column=1, value=_say(config, "列说明", "column glossary")).font = font(bold=True)
     row += 1
     seen: list[str] = []
     for df in tables.values():

@@ -148,7 +148,7 @@ def test_workbook_holds_tables_and_siting(demo_run):
 
     path = demo_run.output_dir / "coverage.xlsx"
     sheets = openpyxl.load_workbook(path, read_only=True).sheetnames
-    assert sheets[:3] == ["README", "coverage_by_unit", "units"]
+    assert sheets[:4] == ["README", "charts", "coverage_by_unit", "units"]  # charts second, then the tables
     for cid, res in demo_run.siting.items():
         assert f"sites_{cid}"[:31] in sheets and f"fewest_{cid}"[:31] in sheets
         if res.get("exact_sites") is not None:

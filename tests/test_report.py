@@ -238,3 +238,32 @@ def test_siting_cells_never_round_a_capped_maximum_to_100():
     assert _siting_cell("reachable_max_share", 0.999752) == ("99.98 %", True)
     assert _siting_cell("reachable_max_share", 1.0) == ("100.0 %", True)
     assert _siting_cell("covered_share_now", 0.5) == ("50.0 %", True)
+
+
+@pytest.mark.parametrize("language", ["en", "zh", "bilingual"])
+def test_report_follows_the_area_language(synthetic_config, tmp_path, language):
+    import dataclasses
+
+    cfg = dataclasses.replace(synthetic_config, language=language)
+    text = _report(cfg, tmp_path)
+    body = text.split("</header>", 1)[1]
+    heads = {"en": ["Streets and towns", "district coverage"], "zh": ["各街道/镇", "全区覆盖率"]}
+    for lang, words in heads.items():
+        for w in words:
+            assert (w in body) == (language in (lang, "bilingual")), (language, w)
+    assert ('<html lang="en">' in text) == (language == "en")
+    # whatever the language, a synthetic run says so
+    assert "SYNTHETIC DEMO" in body
+
+
+def test_report_embeds_charts_as_images(synthetic_config, tmp_path):
+    svg = '<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><text>--&gt;</text></svg>'
+    text = _report(synthetic_config, tmp_path,
+                   charts={"culture_15min_coverage": ("culture_15min", HOSTILE, svg)})
+    import base64
+
+    section = text.split('id="circle-culture_15min"')[1].split("</section>")[0]
+    assert 'id="chart-culture_15min_coverage"' in section
+    src = section.split('src="data:image/svg+xml;base64,')[1].split('"')[0]
+    assert base64.b64decode(src).decode() == svg
+    assert "<script>alert(1)</script>" not in text  # the caption is escaped
