@@ -35,6 +35,7 @@ from jinja2 import Template
 
 from accessibility._errors import AccessibilityWarning, DataError
 from accessibility._io import write_text_atomic
+from accessibility.labels import district_names, pick
 
 __all__ = ["circle_node_times", "overview_map", "reachable_facilities", "save_map", "service_areas",
            "street_lines", "unit_map"]
@@ -1214,7 +1215,8 @@ def _district_lines(cov: pd.DataFrame, circle_ids, config) -> str:
             parts.append(
                 f"{_esc(config.circles[cid].label_zh)}: {_pct(row['coverage_share'].iloc[0])}"
             )
-    return "全区 district — " + "; ".join(parts) if parts else ""
+    name, name_en = district_names(config)
+    return f"{_esc(pick(name, name_en, getattr(config, 'language', 'bilingual')))} — " + "; ".join(parts) if parts else ""
 
 
 # ---------------------------------------------------------------------------------------------

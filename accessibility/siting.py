@@ -42,6 +42,7 @@ from accessibility._errors import (
     DataError,
     problems_message,
 )
+from accessibility.labels import district_names
 from accessibility.rules import as_rules
 
 __all__ = [
@@ -1406,7 +1407,7 @@ class SitingOptions:
     time_limit_s: float = 30.0
     max_milp_nnz: int = 400_000
     district_code: str = "DISTRICT"
-    district_name: str = "全区"
+    district_name: str = "whole area"
     progress: bool = False
 
     def __post_init__(self):
@@ -1419,7 +1420,7 @@ class SitingOptions:
     def from_config(cls, config, **overrides) -> SitingOptions:
         """The run's options: ``config.siting`` (max_new_sites, time_limit_s) and the district row."""
         base = {"k_max": int(config.siting.max_new_sites), "time_limit_s": float(config.siting.time_limit_s),
-                "district_code": str(config.district_code), "district_name": str(config.district_name)}
+                "district_code": str(config.district_code), "district_name": district_names(config)[0]}
         return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
 
@@ -1655,7 +1656,7 @@ def evaluate_scenario(cells, results, net, planned, circle, config, *,
         cand = pd.DataFrame({"node": node, "snap_m": dist})
         A = coverage_sets(net, cells, cand, rule, progress=progress)
         after |= np.diff(A.indptr) > 0
-    names = {str(getattr(config, "district_code", "DISTRICT")): getattr(config, "district_name", "全区")}
+    names = {str(getattr(config, "district_code", "DISTRICT")): district_names(config)[0]}
     if units is not None and "unit_name" in units.columns:
         names.update(zip(units["unit_code"].astype(str), units["unit_name"].astype(str),
                          strict=False))
