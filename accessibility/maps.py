@@ -186,6 +186,8 @@ def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; S
 def _set_page_title(m, text: str, config) -> None:
     """The browser tab's title (escaped), with SYNTHETIC DEMO first when any layer is synthetic."""
     prefix = "[SYNTHETIC DEMO 合成示例] " if config.is_synthetic else ""
+    if getattr(config, "estimated_layers", None):
+        prefix += "[ESTIMATE] "
     m.get_root().title = _esc(prefix + str(text))
 
 
@@ -1271,9 +1273,12 @@ class _Box(MacroElement):
 
 
 def _synthetic_html(config) -> str:
-    if not config.is_synthetic:
-        return ""
-    return f'<div class="acc-synthetic">{_esc(SYNTHETIC_NOTE)}</div>'
+    out = f'<div class="acc-synthetic">{_esc(SYNTHETIC_NOTE)}</div>' if config.is_synthetic else ""
+    estimated = list(getattr(config, "estimated_layers", []))
+    if estimated:  # layers made by a proxy (e.g. population from street density): said on every map
+        out += (f'<div class="acc-synthetic">ESTIMATE: {_esc(", ".join(estimated))} estimated by a proxy, '
+                "not observed</div>")
+    return out
 
 
 def _add_title_box(m, title: str, subtitle: str, config, *, escaped: bool = False) -> None:

@@ -183,6 +183,7 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
         "run_id": config.run_id,
         "synthetic": config.is_synthetic,
         "synthetic_layers": config.synthetic_layers,
+        "estimated_layers": list(getattr(config, "estimated_layers", [])),
         "data_status": config.data_status,
         "overview_href": _href(overview_href),
         "circles": [_circle_summary(config, cid, units, district, worst_n, (places or {}).get(cid))
