@@ -158,3 +158,21 @@ def test_admin_areas_from_a_file(tmp_path):
     np.testing.assert_allclose(b.total_bounds, [*sq2[0], *sq2[2]], atol=1e-7)
     with pytest.raises(DataError, match="relation 99"):
         init_area(AreaSpec("t", root=tmp_path, osm=p, boundary_relation=99))
+
+
+def test_init_online_without_an_extract(tmp_path):
+    """No OSM file: network, POIs and admin units come from Overpass at run time; the config validates."""
+    from rasterio.transform import from_origin
+
+    tif = tmp_path / "pop.tif"
+    with rasterio.open(tif, "w", driver="GTiff", height=2, width=2, count=1, dtype="float64", crs="EPSG:32635",
+                       transform=from_origin(385000, 6672000, 100, 100)) as dst:
+        dst.write(np.ones((1, 2, 2)))
+    res = init_area(AreaSpec("online", root=tmp_path, bbox=(24.94, 60.168, 24.952, 60.175), population=tif,
+                             units_admin_level="10", share_60plus=0.25))
+    cfg = load_area(res.config_path)
+    assert cfg.sources["network"].kind == "overpass" and cfg.facility_sources[0].kind == "overpass"
+    assert cfg.sources["units"].kind == "overpass" and cfg.sources["units"].options == {"admin_level": "10"}
+    assert cfg.sources["population"].path == tif and cfg.data_status == "real data"
+    with pytest.raises(ConfigError, match="no population and no OSM extract"):
+        init_area(AreaSpec("nopop", root=tmp_path, bbox=(24.94, 60.168, 24.952, 60.175)))
