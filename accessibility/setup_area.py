@@ -143,7 +143,7 @@ def utm_crs(geometry_wgs84) -> str:
     >>> from shapely.geometry import box
     >>> utm_crs(box(24.93, 60.16, 24.96, 60.18))   # Helsinki
     'EPSG:32635'
-    >>> utm_crs(box(106.5, 29.5, 106.9, 29.8))     # Chongqing
+    >>> utm_crs(box(106.5, 29.5, 106.9, 29.8))     # Jiangbei District
     'EPSG:32648'
     >>> utm_crs(box(-58.5, -34.7, -58.3, -34.5))   # Buenos Aires
     'EPSG:32721'
