@@ -523,6 +523,24 @@ def _missing(spec: AreaSpec, units_how: str, pop_how: str) -> list[str]:
     return notes
 
 
+def _check_spec(spec: AreaSpec) -> None:
+    """Refuse contradictory or missing options before anything is written."""
+    from accessibility.config import LANGUAGES
+
+    if not spec.name or not all(ch.isalnum() or ch in "_-" for ch in spec.name):
+        raise ConfigError(f"area name {spec.name!r}: use letters, digits, '_' or '-' (it names files)")
+    if spec.language not in LANGUAGES:
+        raise ConfigError(f"--language {spec.language!r}: use one of {', '.join(LANGUAGES)}")
+    if sum(x is not None for x in (spec.boundary, spec.boundary_relation, spec.bbox)) > 1:
+        raise ConfigError("give one boundary: --boundary, --boundary-relation or --bbox")
+    if sum(x is not None for x in (spec.units, spec.units_admin_level, spec.units_grid_m)) > 1:
+        raise ConfigError("give one kind of units: --units, --units-admin-level or --units-grid-m")
+    for label, p in (("--osm", spec.osm), ("--boundary", spec.boundary), ("--units", spec.units),
+                     ("--population", spec.population), ("--census", spec.census), ("--dem", spec.dem)):
+        if p is not None and not Path(p).exists():
+            raise ConfigError(f"{label} {p}: file not found")
+
+
 def init_area(spec: AreaSpec) -> InitResult:
     """Write a validated configuration (and derived layers) for a new study area.
 
@@ -553,20 +571,9 @@ def init_area(spec: AreaSpec) -> InitResult:
     >>> res.crs, res.config_path.relative_to(root).as_posix()
     ('EPSG:32635', 'config/areas/kluuvi.yaml')
     """
-    from accessibility.config import LANGUAGES, load_area
+    from accessibility.config import load_area
 
-    if not spec.name or not all(ch.isalnum() or ch in "_-" for ch in spec.name):
-        raise ConfigError(f"area name {spec.name!r}: use letters, digits, '_' or '-' (it names files)")
-    if spec.language not in LANGUAGES:
-        raise ConfigError(f"--language {spec.language!r}: use one of {', '.join(LANGUAGES)}")
-    if sum(x is not None for x in (spec.boundary, spec.boundary_relation, spec.bbox)) > 1:
-        raise ConfigError("give one boundary: --boundary, --boundary-relation or --bbox")
-    if sum(x is not None for x in (spec.units, spec.units_admin_level, spec.units_grid_m)) > 1:
-        raise ConfigError("give one kind of units: --units, --units-admin-level or --units-grid-m")
-    for label, p in (("--osm", spec.osm), ("--boundary", spec.boundary), ("--units", spec.units),
-                     ("--population", spec.population), ("--census", spec.census), ("--dem", spec.dem)):
-        if p is not None and not Path(p).exists():
-            raise ConfigError(f"{label} {p}: file not found")
+    _check_spec(spec)
     root = Path(spec.root).resolve()
     cfg_dir = root / "config" / "areas"
     cfg_path = cfg_dir / f"{spec.name}.yaml"
