@@ -45,6 +45,7 @@ def test_notebook_runs(path, demo_area, monkeypatch):
     # the kernel imports this checkout's package (as pytest does), not whatever is installed
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    _kernel_imports_this_checkout(monkeypatch)
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -74,13 +75,17 @@ def _check_profiles_differ(nb) -> None:
     assert slopes["adult, slopes"] > slopes["elderly, slopes"] > slopes["frail, slopes"], out
 
 
+def _kernel_imports_this_checkout(monkeypatch):
+    """The kernel imports this checkout's package (a worktree's, not the venv's editable install)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+
+
 def _run_notebook(path, area, monkeypatch):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("ACCESSIBILITY_AREA", str(area))
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    # the kernel imports this checkout's package (a worktree's, not the venv's editable install)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    _kernel_imports_this_checkout(monkeypatch)
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     return "\n".join(
