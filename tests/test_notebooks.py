@@ -42,8 +42,6 @@ def test_notebook_runs(path, demo_area, monkeypatch):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("ACCESSIBILITY_AREA", str(demo_area))
-    # the kernel imports this checkout's package (as pytest does), not whatever is installed
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     _kernel_imports_this_checkout(monkeypatch)
     nb = nbformat.read(path, as_version=4)
