@@ -6,7 +6,7 @@ workbook, atlas and console agree.
 
 from __future__ import annotations
 
-__all__ = ["district_names", "is_unnamed", "pick", "primary", "split_bilingual", "unnamed"]
+__all__ = ["district_names", "is_unnamed", "pick", "primary", "selected_units_label", "split_bilingual", "unnamed"]
 
 
 def pick(zh: str, en: str, language: str = "bilingual", *, sep: str = " / ") -> str:
@@ -130,3 +130,14 @@ def split_bilingual(text: str) -> tuple[str, str]:
         if ch.isascii() and ch.isalnum():
             return text[:i].strip(), text[i:].strip()
     return text, ""
+
+
+def selected_units_label(language: str = "bilingual") -> str:
+    """Name of the all-units row when siting is restricted to some units (``siting.units``).
+
+    Examples
+    --------
+    >>> selected_units_label("en")
+    'selected units'
+    """
+    return pick("所选单元合计", "selected units", language)

@@ -25,7 +25,7 @@ from accessibility._errors import AccessibilityWarning, DataError
 from accessibility._io import atomic_dir, sha256_file, write_text_atomic
 from accessibility.area import StudyArea
 from accessibility.config import AreaConfig, load_area
-from accessibility.labels import pick, primary
+from accessibility.labels import pick, primary, selected_units_label
 
 log = logging.getLogger(__name__)
 
@@ -714,7 +714,7 @@ def write_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max=No
     names = study.unit_names()
     # the all-units row is the district, or the selected units together
     sel = ({"district_code": "selected:" + "+".join(cfg.siting.units),
-            "district_name": pick("所选单元合计", "selected units", cfg.language)}
+            "district_name": selected_units_label(cfg.language)}
            if cfg.siting.units else {})
     options = siting_mod.SitingOptions.from_config(cfg, k_max=k_max or None, progress=progress, **sel)
     rules = circle_rules(cfg)
