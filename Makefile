@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AREA ?= config/areas/jiangbei.yaml
 
-.PHONY: run test lint bench demo-data clean-processed setup fonts
+.PHONY: run test lint bench demo-data clean-processed setup fonts notebook
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,10 @@ run: $(STAMP) fonts
 
 test: $(STAMP) fonts
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# JupyterLab on the planners' notebooks; ACCESSIBILITY_AREA=$$PWD/config/areas/<name>.yaml for your area
+notebook: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -260,7 +260,9 @@ class StudyArea:
             if unknown:
                 raise DataError(f"site: unit(s) {', '.join(unknown)} not in the units layer; use codes of "
                                 f"{', '.join(self.units['unit_code'].astype(str))}")
-            sel = {"district_code": "selected:" + "+".join(codes), "district_name": "所选街镇合计 selected units"}
+            from accessibility.labels import selected_units_label
+
+            sel = {"district_code": "selected:" + "+".join(codes), "district_name": selected_units_label(self.config.language)}
         limits = None if node_limit is None else siting_mod.SolverLimits(
             node_limit=int(node_limit), time_limit_s=float(self.config.siting.time_limit_s))
         options = siting_mod.SitingOptions.from_config(self.config, k_max=k, method=method,

@@ -524,7 +524,8 @@ def unit_siting_tasks(
     if src is not None and src.path is not None and src.path.exists():
         from accessibility.units import read_units
 
-        known = read_units(src, cfg.crs, unit_table=cfg.sources.get("unit_table"))["unit_code"].astype(str).tolist()
+        known = read_units(src, cfg.crs, unit_table=cfg.sources.get("unit_table"),
+                           codes=cfg.unit_codes)["unit_code"].astype(str).tolist()
     if units is None:
         if known is None:
             raise ConfigError(f"{config_path}: the units layer is not a readable file ({getattr(src, 'kind', 'none')}): "

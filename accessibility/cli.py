@@ -1,5 +1,6 @@
 """The ``accessibility`` command.
 
+    accessibility init      helsinki --osm city.osm.pbf --bbox W,S,E,N   # a new area's configuration
     accessibility demo-data config/areas/jiangbei.yaml     # write the synthetic demo layers (offline)
     accessibility summary   config/areas/jiangbei.yaml     # load, validate and summarise the study area
     accessibility run       config/areas/jiangbei.yaml     # coverage tables, siting, maps, report
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _add_init(sub)
 
     p = sub.add_parser("demo-data", help="write the synthetic demo layers of an area (deterministic, offline)",
                        description="Generate the synthetic demo layers named in the area configuration "
@@ -118,6 +121,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"{text!r}: write WEST,SOUTH,EAST,NORTH in degrees, e.g. "
+                                         "24.936,60.165,24.953,60.178")
+    return parts  # type: ignore[return-value]
+
+
+def _add_init(sub) -> None:
+    p = sub.add_parser(
+        "init", help="write the configuration of a new study area from what you have",
+        description="Write config/areas/NAME.yaml (validated), a copy of the facility categories and the "
+        "derived layers under data/raw/NAME/ from an OSM extract (or Overpass when online), a boundary, "
+        "units, population and an optional DEM; picks the UTM zone; says what is missing and how to add "
+        "it. Without population, residents are estimated from residential buildings or streets and every "
+        "output says ESTIMATE. The configuration runs as it is: accessibility run config/areas/NAME.yaml")
+    p.add_argument("name", help="area id (letters, digits, _ or -): names the files and the run folder")
+    p.add_argument("--osm", type=Path, default=None,
+                   help="OSM extract (.osm.pbf/.osm/.osm.bz2); without it: Overpass inside the boundary (online)")
+    g = p.add_argument_group("boundary (one of; default: the extent of the OSM extract)")
+    g.add_argument("--boundary", type=Path, default=None, help="vector file of the area's outline (any CRS)")
+    g.add_argument("--boundary-relation", type=int, default=None, metavar="ID",
+                   help="OSM administrative relation id in the extract")
+    g.add_argument("--bbox", type=_bbox, default=None, metavar="W,S,E,N", help="longitude/latitude box")
+    g = p.add_argument_group("units (one of; default: the whole area is one unit)")
+    g.add_argument("--units", type=Path, default=None, help="unit polygons (code and name fields)")
+    g.add_argument("--units-code-field", default=None, help="field of the unit code (default: tried)")
+    g.add_argument("--units-name-field", default=None, help="field of the unit name (default: tried)")
+    g.add_argument("--units-admin-level", default=None, metavar="N", help="OSM admin_level of the units")
+    g.add_argument("--units-grid-m", type=float, default=None, metavar="M",
+                   help="square analysis zones of M metres (not administrative units)")
+    g = p.add_argument_group("population (default: an ESTIMATE from residential buildings or streets)")
+    g.add_argument("--population", type=Path, default=None, help="population GeoTIFF (e.g. WorldPop)")
+    g.add_argument("--census", type=Path, default=None,
+                   help="census CSV: unit_code, population[, share_60plus] (totals per unit)")
+    g.add_argument("--population-total", type=float, default=None, help="total residents of the estimate")
+    g.add_argument("--share-60plus", type=float, default=None, help="share aged 60+ (default 0.2, assumed)")
+    p.add_argument("--dem", type=Path, default=None, help="elevation GeoTIFF (e.g. SRTM 30 m)")
+    p.add_argument("--language", choices=["zh", "en", "bilingual"], default="bilingual",
+                   help="labels of maps, report, workbook and console (default bilingual)")
+    p.add_argument("--title", default="", help="English title (default: from the name)")
+    p.add_argument("--title-zh", default="", help="Chinese title (default: the English one)")
+    p.add_argument("--like", type=Path, default=None,
+                   help="copy circles, profiles and terrain from this area (default: the plan's, jiangbei.yaml)")
+    p.add_argument("--root", type=Path, default=Path("."), help="project folder (default: here)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing configuration")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -150,6 +204,32 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     """Warnings for people: one line, no source line; the package's own ones without a class name."""
     kind = "warning" if issubclass(category, AccessibilityWarning) else f"warning ({category.__name__})"
     print(f"{kind}: {message}", file=file or sys.stderr)
+
+
+def _cmd_init(args) -> int:
+    from accessibility.setup_area import DEFAULT_TEMPLATE, AreaSpec, init_area
+
+    spec = AreaSpec(
+        name=args.name, root=args.root, osm=args.osm, boundary=args.boundary,
+        boundary_relation=args.boundary_relation, bbox=args.bbox, units=args.units,
+        units_code_field=args.units_code_field, units_name_field=args.units_name_field,
+        units_admin_level=args.units_admin_level, units_grid_m=args.units_grid_m,
+        population=args.population, census=args.census, dem=args.dem,
+        population_total=args.population_total, share_60plus=args.share_60plus,
+        language=args.language, title_en=args.title, title_zh=args.title_zh,
+        template=args.like or DEFAULT_TEMPLATE, force=args.force,
+    )
+    res = init_area(spec)
+    root = Path(args.root).resolve()
+    print(f"Study area '{args.name}' ({res.crs}, UTM zone from the boundary); files written:")
+    for f in res.files:
+        print(f"  {f.relative_to(root) if f.is_relative_to(root) else f}")
+    print("Missing, and how to add it:")
+    for m in res.missing:
+        print(f"  - {m}")
+    cfg = res.config_path.relative_to(root) if res.config_path.is_relative_to(root) else res.config_path
+    print(f"Next: accessibility run {cfg}")
+    return 0
 
 
 def _cmd_demo_data(args) -> int:
@@ -198,7 +278,8 @@ def _cmd_run(args) -> int:
         print("Where to build (siting_<circle>.csv: best k new sites; siting_<circle>_lscp_by_unit.csv: "
               "fewest sites per unit):")
         for cid, r in res.siting.items():
-            print("  " + _siting_line(res.study.config.circles[cid], r.get("summary", {})))
+            print("  " + _siting_line(res.study.config.circles[cid], r.get("summary", {}),
+                                      res.study.config.language))
     print()
     print("Timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
     print(f"Outputs ({len(res.files)} files, {time.perf_counter() - t0:.0f} s) in {res.output_dir}:")
@@ -210,11 +291,14 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _siting_line(circle, s: dict) -> str:
+def _siting_line(circle, s: dict, language: str = "bilingual") -> str:
     """One readable sentence per circle from site_circle's summary."""
+    from accessibility.labels import pick
+
     who = "residents aged 60+" if circle.population == "60plus" else "residents"
     k = s.get("k_max", "?")
-    parts = [f"{circle.label_zh} / {circle.label_en}: {s.get('uncovered_demand', float('nan')):,.0f} {who} "
+    label = pick(circle.label_zh, circle.label_en, language)
+    parts = [f"{label}: {s.get('uncovered_demand', float('nan')):,.0f} {who} "
              f"not covered now ({s.get('share_now', float('nan')):.1%} covered)"]
     greedy = s.get("greedy_covered_k_max")
     if greedy is not None:
@@ -398,6 +482,7 @@ def _cmd_whatif(args) -> int:
 
 
 _COMMANDS = {
+    "init": _cmd_init,
     "demo-data": _cmd_demo_data,
     "summary": _cmd_summary,
     "run": _cmd_run,

@@ -32,7 +32,12 @@ __all__ = [
     "load_categories",
 ]
 
-STATUSES = ("real", "synthetic")
+#: ``real``: observed/official data; ``synthetic``: made-up demo data (outputs say SYNTHETIC DEMO);
+#: ``estimate``: derived by a proxy (e.g. population from street density by ``accessibility init``;
+#: outputs say ESTIMATE).
+STATUSES = ("real", "synthetic", "estimate")
+#: Unit code systems: ``any`` (any unique string) or ``cn_official`` (China's 9-digit 统计用区划代码).
+UNIT_CODE_SYSTEMS = ("any", "cn_official")
 COORD_SYSTEMS = ("wgs84", "gcj02", "bd09")
 TERRAIN_MODELS = ("tobler", "naismith", "flat")
 MODES = ("time", "distance")
@@ -60,6 +65,10 @@ class Source:
     @property
     def synthetic(self) -> bool:
         return self.status == "synthetic"
+
+    @property
+    def estimate(self) -> bool:
+        return self.status == "estimate"
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,9 @@ class Category:
     osm: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
     exclude_names: tuple[str, ...] = ()
+    #: Tag rules (same syntax as ``osm``) that rule the category out, e.g. commercial gyms
+    #: (``leisure=fitness_centre&brand=*``, ``access=customers``).
+    exclude_osm: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,8 +171,12 @@ class AreaConfig:
     max_snap_m: float = 500.0
     scenario: dict = field(default_factory=dict)
     district_code: str = "DISTRICT"
-    district_name: str = "全区"
-    district_name_en: str = "District"
+    #: Name of the whole-area row (default: the area's ``title_zh``; ``district_name_en``: ``title_en``).
+    district_name: str = ""
+    district_name_en: str = ""
+    #: ``any`` (unit codes are any unique strings) or ``cn_official`` (9-digit official codes checked,
+    #: street/town kind expected).
+    unit_codes: str = "any"
     #: ``zh``, ``en`` or ``bilingual`` (Chinese first): labels of maps, report, workbook, atlas, console.
     language: str = "bilingual"
 
@@ -176,6 +192,13 @@ class AreaConfig:
         return bool(self.synthetic_layers)
 
     @property
+    def estimated_layers(self) -> list[str]:
+        """Names of the layers estimated by a proxy (``status: estimate``)."""
+        names = [s.name for s in self.sources.values() if s.estimate]
+        names += [s.name for s in self.facility_sources if s.estimate]
+        return sorted(set(names))
+
+    @property
     def run_id(self) -> str:
         """Name of the output folder: says ``synthetic_demo`` whenever any layer is synthetic."""
         return f"{self.name}_synthetic_demo" if self.is_synthetic else self.name
@@ -187,9 +210,13 @@ class AreaConfig:
     @property
     def data_status(self) -> str:
         """One-line statement for tables, titles and banners."""
+        parts = []
         if self.is_synthetic:
-            return "SYNTHETIC DEMO (layers: " + ", ".join(self.synthetic_layers) + ") - not real data"
-        return "real data"
+            parts.append("SYNTHETIC DEMO (layers: " + ", ".join(self.synthetic_layers) + ") - not real data")
+        if self.estimated_layers:
+            parts.append("ESTIMATE (layers: " + ", ".join(self.estimated_layers)
+                         + ") - derived by a proxy, not observed; replace with real data")
+        return "; ".join(parts) if parts else "real data"
 
     def circles_for(self, category: str) -> list[str]:
         """Circle ids that count facilities of ``category``."""
@@ -283,7 +310,8 @@ def _read_yaml(path: Path) -> Any:
 # categories
 
 
-_CATEGORY_KEYS = {"label_zh": str, "label_en": str, "osm": list, "names": list, "exclude_names": list}
+_CATEGORY_KEYS = {"label_zh": str, "label_en": str, "osm": list, "names": list, "exclude_names": list,
+                  "exclude_osm": list}
 
 
 def load_categories(path: str | Path) -> dict[str, Category]:
@@ -300,10 +328,11 @@ def load_categories(path: str | Path) -> dict[str, Category]:
     for cid, spec in (top.get("categories") or {}).items():
         where = f"categories.{cid}"
         spec = chk.keys(where, spec, _CATEGORY_KEYS, required=("label_zh", "label_en"))
-        for rule in spec.get("osm", []) or []:
-            if not isinstance(rule, str) or "=" not in rule:
-                chk.add(f"key '{where}.osm' has rule {rule!r}: write 'key=value' or 'key=*', "
-                        "join several with '&'")
+        for key in ("osm", "exclude_osm"):
+            for rule in spec.get(key, []) or []:
+                if not isinstance(rule, str) or any("=" not in part for part in rule.split("&")):
+                    chk.add(f"key '{where}.{key}' has rule {rule!r}: write 'key=value' or 'key=*', "
+                            "join several with '&'")
         if not spec.get("osm") and not spec.get("names"):
             chk.add(f"category '{cid}' has neither 'osm' nor 'names' rules: nothing can be classified into it")
         out[cid] = Category(
@@ -313,6 +342,7 @@ def load_categories(path: str | Path) -> dict[str, Category]:
             osm=tuple(spec.get("osm") or ()),
             names=tuple(spec.get("names") or ()),
             exclude_names=tuple(spec.get("exclude_names") or ()),
+            exclude_osm=tuple(spec.get("exclude_osm") or ()),
         )
     chk.raise_if_any()
     return out
@@ -339,6 +369,7 @@ _TOP_KEYS = {
     "district_name": str,
     "district_name_en": str,
     "language": str,
+    "unit_codes": str,
 }
 #: Label languages of maps, report, workbook, atlas and console (see accessibility.labels).
 LANGUAGES = ("zh", "en", "bilingual")
@@ -438,7 +469,8 @@ def _check_crs(chk: _Checker, crs) -> Any:
         c = CRS.from_user_input(crs)
         if not c.is_projected:
             chk.add(f"key 'crs' is {crs!r}, a geographic CRS: use a projected one in metres "
-                    "(for Chongqing, UTM 48N 'EPSG:32648')")
+                    "(the UTM zone of the area, e.g. 'EPSG:32648' for UTM 48N; `accessibility init` "
+                    "picks it from the boundary)")
     except Exception as exc:  # pyproj raises CRSError
         chk.add(f"key 'crs' is {crs!r}, not a CRS pyproj knows ({exc}): use e.g. 'EPSG:32648'")
     return crs
@@ -656,6 +688,8 @@ def load_area(
         chk.positive("max_snap_m", top["max_snap_m"])
     language = str(top.get("language", "bilingual"))
     chk.choice("language", language, LANGUAGES)
+    unit_codes = str(top.get("unit_codes", "any"))
+    chk.choice("unit_codes", unit_codes, UNIT_CODE_SYSTEMS)
     chk.raise_if_any()
     return AreaConfig(
         name=str(top["name"]),
@@ -675,9 +709,10 @@ def load_area(
         max_snap_m=_num(top.get("max_snap_m"), 500.0),
         scenario=dict(overrides or {}),
         district_code=str(top.get("district_code", "DISTRICT")),
-        district_name=str(top.get("district_name", "全区")),
-        district_name_en=str(top.get("district_name_en", "District")),
+        district_name=str(top.get("district_name") or top.get("title_zh") or top["name"]),
+        district_name_en=str(top.get("district_name_en") or top.get("title_en") or top["name"]),
         language=language,
+        unit_codes=unit_codes,
     )
 
 

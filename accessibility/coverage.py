@@ -357,10 +357,13 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
     """
     if not results.index.equals(cells.index):
         raise DataError("results are not indexed like the cells: pass the output of cell_results(cells, ...)")
+    from accessibility.labels import district_names, primary
+
     district_code = getattr(config, "district_code", "DISTRICT") if district_code is None else district_code
-    district_name = getattr(config, "district_name", "全区") if district_name is None else district_name
-    district_name_en = (getattr(config, "district_name_en", "District") if district_name_en is None
-                        else district_name_en)
+    default_name, default_name_en = district_names(config)
+    district_name = default_name if district_name is None else district_name
+    district_name_en = default_name_en if district_name_en is None else district_name_en
+    language = getattr(config, "language", "bilingual")
     if circles is None:
         circles = [c for c in config.circles if f"{c}_covered" in results.columns]
     # ids resolve to the configuration's rules; rules (with overrides) are taken as they are
@@ -428,7 +431,7 @@ def coverage_by_unit(cells, results, units, config, *, circles=None, district_co
         k = pops.size
         blocks.append({
             "unit_code": codes_g, "unit_name": names_g, "unit_name_en": names_en_g,
-            "circle": [cid] * k, "circle_label": [circle.label_zh] * k, "mode": [circle.mode] * k,
+            "circle": [cid] * k, "circle_label": [primary(circle.label_zh, circle.label_en, language)] * k, "mode": [circle.mode] * k,
             "threshold": np.full(k, circle.threshold / scale),
             "population": pops, "covered_population": covs, "coverage_share": share,
             "target_share": np.full(k, float(circle.target_share)), "meets_target": gap == 0.0,
@@ -595,6 +598,8 @@ def unit_summary_text(table: pd.DataFrame, config=None) -> str:
     config : AreaConfig, optional
         Names the demand of each circle (all residents, or residents aged 60+).
     """
+    from accessibility.labels import pick
+
     lines = []
     for cid, part in table.groupby("circle", sort=False):
         first = part.iloc[0]
@@ -604,8 +609,9 @@ def unit_summary_text(table: pd.DataFrame, config=None) -> str:
         circle = config.circles.get(cid) if config is not None else None
         demand = "aged 60+" if circle is not None and circle.population == "60plus" else "population"
         lines.append(f"  {'unit':<24} {demand:>12} {'covered':>8} {'meets':>6} {'short by (people)':>18}")
+        language = getattr(config, "language", "bilingual")
         for _, r in part.iterrows():
-            name = f"{r['unit_name']} {r['unit_name_en']}".strip()
+            name = pick(str(r["unit_name"]), str(r["unit_name_en"]), language, sep=" ")
             share = "n/a" if pd.isna(r["coverage_share"]) else f"{r['coverage_share']:.1%}"
             meets = "yes" if r["meets_target"] else "NO"
             short = "" if r["meets_target"] else f"{r['gap_population']:,.0f}"

@@ -19,6 +19,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from accessibility._errors import (
     AccessibilityWarning,
@@ -26,6 +27,7 @@ from accessibility._errors import (
     DataError,
     problems_message,
 )
+from accessibility.labels import is_unnamed, unnamed
 
 __all__ = [
     "FACILITY_COLUMNS",
@@ -72,13 +74,32 @@ def _tag_matches(tags: Mapping[str, Any], key: str, value: str) -> bool:
     return have == value or value in (v.strip() for v in have.split(";"))
 
 
+def _tag_rule_matches(tags: Mapping[str, Any], rule: str) -> bool:
+    return all(_tag_matches(tags, k, v) for k, v in _parse_rule(rule))
+
+
+def _vetoes(text: str, tags: Mapping[str, Any], categories: Mapping[str, Any]) -> dict[str, str]:
+    """``{category id: why it is ruled out}`` from ``exclude_names`` and ``exclude_osm``."""
+    out: dict[str, str] = {}
+    for cid, cat in categories.items():
+        excl = next((x for x in cat.exclude_names if x.casefold() in text), None) if text else None
+        if excl is not None:
+            out[cid] = f"name contains {excl}"
+            continue
+        rule = next((r for r in getattr(cat, "exclude_osm", ()) if _tag_rule_matches(tags, r)), None)
+        if rule is not None:
+            out[cid] = f"tag {rule}"
+    return out
+
+
 def classify(name: str | None, tags: Mapping[str, Any] | None, categories: Mapping[str, Any]) -> tuple[str | None, str]:
     """Classify one object into a facility category.
 
     First the name rules (substring match, case-insensitive) of every category in file order,
     then the OSM tag rules (``key=value``, ``key=*``, several joined by ``&``) in file order.
-    A category whose ``exclude_names`` occur in the name is ruled out entirely (a 健身房 is
-    not a public sports centre, whatever its tags say).
+    A category is ruled out entirely when one of its ``exclude_names`` occurs in the name (a
+    健身房 is not a public sports centre, whatever its tags say) or one of its ``exclude_osm`` tag
+    rules matches (a ``leisure=fitness_centre`` with a ``brand``, a ``shop`` tagged as a gallery).
 
     Parameters
     ----------
@@ -93,31 +114,47 @@ def classify(name: str | None, tags: Mapping[str, Any] | None, categories: Mappi
     -------
     (category id or None, reason)
         E.g. ``('elderly_service_station', 'name contains 养老服务站')``,
-        ``('library', 'tag amenity=library')``, ``(None, 'no rule matched')``.
+        ``('library', 'tag amenity=library')``, ``(None, 'no rule matched')``,
+        ``(None, 'tag shop=* (excluded from museum_art)')``. A match after an exclusion records
+        both: ``'tag amenity=library; excluded from museum_art: tag shop=*'``.
+
+    Examples
+    --------
+    >>> from accessibility.config import Category
+    >>> cats = {"sports_centre": Category("sports_centre", "体育中心", "sports centre",
+    ...                                   osm=("leisure=sports_centre",), exclude_names=("fitness",),
+    ...                                   exclude_osm=("brand=*",))}
+    >>> classify("Uimahalli", {"leisure": "sports_centre"}, cats)
+    ('sports_centre', 'tag leisure=sports_centre')
+    >>> classify("Fitness 24Seven", {"leisure": "sports_centre"}, cats)
+    (None, 'name contains fitness (excluded from sports_centre)')
     """
     text = (name or "").casefold()
     tags = tags or {}
-    vetoed: dict[str, str] = {}
+    vetoed = _vetoes(text, tags, categories)
+    found: tuple[str, str] | None = None
     if text:
-        for cid, cat in categories.items():
-            excl = next((x for x in cat.exclude_names if x.casefold() in text), None)
-            if excl is not None:
-                vetoed[cid] = excl
-                continue
-            for rule in cat.names:
-                if rule.casefold() in text:
-                    return cid, f"name contains {rule}"
-    if tags:
-        for cid, cat in categories.items():
-            if cid in vetoed:
-                continue
-            for rule in cat.osm:
-                if all(_tag_matches(tags, k, v) for k, v in _parse_rule(rule)):
-                    return cid, f"tag {rule}"
-    if vetoed:
-        cid, excl = next(iter(vetoed.items()))
-        return None, f"name contains {excl} (excluded from {cid})"
+        found = next(((cid, f"name contains {rule}") for cid, cat in categories.items() if cid not in vetoed
+                      for rule in cat.names if rule.casefold() in text), None)
+    if found is None and tags:
+        found = next(((cid, f"tag {rule}") for cid, cat in categories.items() if cid not in vetoed
+                      for rule in cat.osm if _tag_rule_matches(tags, rule)), None)
+    if found is not None:
+        cid, reason = found
+        notes = [f"excluded from {c}: {why}" for c, why in vetoed.items() if _could_match(text, tags, categories[c])]
+        return cid, "; ".join([reason, *notes])
+    # the exclusion of a category whose own rules would have matched, else a name exclusion
+    cid = next((c for c in vetoed if _could_match(text, tags, categories[c])),
+               next((c for c, why in vetoed.items() if why.startswith("name")), None))
+    if cid is not None:
+        return None, f"{vetoed[cid]} (excluded from {cid})"
     return None, "no rule matched"
+
+
+def _could_match(text: str, tags: Mapping[str, Any], cat: Any) -> bool:
+    """Whether a category's own rules would have matched (so its exclusion is worth recording)."""
+    return (bool(text) and any(r.casefold() in text for r in cat.names)) or any(
+        _tag_rule_matches(tags, r) for r in cat.osm)
 
 
 def _capacity(tags: Mapping[str, Any]) -> float:
@@ -155,9 +192,10 @@ def _empty_rows() -> dict[str, list]:
 
 
 def _unnamed(config: Any, category: str) -> str:
+    """Placeholder name of an unnamed facility, in the area's language (:func:`labels.unnamed`)."""
     cat = config.categories.get(category)
-    label = cat.label_zh if cat is not None else category
-    return f"{label}（未命名）"
+    zh, en = (cat.label_zh, cat.label_en) if cat is not None else (category, category)
+    return unnamed(zh, en, getattr(config, "language", "bilingual"))
 
 
 def facilities_from_osm(
@@ -166,6 +204,7 @@ def facilities_from_osm(
     *,
     status: str | None = None,
     dedupe_m: float = 50.0,
+    footprint_m: float = 30.0,
 ) -> gpd.GeoDataFrame:
     """Classify the points of interest of an :class:`~accessibility.osm.OSMData`.
 
@@ -173,25 +212,51 @@ def facilities_from_osm(
     ----------
     osm : OSMData
     config : AreaConfig
-        Gives the categories, the circles and the projected CRS.
+        Gives the categories, the circles, the projected CRS and the language of the placeholder
+        names of unnamed facilities.
     status : str, optional
         Overrides ``osm.status`` (the facility source's own status).
     dedupe_m : float, default 50
-        A facility mapped twice (a node inside its building way) is kept once: objects of the
-        same category and the same non-empty name closer than this are merged (the first kept,
-        nodes before ways). ``0`` keeps everything.
+        A facility mapped twice is kept once: objects of the same category and the same
+        non-empty name closer than this are merged (the first kept, nodes before ways). ``0``
+        keeps everything (including the footprint rule below).
+    footprint_m : float, default 30
+        A node inside (or this close to: an entrance or address node across the courtyard) the footprint of a building/area way of the same
+        category is the same facility, however far the footprint's centroid is, when their names
+        agree or one is unnamed: the node is kept (it takes the way's name if it has none).
 
     Returns
     -------
     geopandas.GeoDataFrame
         The Facilities contract (DESIGN.md), projected to ``config.crs``. Unclassified points of
         interest are dropped (the count is logged).
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import Point, box
+    >>> from accessibility.config import Category
+    >>> from accessibility.osm import OSMData
+    >>> lib = Category("library", "图书馆", "library", osm=("amenity=library",))
+    >>> class Cfg:
+    ...     categories, crs, language = {"library": lib}, "EPSG:3067", "en"
+    ...     def circles_for(self, category): return ["culture_15min"]
+    >>> building = box(24.9500, 60.1700, 24.9510, 60.1705)  # about 55 m x 55 m
+    >>> pois = gpd.GeoDataFrame({"osm_type": ["node", "way"], "osm_id": [1, 2],
+    ...     "name": ["Kansalliskirjasto", "Kansalliskirjasto"],
+    ...     "tags": [{"amenity": "library"}, {"amenity": "library", "building": "yes"}],
+    ...     "footprint": [None, building]},
+    ...     geometry=[Point(24.95001, 60.17001), building.centroid], crs="EPSG:4326")
+    >>> fac = facilities_from_osm(OSMData(None, None, pois, "x.osm", "real"), Cfg())
+    >>> fac["fac_id"].tolist()
+    ['osm:n1']
     """
     rows = _empty_rows()
-    geoms = []
+    geoms, footprints = [], []
     pois = osm.pois
-    for otype, oid, name, tags, geom in zip(pois["osm_type"], pois["osm_id"], pois["name"],
-                                            pois["tags"], pois.geometry, strict=True):
+    prints = pois["footprint"] if "footprint" in pois.columns else [None] * len(pois)
+    for otype, oid, name, tags, geom, fp in zip(pois["osm_type"], pois["osm_id"], pois["name"],
+                                                pois["tags"], pois.geometry, prints, strict=True):
         cat, reason = classify(name, tags, config.categories)
         if cat is None:
             continue
@@ -204,13 +269,44 @@ def facilities_from_osm(
         rows["classified_by"].append(reason)
         rows["capacity"].append(_capacity(tags or {}))
         geoms.append(geom)
+        footprints.append(fp)
     n_drop = len(pois) - len(geoms)
     out = _frame(rows, geoms, "EPSG:4326").to_crs(config.crs)
     if dedupe_m > 0 and len(out):
+        fps = gpd.GeoSeries(footprints, crs="EPSG:4326", index=out.index).to_crs(config.crs)
+        out = _dedupe_footprints(out, fps, footprint_m)
         out = _dedupe(out, dedupe_m)
     logger.info("%s: %d facilities classified, %d points of interest matched no category (dropped)",
                 osm.source, len(out), n_drop)
     return out.reset_index(drop=True)
+
+
+def _dedupe_footprints(fac: gpd.GeoDataFrame, footprints: gpd.GeoSeries, near_m: float) -> gpd.GeoDataFrame:
+    """Drop a way whose footprint holds (within ``near_m``) a node of the same facility."""
+    is_way = fac["fac_id"].str.startswith("osm:w").to_numpy() & footprints.notna().to_numpy()
+    if not is_way.any():
+        return fac
+    nodes = np.flatnonzero(fac["fac_id"].str.startswith("osm:n").to_numpy())
+    ways = np.flatnonzero(is_way)
+    tree = shapely.STRtree(footprints.to_numpy()[ways])
+    pairs = tree.query(fac.geometry.to_numpy()[nodes], predicate="dwithin", distance=near_m)
+    names = fac["name"].to_numpy(dtype=object).copy()
+    drop: set[int] = set()
+    for ni, wi in zip(nodes[pairs[0]], ways[pairs[1]], strict=True):
+        if wi in drop or fac["category"].iat[ni] != fac["category"].iat[wi]:
+            continue
+        a, b = _name_key(names[ni]), _name_key(names[wi])
+        if a is not None and b is not None and a != b:
+            continue
+        drop.add(int(wi))
+        if a is None and b is not None:
+            names[ni] = names[wi]
+    if not drop:
+        return fac
+    logger.info("%d building/area ways merged into the node of the same facility inside them", len(drop))
+    keep = np.ones(len(fac), dtype=bool)
+    keep[sorted(drop)] = False
+    return fac.assign(name=pd.Series(names, index=fac.index, dtype=object))[keep]
 
 
 def _dedupe(fac: gpd.GeoDataFrame, dedupe_m: float) -> gpd.GeoDataFrame:
@@ -221,7 +317,7 @@ def _dedupe(fac: gpd.GeoDataFrame, dedupe_m: float) -> gpd.GeoDataFrame:
     groups: dict[tuple[str, str], list[int]] = {}
     for i in order:
         name = fac["name"].iat[i]
-        if not name or name.endswith("（未命名）"):
+        if is_unnamed(name):
             continue
         key = (fac["category"].iat[i], name)
         kept = groups.setdefault(key, [])
@@ -571,14 +667,12 @@ def _name_key(name: Any) -> str | None:
     """Normalised name for matching across sources; None for blank and unnamed placeholders.
 
     NFKC folds full-width letters, digits and brackets to half-width; case is folded; spaces,
-    punctuation (brackets included, their content kept) and symbols are removed. A name ending
-    in "（未命名）" (the placeholder given to unnamed facilities) never matches.
+    punctuation (brackets included, their content kept) and symbols are removed. The placeholders
+    given to unnamed facilities (:func:`accessibility.labels.is_unnamed`) never match.
     """
-    if _blank(name):
+    if _blank(name) or is_unnamed(name):
         return None
     text = unicodedata.normalize("NFKC", str(name)).casefold().strip()
-    if text.endswith("(未命名)") or text.endswith("未命名"):
-        return None
     key = "".join(ch for ch in text if unicodedata.category(ch)[0] not in "PZSC")
     return key or None
 
@@ -642,7 +736,7 @@ def check_datum_by_names(  # noqa: C901  (pairs, displacement statistics and the
     "（未命名）" placeholders never match) within ``max_pair_m``. If the pairs are typically
     (median) displaced by more than ``min_shift_m`` and at least ``min_share`` of them lie within
     ``tolerance_m`` of the displacement a coordinate-system mix-up gives at that place (e.g. the
-    GCJ-02 offset, ~480 m southeast in Chongqing, for GCJ-02 data declared WGS-84), the file is
+    GCJ-02 offset, a few hundred metres in China, for GCJ-02 data declared WGS-84), the file is
     almost certainly in that other system. Unlike :func:`check_datum` this works in dense street
     grids, where a shifted point still lands next to some street.
 

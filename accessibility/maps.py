@@ -37,6 +37,7 @@ from pyproj import CRS, Transformer
 
 from accessibility._errors import AccessibilityWarning, DataError
 from accessibility._io import write_text_atomic
+from accessibility.labels import district_names, pick
 
 __all__ = ["circle_node_times", "overview_map", "reachable_facilities", "save_map", "service_areas",
            "street_lines", "unit_map"]
@@ -194,6 +195,8 @@ def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; S
 def _set_page_title(m, text: str, config) -> None:
     """The browser tab's title (escaped), with SYNTHETIC DEMO first when any layer is synthetic."""
     prefix = "[SYNTHETIC DEMO 合成示例] " if config.is_synthetic else ""
+    if getattr(config, "estimated_layers", None):
+        prefix += "[ESTIMATE] "
     m.get_root().title = _esc(prefix + str(text))
 
 
@@ -1486,7 +1489,6 @@ def _esc(value: Any) -> str:
 
 def _t(config, zh: str, en: str, *, sep: str = " ") -> str:
     """A fixed label in the area's language (``config.language``; see accessibility.labels)."""
-    from accessibility.labels import pick
 
     return pick(zh, en, getattr(config, "language", "bilingual") or "bilingual", sep=sep)
 
@@ -1532,7 +1534,8 @@ def _district_line(cov: pd.DataFrame, circle, config) -> str:
     row = cov[(cov["unit_code"] == str(config.district_code)) & (cov["circle"] == circle.id)]
     if not len(row):
         return ""
-    return (f"<div><b>{_esc(_t(config, '全区覆盖率', 'district coverage'))}: "
+    name, name_en = district_names(config)
+    return (f"<div><b>{_esc(_t(config, name + '覆盖率', name_en + ' coverage'))}: "
             f"{_pct(row['coverage_share'].iloc[0])}</b></div>")
 
 
@@ -1598,9 +1601,12 @@ class _Box(MacroElement):
 
 
 def _synthetic_html(config) -> str:
-    if not config.is_synthetic:
-        return ""
-    return f'<div class="acc-synthetic">{_esc(SYNTHETIC_NOTE)}</div>'
+    out = f'<div class="acc-synthetic">{_esc(SYNTHETIC_NOTE)}</div>' if config.is_synthetic else ""
+    estimated = list(getattr(config, "estimated_layers", []))
+    if estimated:  # layers made by a proxy (e.g. population from street density): said on every map
+        out += (f'<div class="acc-synthetic">ESTIMATE: {_esc(", ".join(estimated))} estimated by a proxy, '
+                "not observed</div>")
+    return out
 
 
 def _add_title_box(m, title: str, subtitle: str, config, *, escaped: bool = False) -> None:

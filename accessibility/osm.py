@@ -30,8 +30,8 @@ from shapely.geometry import LineString, Point, Polygon
 from accessibility._errors import CRSMismatchError, DataError
 
 __all__ = [
-    "OSMData", "POI_KEYS", "SUPPORTED_FORMATS", "fetch_admin_boundaries", "fetch_overpass", "is_poi",
-    "read_osm"]
+    "OSMData", "POI_KEYS", "SUPPORTED_FORMATS", "admin_areas", "fetch_admin_boundaries", "fetch_overpass",
+    "is_poi", "read_osm"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ POI_KEYS: tuple[str, ...] = (
 #: File name endings pyosmium reads, as listed in error messages.
 SUPPORTED_FORMATS: tuple[str, ...] = (".osm.pbf", ".pbf", ".osm", ".osm.bz2", ".osm.gz")
 
-_STATUSES = ("real", "synthetic")
+from accessibility.config import STATUSES as _STATUSES  # noqa: E402  (one list of layer statuses)
 
 #: Edge attributes osmnx adds itself; they are not OSM tags.
 _OSMNX_EDGE_ATTRS = {"osmid", "oneway", "reversed", "length", "geometry", "key"}
@@ -75,7 +75,9 @@ class OSMData:
         segment and ``id`` (the OSM way id) repeats along a way.
     pois : geopandas.GeoDataFrame
         EPSG:4326; columns ``osm_type`` ('node' | 'way'), ``osm_id`` (int64), ``name``
-        (str or None), ``tags`` (dict), ``geometry`` (Point; ways give their centroid).
+        (str or None), ``tags`` (dict), ``geometry`` (Point; ways give their centroid),
+        ``footprint`` (shapely Polygon in WGS-84 for closed ways - a building or area - else
+        None; not a geometry column). Frames without ``footprint`` are accepted downstream.
     source : str
         File name, or ``'overpass'``.
     status : str
@@ -95,7 +97,7 @@ class OSMData:
 
 def _check_status(status: str) -> None:
     if status not in _STATUSES:
-        raise ValueError(f"status is {status!r}: use 'real' or 'synthetic'")
+        raise ValueError(f"status is {status!r}: use one of {', '.join(map(repr, _STATUSES))}")
 
 
 def is_poi(tags: dict[str, str], *, is_way: bool) -> bool:
@@ -118,15 +120,15 @@ def _poi_name(tags: dict[str, str]) -> str | None:
     return None
 
 
-def _way_point(lons: list[float], lats: list[float]) -> Point:
-    """Centroid of a way's nodes: polygon centroid when closed, else the mean node location."""
+def _way_geometry(lons: list[float], lats: list[float]) -> tuple[Point, Polygon | None]:
+    """``(centroid, footprint)`` of a way: the footprint is its polygon when closed and valid."""
     if len(lons) >= 4 and lons[0] == lons[-1] and lats[0] == lats[-1]:
         poly = Polygon(zip(lons, lats, strict=True))
         if poly.is_valid and poly.area > 0:
-            return poly.centroid
+            return poly.centroid, poly
         line = LineString(zip(lons, lats, strict=True))
-        return line.centroid
-    return Point(float(np.mean(lons)), float(np.mean(lats)))
+        return line.centroid, None
+    return Point(float(np.mean(lons)), float(np.mean(lats))), None
 
 
 def _empty_pois() -> gpd.GeoDataFrame:
@@ -140,6 +142,7 @@ def _pois_frame(rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
             "osm_id": pd.Series([r["osm_id"] for r in rows], dtype="int64"),
             "name": pd.Series([r["name"] for r in rows], dtype=object),
             "tags": pd.Series([r["tags"] for r in rows], dtype=object),
+            "footprint": pd.Series([r.get("footprint") for r in rows], dtype=object),
         }
     )
     return gpd.GeoDataFrame(df, geometry=[r["geometry"] for r in rows], crs="EPSG:4326")
@@ -268,8 +271,9 @@ def read_osm(  # noqa: C901  (one streaming pass over the extract: node, way and
                 else:
                     n_missing += 1
             if poi and refs:
+                point, footprint = _way_geometry(lons, lats)
                 poi_rows.append({"osm_type": "way", "osm_id": obj.id, "name": _poi_name(tags),
-                                 "tags": tags, "geometry": _way_point(lons, lats)})
+                                 "tags": tags, "geometry": point, "footprint": footprint})
             if highway and len(refs) < 2:
                 n_short += 1
             elif highway:
@@ -305,6 +309,57 @@ def read_osm(  # noqa: C901  (one streaming pass over the extract: node, way and
     logger.info("%s: %d highway ways, %d nodes, %d points of interest", path.name, len(ways),
                 len(nodes), len(pois))
     return OSMData(nodes=nodes, ways=ways, pois=pois, source=path.name, status=status)
+
+
+def admin_areas(path: str | Path, *, admin_level: str | None = None) -> gpd.GeoDataFrame:
+    """Administrative areas (``boundary=administrative`` relations and closed ways) of a local extract.
+
+    Multipolygons are assembled by libosmium; a relation whose members are cut off by the
+    extract's edge is incomplete and left out (libosmium cannot close it).
+
+    Parameters
+    ----------
+    path : str or Path
+        An OSM file (see :data:`SUPPORTED_FORMATS`).
+    admin_level : str, optional
+        Keep only this ``admin_level``.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        EPSG:4326; ``osm_type`` ('relation'|'way'), ``osm_id``, ``admin_level``, ``name``,
+        ``name_en``, ``ref``, geometry (MultiPolygon).
+    """
+    import osmium
+    import shapely.wkb
+    from osmium.geom import WKBFactory
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: OSM file not found")
+    factory = WKBFactory()
+    rows = []
+    try:
+        fp = (osmium.FileProcessor(str(path)).with_areas(osmium.filter.KeyFilter("boundary"))
+              .with_filter(osmium.filter.EntityFilter(osmium.osm.AREA)))
+        for area in fp:
+            tags = {t.k: t.v for t in area.tags}
+            if tags.get("boundary") != "administrative":
+                continue
+            if admin_level is not None and tags.get("admin_level") != str(admin_level):
+                continue
+            try:
+                geom = shapely.wkb.loads(factory.create_multipolygon(area), hex=True)
+            except RuntimeError:  # an invalid ring that libosmium could not build
+                continue
+            rows.append({"osm_type": "way" if area.from_way() else "relation", "osm_id": int(area.orig_id()),
+                         "admin_level": tags.get("admin_level", ""), "name": tags.get("name", ""),
+                         "name_en": tags.get("name:en", ""), "ref": tags.get("ref", ""), "geometry": geom})
+    except RuntimeError as exc:
+        raise DataError(f"{path}: cannot read this OSM file ({exc})") from exc
+    cols = ["osm_type", "osm_id", "admin_level", "name", "name_en", "ref"]
+    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=[*cols, "geometry"])[cols],
+                            geometry=[r["geometry"] for r in rows], crs="EPSG:4326")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -602,6 +657,7 @@ def _features_to_pois(feats: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
         if etype == "way" and not is_poi(tags, is_way=True):
             continue
         point = geom if isinstance(geom, Point) else geom.centroid
+        footprint = geom if geom is not None and geom.geom_type in ("Polygon", "MultiPolygon") else None
         rows.append({"osm_type": etype, "osm_id": int(oid), "name": _poi_name(tags), "tags": tags,
-                     "geometry": point})
+                     "geometry": point, "footprint": footprint})
     return _pois_frame(rows)

@@ -35,6 +35,7 @@ from accessibility._io import (
 )
 from accessibility.area import StudyArea
 from accessibility.config import AreaConfig, load_area
+from accessibility.labels import pick, primary, selected_units_label
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +136,13 @@ def load_study_area(
                 )
                 units = units_mod.units_from_osm_admin(
                     feats, cfg.crs, admin_level=str(usrc.options.get("admin_level", "8")),
-                    unit_table=cfg.sources.get("unit_table"))
+                    unit_table=cfg.sources.get("unit_table"), codes=cfg.unit_codes)
             elif usrc is not None:
-                units = units_mod.read_units(usrc, cfg.crs, unit_table=cfg.sources.get("unit_table"))
-            else:
-                units = boundary.assign(unit_code="district", unit_name=cfg.title_zh,
-                                        unit_name_en=cfg.title_en, unit_kind="")
+                units = units_mod.read_units(usrc, cfg.crs, unit_table=cfg.sources.get("unit_table"),
+                                             codes=cfg.unit_codes)
+            else:  # the whole area is one unit
+                units = boundary.assign(unit_code="area", unit_name=cfg.district_name,
+                                        unit_name_en=cfg.district_name_en, unit_kind="")
             partition = units_mod.check_partition(units, boundary)
         osm_cache: dict[Path, Any] = {}
         with _stage(timings, "street network (OSM)", bar):
@@ -227,13 +229,14 @@ def summary_text(study: StudyArea) -> str:
     """A readable summary of a loaded study area: units, population, facilities, network, data status."""
     cfg = study.config
     net = study.network
+    kinds = study.units["unit_kind"].astype(str)
+    kinds = kinds[kinds != ""].value_counts()
     lines = [
-        f"Study area: {cfg.title_zh} / {cfg.title_en}",
+        f"Study area: {pick(cfg.title_zh, cfg.title_en, cfg.language)}",
         f"Data status: {cfg.data_status}",
         f"CRS: {cfg.crs}",
-        f"Units: {len(study.units)} ("
-        + ", ".join(f"{k} {v}" for k, v in study.units["unit_kind"].value_counts().items())
-        + ")",
+        f"Units: {len(study.units)}" + (" (" + ", ".join(f"{k} {v}" for k, v in kinds.items()) + ")"
+                                        if len(kinds) else ""),
         f"Population: {study.cells['population'].sum():,.0f} in {len(study.cells):,} cells; "
         f"aged 60+: {study.cells['pop_60plus'].sum():,.0f} "
         f"({study.cells['pop_60plus'].sum() / max(study.cells['population'].sum(), 1):.1%})",
@@ -872,7 +875,8 @@ def write_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max=No
         cands = cands[cands["unit_code"].astype(str).isin(keep)]
     names = study.unit_names()
     # the all-units row is the district, or the selected units together
-    sel = ({"district_code": "selected:" + "+".join(cfg.siting.units), "district_name": "所选街镇合计 selected units"}
+    sel = ({"district_code": "selected:" + "+".join(cfg.siting.units),
+            "district_name": selected_units_label(cfg.language)}
            if cfg.siting.units else {})
     options = siting_mod.SitingOptions.from_config(cfg, k_max=k_max or None, progress=progress, **sel)
     rules = circle_rules(cfg)
@@ -943,7 +947,7 @@ def supply_by_unit(study: StudyArea, *, per: float = 1000.0) -> pd.DataFrame | N
         reached = np.asarray(R.sum(axis=0)).ravel() > 0
         by_unit.loc[by_unit.index[-1], "ratio"] = float(cap[known].to_numpy()[reached].sum() / dem.sum() * per)
         rows.append(by_unit.assign(
-            circle=c.id, circle_label=c.label_zh,
+            circle=c.id, circle_label=primary(c.label_zh, c.label_en, cfg.language),
             unit_name=by_unit["unit_code"].map(names).fillna(cfg.district_name),
             facilities_with_capacity=int(known.sum()), facilities_in_circle=int(sel.sum()),
             capacity_total=float(cap[known].sum()), capacity_per_1000_overall=total_ratio,

@@ -23,21 +23,20 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 import accessibility
 from accessibility._errors import DataError
 from accessibility._io import atomic_path, reproducible_zip_after, write_text_atomic
-from accessibility.labels import pick
+from accessibility.labels import district_names, pick, split_bilingual
 
 __all__ = ["COLUMN_GLOSSARY", "write_report", "write_workbook"]
 
 logger = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-DISTRICT_CODE = "500105"
 SYNTHETIC_BANNER = "SYNTHETIC DEMO 合成示例数据 — not real data"
 
 COLUMN_GLOSSARY: dict[str, str] = {
-    "unit_code": "统计用区划代码 official 9-digit street/town code (500105 = whole district)",
-    "unit_name": "街道/镇名称 street/town name (Chinese)",
-    "unit_name_en": "street/town name (English)",
-    "unit_kind": "街道 street or 镇 town",
+    "unit_code": "单元代码 unit code (the area's codes; the whole-area row's code is district_code)",
+    "unit_name": "单元名称 unit name",
+    "unit_name_en": "unit name (English)",
+    "unit_kind": "街道 street or 镇 town (empty when the area does not declare it)",
     "circle": "服务圈编号 circle id",
     "circle_label": "服务圈名称 circle label",
     "mode": "time (walking time) or distance (network metres)",
@@ -175,14 +174,14 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
     cov = coverage.copy()
     cov["unit_code"] = cov["unit_code"].astype(str)
     cov["circle"] = cov["circle"].astype(str)
-    is_district = cov["unit_code"].eq(str(getattr(config, "district_code", DISTRICT_CODE)))
-    if "unit_name" in cov.columns:
-        is_district |= cov["unit_name"].astype(str).eq("全区")
+    is_district = cov["unit_code"].eq(str(getattr(config, "district_code", "DISTRICT")))
     district, units = cov[is_district], cov[~is_district]
     circle_ids = [c for c in config.circles if c in set(cov["circle"])]
     circle_ids += [c for c in dict.fromkeys(cov["circle"]) if c not in circle_ids]
 
+    dname, dname_en = district_names(config)
     ctx = {
+        "district_label": pick(f"{dname}覆盖率", f"{dname_en} coverage", getattr(config, "language", "bilingual")),
         "title_zh": config.title_zh,
         "title_en": config.title_en,
         # no clock time here: identical runs give identical bytes (run.json records the date)
@@ -192,6 +191,7 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
         "run_id": config.run_id,
         "synthetic": config.is_synthetic,
         "synthetic_layers": config.synthetic_layers,
+        "estimated_layers": list(getattr(config, "estimated_layers", [])),
         "data_status": config.data_status,
         "overview_href": _href(overview_href),
         "circles": [_circle_summary(config, cid, units, district, worst_n, (places or {}).get(cid))
@@ -769,7 +769,7 @@ def _fill_readme(ws, config, tables, names, font, alignment) -> None:
                 seen.append(c)
     for c in seen:
         ws.cell(row=row, column=1, value=c)
-        ws.cell(row=row, column=2, value=_glossary(c))
+        ws.cell(row=row, column=2, value=_glossary(c, config))
         row += 1
     ws.column_dimensions["A"].width = 34
     ws.column_dimensions["B"].width = 90
@@ -778,9 +778,22 @@ def _fill_readme(ws, config, tables, names, font, alignment) -> None:
             cell.alignment = alignment(wrap_text=False, vertical="top")
 
 
-def _glossary(col: str) -> str:
+def _glossary(col: str, config=None) -> str:
+    """The glossary line of a column, for the area (its district row, its language).
+
+    ``language: en`` drops the Chinese term that starts most lines; ``zh`` and ``bilingual`` keep
+    the whole line (the explanations exist in English only).
+    """
     if col in COLUMN_GLOSSARY:
-        return COLUMN_GLOSSARY[col]
+        text = COLUMN_GLOSSARY[col]
+        if col == "unit_code" and config is not None:
+            code = getattr(config, "district_code", "DISTRICT")
+            system = ("official 9-digit street/town code (统计用区划代码)"
+                      if getattr(config, "unit_codes", "any") == "cn_official" else "unit code")
+            text = f"单元代码 {system}; {code} = {district_names(config)[1]} (the whole-area row)"
+        if getattr(config, "language", "bilingual") == "en":
+            text = split_bilingual(text)[1] or text
+        return text
     for suffix, text in (
         ("_t_flat", "time to the nearest facility on flat terrain (s)"),
         ("_t_min", "time to the nearest facility incl. both walks, minutes; empty if none within 3x"),

@@ -51,6 +51,7 @@ from accessibility._errors import (
     DataError,
     problems_message,
 )
+from accessibility.labels import district_names
 from accessibility.rules import as_rules
 
 __all__ = [
@@ -1776,7 +1777,7 @@ class SitingOptions:
     limits: SolverLimits = DEFAULT_LIMITS
     max_milp_nnz: int = 400_000
     district_code: str = "DISTRICT"
-    district_name: str = "全区"
+    district_name: str = "whole area"
     progress: bool = False
 
     def __post_init__(self):
@@ -1792,7 +1793,7 @@ class SitingOptions:
         limits = SolverLimits(node_limit=int(config.siting.node_limit),
                               time_limit_s=float(config.siting.time_limit_s))
         base = {"k_max": int(config.siting.max_new_sites), "limits": limits,
-                "district_code": str(config.district_code), "district_name": str(config.district_name)}
+                "district_code": str(config.district_code), "district_name": district_names(config)[0]}
         return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
 
@@ -2040,7 +2041,7 @@ def evaluate_scenario(cells, results, net, planned, circle, config, *,
         cand = pd.DataFrame({"node": node, "snap_m": dist})
         A = coverage_sets(net, cells, cand, rule, progress=progress)
         after |= np.diff(A.indptr) > 0
-    names = {str(getattr(config, "district_code", "DISTRICT")): getattr(config, "district_name", "全区")}
+    names = {str(getattr(config, "district_code", "DISTRICT")): district_names(config)[0]}
     if units is not None and "unit_name" in units.columns:
         names.update(zip(units["unit_code"].astype(str), units["unit_name"].astype(str),
                          strict=False))

@@ -1,6 +1,6 @@
 """Terrain: DEM sampling, smoothed elevations, and the walking-speed functions.
 
-Chongqing is a mountain city: the same street takes longer uphill than downhill. The network
+In a hilly city the same street takes longer uphill than downhill. The network
 stores, for every directed edge, the rise ``elev[v] - elev[u]`` taken from a *smoothed* DEM
 (raw DEM noise invents ups and downs on flat streets), and the time models here turn length and
 rise into seconds for one walking profile:

@@ -4,7 +4,11 @@ Reads GeoJSON, Shapefile or GeoPackage in any CRS (including CGCS2000, EPSG:4490
 transforms as its own datum) and returns the ``Units`` contract of DESIGN.md in the area's
 projected CRS::
 
-    unit_code (str, 9 digits), unit_name, unit_name_en, unit_kind ('街道'/'镇'), geometry
+    unit_code (str), unit_name, unit_name_en, unit_kind ('街道'/'镇' or ''), geometry
+
+Unit codes are any unique strings; with ``codes="cn_official"`` (the area's ``unit_codes:
+cn_official``) they must be China's 9-digit official codes (统计用区划代码) and a unit whose kind
+(street 街道 / town 镇) cannot be told is warned about.
 
 :func:`check_partition` reports how well the units tile the district (gaps, overlaps, area
 outside the boundary).
@@ -190,7 +194,7 @@ def read_boundary(source: Source | str | Path, crs) -> gpd.GeoDataFrame:
 def normalise_codes(values) -> pd.Series:
     """Normalise administrative codes to strings of digits.
 
-    Integers and floats read from a file (``500105001``, ``500105001.0``) become ``"500105001"``;
+    Integers and floats read from a file (``500101001``, ``500101001.0``) become ``"500101001"``;
     strings are stripped; missing values become ``""``.
     """
     s = pd.Series(values)
@@ -267,8 +271,8 @@ def read_unit_table(source: Source | str | Path) -> pd.DataFrame:
     return out
 
 
-def read_units(source: Source | str | Path, crs, *, unit_table: Source | str | Path | None = None
-               ) -> gpd.GeoDataFrame:
+def read_units(source: Source | str | Path, crs, *, unit_table: Source | str | Path | None = None,
+               codes: str = "any") -> gpd.GeoDataFrame:
     """Read street/town polygons into the ``Units`` contract.
 
     Parameters
@@ -284,6 +288,10 @@ def read_units(source: Source | str | Path, crs, *, unit_table: Source | str | P
         Official table (CSV with code, name). Codes missing on either side raise
         :class:`DataError`; names that differ are replaced by the official ones (warned); if the
         polygons have names but no codes, codes are looked up by name.
+    codes : {"any", "cn_official"}, default "any"
+        The area's code system (``unit_codes`` in the area file): ``any`` accepts any unique
+        string; ``cn_official`` requires 9-digit official codes and warns when a unit's kind
+        (街道/镇) cannot be told from its name or a kind field.
 
     Returns
     -------
@@ -301,15 +309,34 @@ def read_units(source: Source | str | Path, crs, *, unit_table: Source | str | P
         unit table (all problems are listed together).
     """
     src = _as_source(source, "units")
-    return _units_from_frame(_read_vector(src, crs), src, unit_table)
+    return _units_from_frame(_read_vector(src, crs), src, unit_table, codes=codes)
 
 
-def _units_from_frame(gdf: gpd.GeoDataFrame, src: Source, unit_table) -> gpd.GeoDataFrame:  # noqa: C901  (every field and geometry problem of a units layer gathered in one pass)
+def _check_codes(codes: np.ndarray, labels: list[str], system: str) -> list[str]:
+    """Problems with the unit codes under ``system`` (``any`` or ``cn_official``)."""
+    if system not in ("any", "cn_official"):
+        raise ValueError(f"codes={system!r}: use 'any' or 'cn_official'")
+    if system != "cn_official":
+        return []
+    problems = []
+    for i, c in enumerate(codes):
+        if c and not (c.isdigit() and len(c) == 9):
+            if c.isdigit() and len(c) == 12 and c.endswith("000"):
+                problems.append(f"{labels[i]}: 12-digit code {c}: use the 9-digit form {c[:9]}")
+            else:
+                problems.append(f"{labels[i]}: code '{c}' is not a 9-digit official code (the area "
+                                "declares unit_codes: cn_official; remove that key to allow any codes)")
+    return problems
+
+
+def _units_from_frame(gdf: gpd.GeoDataFrame, src: Source, unit_table, *, codes: str = "any"  # noqa: C901  (every field and geometry problem of a units layer gathered in one pass)
+                      ) -> gpd.GeoDataFrame:
     """The body of :func:`read_units` on an already projected frame."""
     path = src.path
+    system = codes
     problems: list[str] = []
     if gdf.empty:
-        raise DataError(f"{path}: the units layer has no features: supply the street/town polygons")
+        raise DataError(f"{path}: the units layer has no features: supply the unit polygons")
 
     table = read_unit_table(unit_table) if unit_table is not None else None
     code_col = _field(gdf, src, "code", required=table is None, problems=problems)
@@ -333,13 +360,8 @@ def _units_from_frame(gdf: gpd.GeoDataFrame, src: Source, unit_table) -> gpd.Geo
     labels = [f"feature {i} (code '{codes[i]}')" for i in range(n)]
     for i in np.flatnonzero(codes == ""):
         if code_col is not None:
-            problems.append(f"{labels[i]}: empty '{code_col}': every unit needs its official code")
-    for i, c in enumerate(codes):
-        if c and not (c.isdigit() and len(c) == 9):
-            if c.isdigit() and len(c) == 12 and c.endswith("000"):
-                problems.append(f"{labels[i]}: 12-digit code {c}: use the 9-digit form {c[:9]}")
-            else:
-                problems.append(f"{labels[i]}: code '{c}' is not a 9-digit official code")
+            problems.append(f"{labels[i]}: empty '{code_col}': every unit needs a code")
+    problems += _check_codes(codes, labels, system)
 
     geoms, geom_problems = _repair(gdf.geometry.values, labels, path)
     problems += geom_problems
@@ -404,7 +426,7 @@ def _units_from_frame(gdf: gpd.GeoDataFrame, src: Source, unit_table) -> gpd.Geo
         out["unit_kind"] = [k or unit_kind_from_name(nm) for k, nm in zip(out["unit_kind"], out["unit_name"],
                                                                          strict=True)]
     unknown = out.loc[out["unit_kind"] == "", "unit_name"].tolist()
-    if unknown:
+    if unknown and system == "cn_official":
         warnings.warn(f"{path}: cannot tell street (街道) from town (镇) for {', '.join(unknown)}: "
                       f"add a kind field (sources.{src.name}.columns.kind)", AccessibilityWarning, stacklevel=2)
     for col in ("unit_code", "unit_name", "unit_name_en", "unit_kind"):
@@ -484,7 +506,8 @@ def check_partition(units: gpd.GeoDataFrame, boundary, *, tol_m2: float = 1e4) -
 
 
 def units_from_osm_admin(features: gpd.GeoDataFrame, crs, *, admin_level: str = "8",
-                         unit_table: Source | str | Path | None = None) -> gpd.GeoDataFrame:
+                         unit_table: Source | str | Path | None = None, codes: str = "any"
+                         ) -> gpd.GeoDataFrame:
     """Units from OSM administrative boundaries (e.g. ``osmnx.features_from_polygon`` results).
 
     Keeps polygons tagged ``boundary=administrative`` and ``admin_level`` (default '8', the
@@ -500,6 +523,9 @@ def units_from_osm_admin(features: gpd.GeoDataFrame, crs, *, admin_level: str = 
     admin_level : str, default '8'
     unit_table : Source or path, optional
         As in :func:`read_units`.
+    codes : {"any", "cn_official"}, default "any"
+        As in :func:`read_units`; without a ``ref``/``ref:NBS`` on every polygon and without a
+        unit table, the OSM id (``r<id>``) is the code.
     """
     if features.crs is None:
         raise CRSMismatchError("OSM admin features have no CRS: set it with `gdf.set_crs('EPSG:4326')`")
@@ -526,4 +552,8 @@ def units_from_osm_admin(features: gpd.GeoDataFrame, crs, *, admin_level: str = 
         cols["name_en"] = "name:en"
     src = Source(name="units", kind="overpass", path=Path("OSM admin_level=" + str(admin_level)),
                  status="real", columns=cols)
-    return _units_from_frame(sel.to_crs(crs), src, unit_table)
+    if "code" not in cols and unit_table is None:
+        ids = sel["osmid"] if "osmid" in sel.columns else pd.Series(sel.index.get_level_values(-1), index=sel.index)
+        sel["unit_code"] = ["r" + str(v) for v in ids]
+        cols["code"] = "unit_code"
+    return _units_from_frame(sel.to_crs(crs), src, unit_table, codes=codes)

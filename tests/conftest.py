@@ -30,6 +30,39 @@ def helsinki_pbf() -> Path:
     return p
 
 
+def readme_walkthrough() -> str:
+    """The commands of the README's "Your own area" walkthrough (its first bash block)."""
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Your own area", 1)[1]
+    m = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert m, "README: the 'Your own area' section has no bash block"
+    return m.group(1)
+
+
+@pytest.fixture(scope="session")
+def helsinki_area(tmp_path_factory):
+    """The README's "Your own area" walkthrough run literally (bash) in a fresh folder, once.
+
+    Returns a namespace: ``root``, ``config`` (config/areas/helsinki.yaml), ``out`` (the run
+    folder) and the commands' ``stdout``/``stderr``. ``.venv`` points at this interpreter's
+    environment, as on a fresh clone after ``make``.
+    """
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    root = tmp_path_factory.mktemp("helsinki_walkthrough")
+    (root / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "default"}
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_walkthrough()], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, f"README walkthrough failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return SimpleNamespace(root=root, config=root / "config" / "areas" / "helsinki.yaml",
+                           out=root / "data" / "processed" / "helsinki", stdout=proc.stdout, stderr=proc.stderr)
+
+
 @pytest.fixture(scope="session")
 def demo_area(tmp_path_factory) -> Path:
     """A copy of the Jiangbei configuration whose synthetic layers are generated into a temp folder.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -138,7 +139,11 @@ def test_coverage_by_unit_by_hand(line_case):
     tab = coverage_by_unit(cells, res, units, cfg, district_code="500105")
     assert list(tab.columns) == COVERAGE_COLUMNS
     assert tab.unit_code.tolist() == ["U1", "U2", "500105", "U1", "U2", "500105"]
-    assert tab.unit_name.tolist()[2] == "全区" and tab.unit_name_en.tolist()[2] == "District"
+    # the district row's names come from the configuration (here unnamed: the area's name)
+    assert tab.unit_name.tolist()[2] == "test" and tab.unit_name_en.tolist()[2] == "test"
+    named = coverage_by_unit(cells, res, units, dataclasses.replace(cfg, district_name="某区", district_name_en="Moqu"))
+    assert named.unit_code.tolist()[2] == "DISTRICT" and named.unit_name.tolist()[2] == "某区"
+    assert named.unit_name_en.tolist()[2] == "Moqu"
     a = tab[tab.circle == "a"].set_index("unit_code")
     # circle a (all residents, target 100 %): U1 covers C2 + C3 = 500 of 600, U2 covers C4 = 50 of 200
     assert a.population.tolist() == [600.0, 200.0, 800.0]

@@ -163,7 +163,7 @@ def test_dedupe_node_and_building(cfg):
     ])
     fac = facilities_from_osm(osm, cfg)
     assert fac["fac_id"].tolist() == ["osm:n8", "osm:n9", "osm:n10", "osm:n11"]  # the way merged away
-    assert fac["name"].iloc[2] == "图书馆/分馆/城市书房（未命名）"
+    assert fac["name"].iloc[2] == "图书馆/分馆/城市书房（未命名） / library, branch, city study room (unnamed)"
     assert np.isnan(fac["capacity"].iloc[3])
     assert len(facilities_from_osm(osm, cfg, dedupe_m=0)) == 5
 
@@ -179,15 +179,26 @@ def test_helsinki_pois_classified(cfg):
     assert (fac["category"] == "library").sum() == n_lib
     assert {"library", "museum_art", "community_health", "pitch_court", "sports_centre"} <= set(fac["category"])
     # oracle: every facility's rule holds on its tags, every dropped POI matches no rule
+    # (exclusions: a category is out when one of its exclude_osm rules holds or exclude_names occurs)
     tags_of = {f"osm:{t[0]}{i}": tg for t, i, tg in zip(osm.pois["osm_type"], osm.pois["osm_id"],
                                                          osm.pois["tags"], strict=True)}
-    for fid, why in zip(fac["fac_id"], fac["classified_by"], strict=True):
-        assert why.startswith("tag ") and _rule_holds(why[4:], tags_of[fid])
-    all_rules = [r for c in cfg.categories.values() for r in c.osm]
+    name_of = {f"osm:{t[0]}{i}": (n or "").casefold() for t, i, n in zip(
+        osm.pois["osm_type"], osm.pois["osm_id"], osm.pois["name"], strict=True)}
+
+    def excluded(cat, fid):
+        return (any(_rule_holds(r, tags_of[fid]) for r in cat.exclude_osm)
+                or any(x.casefold() in name_of[fid] for x in cat.exclude_names))
+
+    for fid, cid, why in zip(fac["fac_id"], fac["category"], fac["classified_by"], strict=True):
+        rule = why.split(";")[0]
+        assert rule.startswith("tag ") and _rule_holds(rule[4:], tags_of[fid])
+        assert not excluded(cfg.categories[cid], fid)
     dropped = set(tags_of) - set(fac["fac_id"])
     assert len(dropped) > 1000
     for fid in dropped:
-        assert not any(_rule_holds(r, tags_of[fid]) for r in all_rules), fid
+        for cat in cfg.categories.values():
+            if any(_rule_holds(r, tags_of[fid]) for r in cat.osm):
+                assert excluded(cat, fid), (fid, cat.id)
 
 
 # ---------------------------------------------------------------------------------------------

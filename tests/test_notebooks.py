@@ -42,9 +42,8 @@ def test_notebook_runs(path, demo_area, monkeypatch):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("ACCESSIBILITY_AREA", str(demo_area))
-    # the kernel imports this checkout's package (as pytest does), not whatever is installed
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    _kernel_imports_this_checkout(monkeypatch)
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -72,3 +71,31 @@ def _check_profiles_differ(nb) -> None:
     assert all(v > 0 for v in shares.values()), out
     assert len(set(slopes.values())) == 3, out
     assert slopes["adult, slopes"] > slopes["elderly, slopes"] > slopes["frail, slopes"], out
+
+
+def _kernel_imports_this_checkout(monkeypatch):
+    """The kernel imports this checkout's package (a worktree's, not the venv's editable install)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+
+
+def _run_notebook(path, area, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("ACCESSIBILITY_AREA", str(area))
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    _kernel_imports_this_checkout(monkeypatch)
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    return "\n".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) + str(o.get("data", {}).get("text/html", ""))
+        for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_on_helsinki(path, helsinki_area, monkeypatch):
+    """The same notebooks on the area made by the README's walkthrough (real OSM, estimated population)."""
+    text = _run_notebook(path, helsinki_area.config, monkeypatch)
+    assert "ESTIMATE" in text  # the estimated layers are stated
+    assert "SYNTHETIC DEMO" not in text and "全区" not in text

@@ -107,7 +107,7 @@ def test_helsinki_contract(helsinki):
     refs = np.concatenate(osm.ways["refs"].to_list())
     assert np.isin(refs, osm.nodes.index.to_numpy()).all()
     assert osm.pois.crs.to_epsg() == 4326
-    assert list(osm.pois.columns) == ["osm_type", "osm_id", "name", "tags", "geometry"]
+    assert list(osm.pois.columns) == ["osm_type", "osm_id", "name", "tags", "footprint", "geometry"]
     assert set(osm.pois["osm_type"]) == {"node", "way"}
     # no plain highway way among POIs
     for t, typ in zip(osm.pois["tags"], osm.pois["osm_type"], strict=True):

@@ -158,7 +158,7 @@ def test_bad_fields_and_codes_gathered(tmp_path):
         read_units(_src(p, columns={"code": "XZQDM", "name": "name"}), CRS)
     assert "XZQDM" in str(e.value)
     with pytest.raises(DataError) as e:
-        read_units(p, CRS)
+        read_units(p, CRS, codes="cn_official")
     msg = str(e.value)
     assert "empty 'code'" in msg and "9-digit form 500105001" in msg and "'12' is not a 9-digit" in msg
 
