@@ -29,7 +29,7 @@ import pandas as pd
 
 import accessibility
 from accessibility import figures as fig_mod
-from accessibility.labels import pick
+from accessibility.labels import district_names, pick
 
 __all__ = ["ATLAS_NAME", "write_atlas"]
 
@@ -193,6 +193,16 @@ def _t(run: _Run, zh: str, en: str) -> str:
     return pick(zh, en, run.language)
 
 
+def _dz(run: _Run) -> str:
+    """The whole area's name (the config's district row), Chinese side."""
+    return district_names(run.config)[0]
+
+
+def _de(run: _Run) -> str:
+    """The whole area's name, English side."""
+    return district_names(run.config)[1]
+
+
 def _page(run: _Run, title: str, subtitle: str, number: int | None):
     fig = fig_mod._figure(*A4_IN)
     fig.set_layout_engine(None)
@@ -246,7 +256,7 @@ def _cover(run: _Run, ids: list[str], codes: list[str]):
     for k, cid in enumerate(ids):
         c = cfg.circles[cid]
         contents.append(f"{k + 2:>3}   {pick(c.label_zh, c.label_en, run.language)}: "
-                        + _t(run, "全区概况", "district summary"))
+                        + _t(run, _dz(run) + "概况", _de(run) + " summary"))
     page = 2 + len(ids)
     for code in codes:
         contents.append(f"{page:>3}   {pick(names.get(code, code), en.get(code, ''), run.language)} ({code})")
@@ -275,13 +285,13 @@ def _units_map(ax, run: _Run) -> None:
 def _district_page(run: _Run, cid: str, number: int):
     cfg = run.config
     c = cfg.circles[cid]
-    fig = _page(run, pick(c.label_zh, c.label_en, run.language), _t(run, "全区概况", "District summary")
+    fig = _page(run, pick(c.label_zh, c.label_en, run.language), _t(run, _dz(run) + "概况", _de(run) + " summary")
                 + f" · {cfg.title_en if run.language == 'en' else cfg.title_zh}", number)
     d = run.coverage[(run.coverage["circle"] == cid) & (run.coverage["unit_code"].astype(str) == str(cfg.district_code))]
     units = run.coverage[(run.coverage["circle"] == cid) & (run.coverage["unit_code"].astype(str) != str(cfg.district_code))]
     if len(d):
         r = d.iloc[0]
-        kpi = (f"{_t(run, '全区覆盖率', 'district coverage')} {100 * float(r['coverage_share']):.1f} %   ·   "
+        kpi = (f"{_t(run, _dz(run) + '覆盖率', _de(run) + ' coverage')} {100 * float(r['coverage_share']):.1f} %   ·   "
                f"{_t(run, '目标', 'target')} {100 * float(r['target_share']):.0f} %   ·   "
                f"{_t(run, '未覆盖', 'uncovered')} {float(r['uncovered_population']):,.0f}   ·   "
                f"{_t(run, '达标街镇', 'units meeting the target')} {int(units['meets_target'].sum())} / {len(units)}")
@@ -555,7 +565,7 @@ def _fewest_lines(run: _Run, code: str, circle, sites: pd.DataFrame) -> list[str
             lines.append(_t(run, f"达标至少需新增 {n} 处（本街镇单独计算）",
                             f"fewest new sites to reach the target: {n} (this unit alone)"))
     if len(sites):
-        lines.append(_t(run, "全区排序中位于本街镇的建议点：", "ranked district sites in this unit:"))
+        lines.append(_t(run, "总排序中位于本街镇的建议点：", "ranked sites of the whole area in this unit:"))
         for _, s in sites.head(6).iterrows():
             lines.append(f"  #{int(s['rank'])}: +{float(s['added_covered_population']):,.0f} "
                          + _t(run, "人", "people"))

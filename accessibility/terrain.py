@@ -49,7 +49,7 @@ VERTICAL_UNITS = {
 }
 
 #: Streets steeper than this median |grade| (or with more than ``_STEEP_SHARE`` of them above 25 %)
-#: do not exist even in Chongqing (the demo's hills: median 5 %, 1 % above 25 %); elevations in feet
+#: do not exist even in a mountain city (the demo's hills: median 5 %, 1 % above 25 %); elevations in feet
 #: read as metres make grades 3.28 x steeper (median 17 %, 32 % above 25 %).
 _MEDIAN_GRADE_MAX = 0.12
 _STEEP_SHARE = 0.15
@@ -221,7 +221,7 @@ def check_grades(length_m, rise_m, is_steps, *, source: str = "the DEM", min_len
     if median <= _MEDIAN_GRADE_MAX and steep <= _STEEP_SHARE:
         return None
     msg = (f"{source}: the streets come out implausibly steep (median grade {median:.0%}, {steep:.0%} of the "
-           f"segments steeper than 25 %; hilly Chongqing has about 5 % and 1 %): if the DEM is in feet, declare "
+           f"segments steeper than 25 %; a hilly city has about 5 % and 1 %): if the DEM is in feet, declare "
            "it (sources.dem.options.vertical_units: ft), or check that it holds elevations in metres")
     warnings.warn(msg, AccessibilityWarning, stacklevel=2)
     return msg

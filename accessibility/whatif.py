@@ -36,6 +36,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from accessibility._errors import AccessibilityWarning, DataError
+from accessibility.labels import district_names
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +311,7 @@ class WhatIf:
         self._group = gmap[inv] if len(inv) else np.zeros(0, dtype=np.int64)
         cfg = self.config
         self._unit_codes = [*map(str, unit_codes), str(getattr(cfg, "district_code", "DISTRICT"))]
-        self._unit_names = [*map(str, names), str(getattr(cfg, "district_name", "全区"))]
+        self._unit_names = [*map(str, names), district_names(cfg)[0]]
         self._unit_names_en = [*map(str, names_en), str(getattr(cfg, "district_name_en", "District"))]
 
     def _circle(self, cid: str):

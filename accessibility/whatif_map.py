@@ -89,7 +89,7 @@ def _labels(language: str) -> dict[str, str]:
                  "added site: remove it (click again to restore)."),
         "unit": ("街镇", "unit"), "coverage": ("覆盖率", "coverage"), "gap": ("距目标缺口（人）", "gap (people)"),
         "meets": ("达标", "meets target"), "yes": ("是", "yes"), "no": ("否", "no"),
-        "district": ("全区合计", "district total"), "before": ("现状", "now"), "after": ("方案", "with changes"),
+        "district": ("合计", "whole area"), "before": ("现状", "now"), "after": ("方案", "with changes"),
         "gain": ("新增覆盖（人）", "newly covered (people)"),
         "top": ("载入排名前列的选址", "load the top ranked sites"), "reset": ("重置", "reset"),
         "csv": ("导出 CSV", "export CSV"), "geojson": ("导出 GeoJSON", "export GeoJSON"),
@@ -122,6 +122,25 @@ def _display_lonlat(x, y, crs, basemap: str):
     else:
         dlon, dlat = lon, lat
     return lon, lat, np.round(dlon, _DEG), np.round(dlat, _DEG)
+
+
+def _target_bins(target: float, language: str) -> list:
+    """The maps' classes against the target (:data:`accessibility.maps.TARGET_CLASSES`) as
+    ``[lo, hi, colour, label]`` bins of the coverage share for this circle's target (hi None: open).
+
+    Examples
+    --------
+    >>> [b[:2] for b in _target_bins(1.0, "en")]
+    [[1.0, None], [0.95, 1.0], [0.8, 0.95], [-1.0, 0.8]]
+    """
+    from accessibility import maps as maps_mod
+
+    bins, hi = [], None
+    for _id, lo, colour, zh, en in maps_mod.TARGET_CLASSES:
+        low = round(target + lo, 12) if np.isfinite(lo) else -1.0
+        bins.append([low, hi, colour, pick(zh, en, language)])
+        hi = low
+    return bins
 
 
 def _units_geojson(units, crs, basemap: str, codes: list[str]) -> dict:
@@ -227,8 +246,7 @@ def whatif_map_data(wi, circle_id: str, *, candidates, ranked_site_ids=(), basem
             "district": pick(wi._unit_names[-1], wi._unit_names_en[-1], language),
         },
         "labels": _labels(language),
-        "classes": [[lo, None if not np.isfinite(hi) else hi, colour, text]
-                    for lo, hi, colour, text in maps_mod.COVERAGE_CLASSES],
+        "classes": _target_bins(float(c.target_share), language),
         "no_data_colour": maps_mod.NO_DATA_COLOUR,
         "units": [{"code": wi._unit_codes[i], "name": pick(wi._unit_names[i], wi._unit_names_en[i], language)}
                   for i in range(n_units)],

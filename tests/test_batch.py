@@ -252,7 +252,7 @@ def test_rerun_redoes_a_task_whose_planned_projects_changed(demo_area, tmp_path,
     assert run_batch(tasks, scheduler=scheduler_address, progress=False)["status"].tolist() == ["skipped"]
 
 
-def test_no_worker_is_a_clear_error_not_a_silent_wait(tmp_path, capsys):
+def test_no_worker_is_a_clear_error_not_a_silent_wait(tmp_path, capsys, demo_area):
     from distributed import LocalCluster
 
     from accessibility._errors import BatchError
@@ -266,7 +266,7 @@ def test_no_worker_is_a_clear_error_not_a_silent_wait(tmp_path, capsys):
             run_batch(_tasks(tmp_path, {"a": {"k": 1}, "b": {"k": 2}}), scheduler=cluster.scheduler_address,
                       func=toy_task, progress=False, worker_timeout_s=1.5)
         # the command: one line, non-zero exit
-        assert main(["-q", "batch", str(REPO / "config/areas/jiangbei.yaml"), "--scheduler",
+        assert main(["-q", "batch", str(demo_area), "--scheduler",
                      cluster.scheduler_address, "--worker-timeout", "1"]) == 2
         err = capsys.readouterr().err
         assert "error: batch: no Dask worker connected" in err and "Traceback" not in err

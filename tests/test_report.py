@@ -247,7 +247,7 @@ def test_report_follows_the_area_language(synthetic_config, tmp_path, language):
     cfg = dataclasses.replace(synthetic_config, language=language)
     text = _report(cfg, tmp_path)
     body = text.split("</header>", 1)[1]
-    heads = {"en": ["Streets and towns", "district coverage"], "zh": ["各街道/镇", "全区覆盖率"]}
+    heads = {"en": ["Streets and towns", "Jiangbei District coverage"], "zh": ["各街道/镇", "全区覆盖率"]}
     for lang, words in heads.items():
         for w in words:
             assert (w in body) == (language in (lang, "bilingual")), (language, w)

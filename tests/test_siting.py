@@ -451,7 +451,7 @@ def test_site_circle_and_scenario_end_to_end():
     cand = candidate_sites(net, units, spacing_m=200)
     circle = _rule(150.0)
     config = SimpleNamespace(crs=CRS, district_code="500105", district_name="全区")
-    options = SitingOptions(k_max=5, district_code="500105")
+    options = SitingOptions(k_max=5, district_code="500105", district_name="全区")
     out = site_circle(cells, results, net, cand, circle, options=options, units=units)
     curve, lscp, sites, summary = out["curve"], out["lscp_by_unit"], out["sites"], out["summary"]
     assert list(curve.columns) == ["rank", "site_id", "unit_code", "lon", "lat",
