@@ -260,10 +260,14 @@ island.sites[["site", "snap_m", "on_main_network", "fragment_nodes", "main_snap_
         ("md", "## Closing a facility\n\nThe same question the other way round: which streets lose "
                "coverage if a facility closes?"),
         ("code", '''mine = area.facilities[area.rule(CIRCLE).facility_mask(area.facilities)]
-station = mine.iloc[0]
-closed = area.whatif(CIRCLE, remove=[station["fac_id"]])
-print(station["name"], closed)
-closed.table.loc[closed.table["gain"] != 0, ["unit_name", "covered_population_before", "covered_population_after"]]'''),
+if len(mine) == 0:
+    print(f"{CIRCLE}: this area has no facility of the circle to close")
+else:
+    station = mine.iloc[0]
+    closed = area.whatif(CIRCLE, remove=[station["fac_id"]])
+    print(station["name"], closed)
+    display(closed.table.loc[closed.table["gain"] != 0,
+                             ["unit_name", "covered_population_before", "covered_population_after"]])'''),
         ("md", "## The what-if map\n\n`accessibility run` writes `maps/whatif_<circle>.html` for every plan "
                "circle: click the map to add a site at the nearest candidate, click a facility or an added "
                "site to remove it; the table updates at once, and the chosen sites export as a "
