@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import warnings
 from pathlib import Path
 
@@ -12,6 +13,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 AREA = ROOT / "config" / "areas" / "jiangbei.yaml"
+
+
+# A test run started in the background of a shell without job control inherits SIGINT ignored;
+# the Ctrl-C tests need Python's own handler, as an interactive run has it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
