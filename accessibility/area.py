@@ -377,18 +377,9 @@ class StudyArea:
             raise DataError("before_after: the planned sites have no 'circles' column: name the circle(s) "
                             "each serves (;-joined ids), e.g. planned.assign(circles='eldercare_15min')")
         rules = self.rules(circles, **overrides)
-        parts = []
-        for rule in rules.values():
-            mine = rule.facility_mask(planned)
-            if circles is None and not mine.any():
-                continue
-            results = self._cell_results({rule.id: rule})
-            t = siting_mod.evaluate_scenario(self.cells, results, self.network, planned, rule, self.config,
-                                             units=self.units)
-            names = planned.loc[mine, "name"] if "name" in planned.columns else pd.Series([], dtype=str)
-            parts.append(t.assign(circle=rule.id, projects="; ".join(map(str, names))))
-        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        table["data_status"] = self.config.data_status
+        table = siting_mod.planned_before_after(
+            self.cells, lambda rule: self._cell_results({rule.id: rule}), self.network, planned,
+            rules.values(), self.config, units=self.units, named_only=circles is None)
         return table
 
     # -- maps -------------------------------------------------------------------------------

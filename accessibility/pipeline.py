@@ -1034,18 +1034,8 @@ def _planned_projects(out: Path, study: StudyArea, results: pd.DataFrame) -> pd.
 
     cfg = study.config
     planned = read_planned_projects(cfg.siting.planned_projects, cfg.crs)
-    parts = []
-    for rule in circle_rules(cfg).values():
-        mine = rule.facility_mask(planned)
-        if not mine.any():
-            continue
-        t = siting_mod.evaluate_scenario(study.cells, results, study.network, planned, rule, cfg,
-                                         units=study.units, progress=False)
-        projects = planned.loc[mine, "name"]
-        cid = rule.id
-        parts.append(t.assign(circle=cid, projects="; ".join(map(str, projects))))
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    table["data_status"] = cfg.data_status
+    table = siting_mod.planned_before_after(study.cells, results, study.network, planned,
+                                            circle_rules(cfg).values(), cfg, units=study.units)
     p = out / "scenario_planned_projects.csv"
     with atomic_path(p) as tmp:
         _rounded(table).to_csv(tmp, index=False, encoding="utf-8-sig")
@@ -1108,8 +1098,13 @@ def siting_report_tables(cfg, siting_out: dict | None, planned: pd.DataFrame | N
                       "where the target is out of reach (capped), the count reaches the reachable maximum"
                       ] = _rounded(lscp[keep])
     if planned is not None and len(planned):
-        siting_tables["规划项目建成前后覆盖率 / Coverage before and after the plan's named projects"] = (
-            planned.drop(columns=["data_status"], errors="ignore"))
+        heading = "规划项目建成前后覆盖率 / Coverage before and after the plan's named projects"
+        problems = sorted({p for cell in planned.get("site_problems", pd.Series([], dtype=str)).fillna("")
+                           for p in str(cell).split(" | ") if p})
+        if problems:
+            heading += (" — 注意 / note: 以下项目位置无法如实服务 / these projects cannot serve where they are: "
+                        + " | ".join(problems))
+        siting_tables[heading] = planned.drop(columns=["data_status", "site_problems"], errors="ignore")
     return siting_tables
 
 

@@ -108,6 +108,9 @@ COLUMN_GLOSSARY: dict[str, str] = {
     "share_after": "建成后覆盖率 coverage share after",
     "gain": "新增覆盖 demand newly covered by the projects",
     "projects": "规划项目 the plan's projects counted",
+    "meets_target_before": "建成前是否达标 share_before >= target_share",
+    "meets_target_after": "建成后是否达标 share_after >= target_share",
+    "site_problems": "选址问题 projects that snap to a cut-off fragment or beyond max_snap_m (empty: none)",
     "cell_id": "格网编号 population cell id",
     "pop_60plus": "60岁以上人口 residents aged 60+",
 }

@@ -263,12 +263,17 @@ def circle_rules(config, circles: Iterable[str] | None = None, **overrides) -> d
 def as_rules(rules, config=None, circles: Iterable[str] | None = None) -> list[CircleRule]:
     """Normalise what a building block was given into a list of rules.
 
-    ``rules`` may be a :class:`CircleRule`, a mapping or iterable of them, an ``AreaConfig``
+    ``rules`` may be a :class:`CircleRule`, a circle id of ``config``, a mapping or iterable of
+    them, an ``AreaConfig``
     (its circles, or ``circles``, resolved with :func:`circle_rules`), or a config ``Circle``
     together with ``config`` (resolved without overrides).
     """
     if isinstance(rules, CircleRule):
         return [rules]
+    if isinstance(rules, str):  # a circle id of ``config``
+        if config is None:
+            raise TypeError(f"circle id {rules!r} needs its AreaConfig: pass config=")
+        return [circle_rule(config, rules)]
     if isinstance(rules, Circle):
         if config is None:
             raise TypeError("a Circle needs its AreaConfig to become a rule: pass "

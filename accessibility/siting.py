@@ -63,6 +63,7 @@ __all__ = [
     "coverage_curve",
     "coverage_sets",
     "evaluate_scenario",
+    "planned_before_after",
     "greedy_capacitated_mclp",
     "greedy_lscp",
     "greedy_mclp",
@@ -1999,14 +2000,50 @@ def _lscp_row(code, name, tot, cov, share, res: SitingResult) -> dict:
                        strict=True))}
 
 
+def planned_before_after(cells, results, net, planned, rules, config, *, units=None,
+                         named_only: bool = True) -> pd.DataFrame:
+    """:func:`evaluate_scenario` for several circles, one table: what ``accessibility run`` writes
+    to ``scenario_planned_projects.csv`` and :meth:`StudyArea.before_after` returns.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame or callable
+        The per-cell results, or a function giving them for a rule (one rule's results).
+    rules : iterable of CircleRule
+    named_only : bool, default True
+        Only the circles some project names (else every rule, with zero gain where none does).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of :func:`evaluate_scenario` per circle, plus ``circle``, ``projects`` (names of
+        the projects counted, ``; ``-joined) and ``data_status``.
+    """
+    parts = []
+    for rule in as_rules(list(rules), config):
+        mine = rule.facility_mask(planned)
+        if named_only and not mine.any():
+            continue
+        res = results(rule) if callable(results) else results
+        t = evaluate_scenario(cells, res, net, planned, rule, config, units=units)
+        names = planned.loc[mine, "name"] if "name" in planned.columns else pd.Series([], dtype=str)
+        parts.append(t.assign(circle=rule.id, projects="; ".join(map(str, names))))
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    table["data_status"] = getattr(config, "data_status", "")
+    return table
+
+
 def evaluate_scenario(cells, results, net, planned, circle, config, *,
-                      units=None, progress: bool = False) -> pd.DataFrame:
+                      units=None, warn: bool = True) -> pd.DataFrame:
     """Coverage per unit before and after a set of planned projects for one circle.
 
-    The planned sites are snapped to the network (their snap distance becomes their walk from
-    the network) and their coverage sets are computed with :func:`coverage_sets`; a cell is
-    covered after if it was covered before or a planned site covers it. (For circles with
-    ``min_reachable > 1`` this is a lower bound: counts are not recomputed.)
+    The what-if's own computation (:class:`accessibility.whatif.WhatIf` with the run's results as
+    baseline): the projects are snapped like facilities and checked like tried sites (a project
+    on a fragment cut off from the main network, or farther than ``max_snap_m``, is named in the
+    ``site_problems`` column and, with ``warn``, in an
+    :class:`~accessibility._errors.AccessibilityWarning`); a cell is covered after when at least
+    ``min_reachable`` facilities, existing or planned, are within the threshold: exact for every
+    ``min_reachable`` (the counts ``<circle>_n`` of ``results`` are updated).
 
     Parameters
     ----------
@@ -2014,51 +2051,42 @@ def evaluate_scenario(cells, results, net, planned, circle, config, *,
         As in :func:`site_circle`.
     planned : geopandas.GeoDataFrame
         Planned project points (any CRS; reprojected), optionally a ``circles`` column
-        (``;``-joined ids): rows naming other circles are ignored.
+        (``;``-joined ids): rows naming other circles are ignored; ``name`` labels them.
     units : geopandas.GeoDataFrame, optional
-        For unit names.
+        For unit names and the order of the rows.
+    warn : bool, default True
+        Warn about projects that cannot serve where they are.
 
     Returns
     -------
     pandas.DataFrame
         ``unit_code, unit_name, population, covered_before, covered_after, share_before,
-        share_after, gain`` plus a district row (``config.district_code``).
+        share_after, gain, target_share, meets_target_before, meets_target_after,
+        site_problems`` plus a district row (``config.district_code``).
     """
+    from accessibility.whatif import WhatIf
+
     problems: list[str] = []
     planned = _to_crs(planned, net.crs, "planned", problems)
     if problems:
         raise CRSMismatchError(problems_message("evaluate_scenario", problems))
     (rule,) = as_rules(circle, config)
-    circle = rule.circle
     if "circles" in planned.columns:
         planned = planned[rule.facility_mask(planned)]
-    w_all = np.nan_to_num(cells[circle.weight_column].to_numpy(dtype=float), nan=0.0)
-    before = results[f"{circle.id}_covered"].reindex(cells.index).fillna(False).to_numpy(bool)
-    after = before.copy()
-    if len(planned):
-        node, dist = _nearest_nodes(net, planned.geometry.x.to_numpy(),
-                                    planned.geometry.y.to_numpy())
-        cand = pd.DataFrame({"node": node, "snap_m": dist})
-        A = coverage_sets(net, cells, cand, rule, progress=progress)
-        after |= np.diff(A.indptr) > 0
-    names = {str(getattr(config, "district_code", "DISTRICT")): district_names(config)[0]}
-    if units is not None and "unit_name" in units.columns:
-        names.update(zip(units["unit_code"].astype(str), units["unit_name"].astype(str),
-                         strict=False))
-    df = pd.DataFrame({"unit_code": cells["unit_code"].astype(str).to_numpy(), "w": w_all,
-                       "b": w_all * before, "a": w_all * after})
-    g = df.groupby("unit_code", sort=True)[["w", "b", "a"]].sum().reset_index()
-    tot = g[["w", "b", "a"]].sum()
-    g = pd.concat([g, pd.DataFrame([{"unit_code": getattr(config, "district_code", "DISTRICT"),
-                                     **tot.to_dict()}])], ignore_index=True)
-    out = pd.DataFrame({
-        "unit_code": g["unit_code"],
-        "unit_name": [names.get(c, c) for c in g["unit_code"]],
-        "population": g["w"], "covered_before": g["b"], "covered_after": g["a"],
+    if "name" not in planned.columns:
+        planned = planned.assign(name=[f"project {i + 1}" for i in range(len(planned))])
+    no_facilities = gpd.GeoDataFrame({"fac_id": pd.Series(dtype=str)}, geometry=[], crs=net.crs)
+    wi = WhatIf(cells, no_facilities, net, config, units=units, baseline=results)
+    layer = planned.drop(columns=["circles"], errors="ignore")  # already limited to this circle
+    r = wi.evaluate([rule], add=layer, warn=warn)
+    t = r.table
+    bad = r.sites.loc[r.sites["problem"] != "", "problem"]
+    return pd.DataFrame({
+        "unit_code": t["unit_code"], "unit_name": t["unit_name"], "population": t["population"],
+        "covered_before": t["covered_population_before"], "covered_after": t["covered_population_after"],
+        "share_before": t["coverage_share_before"], "share_after": t["coverage_share_after"],
+        "gain": t["gain"], "target_share": t["target_share"],
+        "meets_target_before": t["meets_target_before"], "meets_target_after": t["meets_target_after"],
+        "site_problems": " | ".join(bad),
     })
-    denom = out["population"].where(out["population"] > 0)
-    out["share_before"] = out["covered_before"] / denom
-    out["share_after"] = out["covered_after"] / denom
-    out["gain"] = out["covered_after"] - out["covered_before"]
-    return out
 

@@ -89,6 +89,28 @@ def test_hand_case_two_facilities_needed(street):
     assert set(r.cells["n_after"]) == {2}
 
 
+def test_planned_projects_are_exact_for_two_facilities_needed(street):
+    """evaluate_scenario (the run's planned projects) is the what-if's computation: exact counts for
+    min_reachable = 2, where it was once a lower bound (covered before or reached by a project)."""
+    from accessibility.siting import evaluate_scenario
+
+    net, fac, cells, units, cfg = street
+    base = cell_results(cells, fac, net, circle_rules(cfg))
+    x, y = X0 + 100.0, Y0 + 0.0
+    planned = gpd.GeoDataFrame({"name": ["p"], "circles": ["k2"]}, geometry=[shapely.Point(x, y)], crs=CRS)
+    ev = evaluate_scenario(cells, base, net, planned, "k2", cfg, units=units).set_index("unit_code")
+    assert ev.loc["DISTRICT", "covered_before"] == 0.0
+    assert ev.loc["DISTRICT", "covered_after"] == 40.0  # x = 0..300 now reach f1 and p
+    assert ev.loc["U1", "meets_target_after"] == (cfg.circles["k2"].target_share <= 40.0 / 60.0)
+    assert (ev["site_problems"] == "").all()
+    # the brute-force oracle: p as a second facility, coverage recomputed from scratch
+    both = pd.concat([fac, points([(100.0, 0.0)], fac_id=["p"], name=["p"], category=["x"], circles=["k2"])],
+                     ignore_index=True)
+    full = cell_results(cells, both, net, circle_rules(cfg))
+    w = cells["population"].to_numpy()
+    assert ev.loc["DISTRICT", "covered_after"] == pytest.approx(float(w[full["k2_covered"].to_numpy()].sum()))
+
+
 def test_hand_case_fragment_site_warns(street):
     net, fac, cells, units, cfg = street
     wi = WhatIf(cells, fac, net, cfg, units=units)
@@ -248,7 +270,7 @@ def test_what_if_keeps_its_state_on_the_study(city):
 # a real OSM extract: a site next to a two-node stair fragment cut off from the network
 
 
-def test_helsinki_site_on_cut_off_steps_fragment(helsinki_pbf):
+def test_helsinki_site_on_cut_off_steps_fragment(helsinki_pbf, tmp_path):
     from accessibility.config import Circle
     from accessibility.osm import read_osm
 
@@ -291,6 +313,29 @@ def test_helsinki_site_on_cut_off_steps_fragment(helsinki_pbf):
     # the same check answers directly, without a what-if
     rep = check_sites(net, [fx + 2.0], [fy], max_snap_m=500.0, warn=False)
     assert rep["component"].iloc[0] == frag and rep["problem"].iloc[0]
+    # a planned-projects file with the same station gets the same check in `accessibility run`
+    # (pipeline._planned_projects reads it with read_planned_projects, then evaluate_scenario)
+    from accessibility.pipeline import read_planned_projects
+    from accessibility.siting import evaluate_scenario
+
+    lon, lat = _lonlat_of(fx + 2.0, fy, "EPSG:3067")
+    csv = tmp_path / "planned.csv"
+    pd.DataFrame({"name": ["planned care station"], "category": ["eldercare"], "lon": [lon], "lat": [lat],
+                  "circle": ["care"]}).to_csv(csv, index=False)
+    planned = read_planned_projects(csv, "EPSG:3067")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AccessibilityWarning)
+        base = cell_results(cells, fac, net, circle_rules(cfg))
+    with pytest.warns(AccessibilityWarning, match=r"planned care station: snaps \d+ m to a fragment cut off"):
+        ev = evaluate_scenario(cells, base, net, planned, "care", cfg)
+    assert ev["site_problems"].str.contains("planned care station: snaps").all()
+    assert ev["gain"].iloc[-1] == pytest.approx(r.district()["gain"].iloc[0])
+
+
+def _lonlat_of(x, y, crs):
+    from pyproj import Transformer
+
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
 
 
 # ---------------------------------------------------------------------------------------------
