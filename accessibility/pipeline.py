@@ -1140,6 +1140,7 @@ def write_report(path: Path, study: StudyArea, table: pd.DataFrame, results: pd.
         overview_href="maps/overview.html" if maps else None, siting=siting_tables,
         provenance=study.provenance(), parameters=params,
         charts={c["key"]: (c["circle"], c["caption"], c["svg"]) for c in charts or []},
+        whatif_maps={c.id: f"maps/whatif_{c.id}.html" for c in cfg.circles.values() if c.plan} if maps else None,
     )
 
 

@@ -136,6 +136,7 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
     places: Mapping[str, pd.DataFrame] | None = None,
     figures: Mapping[str, str] | None = None,
     charts: Mapping[str, tuple[str, str, str]] | None = None,
+    whatif_maps: Mapping[str, str] | None = None,
     worst_n: int = 10,
 ) -> Path:
     """Write the self-contained HTML report.
@@ -166,6 +167,9 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
     charts : mapping of key to (circle id, caption, SVG text), optional
         Charts (:mod:`accessibility.figures`) embedded in their circle's summary as SVG data
         URIs, so the report stays one file.
+    whatif_maps : mapping of circle id to str, optional
+        Relative hrefs of the what-if maps (``maps/whatif_<circle>.html``), linked from their
+        circle's summary.
     worst_n : int
         How many worst-served units to list per circle.
 
@@ -198,7 +202,8 @@ def write_report(  # noqa: PLR0913  (the report's sections, keyword-only)
         "data_status": config.data_status,
         "overview_href": _href(overview_href),
         "circles": [_circle_summary(config, cid, units, district, worst_n, (places or {}).get(cid))
-                    | {"charts": _chart_images(charts or {}, cid)} for cid in circle_ids],
+                    | {"charts": _chart_images(charts or {}, cid),
+                       "whatif_href": _href((whatif_maps or {}).get(cid))} for cid in circle_ids],
         "units": _unit_sections(config, units, circle_ids, unit_maps),
         "siting": _siting_tables(config, siting or {}),
         "figures": [{"caption": str(k), "href": _href(v)} for k, v in (figures or {}).items()],

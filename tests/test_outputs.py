@@ -83,6 +83,12 @@ def test_report_banner_and_escaping(demo_run):
     assert "SYNTHETIC DEMO" in html
     for code in demo_run.study.units["unit_code"]:
         assert f"maps/unit_{code}.html" in html
+    # each plan circle's summary links its what-if map, which the run wrote
+    for c in demo_run.study.config.circles.values():
+        if c.plan:
+            section = html.split(f'id="circle-{c.id}"')[1].split("</section>")[0]
+            assert f'<a class="whatif-map" href="maps/whatif_{c.id}.html">' in section
+            assert (demo_run.output_dir / "maps" / f"whatif_{c.id}.html").is_file()
     # the generator plants a facility name with markup; it must never appear raw anywhere
     raw = '<b>测试&"引号"</b>'
     for p in [demo_run.output_dir / "report.html", *sorted((demo_run.output_dir / "maps").glob("*.html"))]:
