@@ -359,6 +359,8 @@ class SolverLimits:
 
 
 DEFAULT_LIMITS = SolverLimits()
+#: Coverage-set matrices remembered per network (distinct walking rules x candidate sets).
+_COVERAGE_SETS_MEMO = 4
 
 
 def _run_milp(c, integrality, constraints, limits: SolverLimits, what: str, *, bounds=None):
@@ -1741,11 +1743,27 @@ def coverage_sets(net, cells, candidates, rule, *, progress: bool = False,
     offsets = (rule.walk(candidates["snap_m"].to_numpy(dtype=float))
                if "snap_m" in candidates.columns else np.zeros(n_cand))
     ok = np.isfinite(node_c) & (node_c >= 0) & np.isfinite(walk_c)
-    cell, cand = _reach_pairs(net, rule, cand_nodes, offsets, np.where(ok, node_c, 0).astype(np.int64),
-                              np.where(ok, walk_c, np.inf), progress=progress, batch_size=batch_size)
+    c_node = np.where(ok, node_c, 0).astype(np.int64)
+    c_walk = np.where(ok, walk_c, np.inf)
+    # circles with the same walking rule (e.g. culture and fitness: 15 min, adult, hilly) have the
+    # same sets, and the what-if maps ask again: remembered per network, keyed by the contents
+    # of everything the sets are computed from (DESIGN.md "Cache policy")
+    from accessibility.traveltime import _digest
+
+    e = net.edges
+    token = _digest(c_node, c_walk, cand_nodes, offsets, np.array([rule.threshold + rule.slack]),
+                    e["u"].to_numpy(), e["v"].to_numpy(), e[rule.weight].to_numpy())
+    memo = net._cache.setdefault("coverage_sets", {})
+    if token in memo:
+        return memo[token].copy()
+    cell, cand = _reach_pairs(net, rule, cand_nodes, offsets, c_node, c_walk,
+                              progress=progress, batch_size=batch_size)
     A = sp.csr_matrix((np.ones(cell.size, dtype=bool), (cell, cand)), shape=(n_cells, n_cand))
     log.info("coverage sets: %d cells x %d candidates, %d pairs", n_cells, n_cand, A.nnz)
-    return A
+    memo[token] = A
+    while len(memo) > _COVERAGE_SETS_MEMO:
+        memo.pop(next(iter(memo)))
+    return A.copy()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -381,6 +381,23 @@ def test_coverage_sets_uses_given_snap_and_offsets():
         coverage_sets(net, cells, cand, _rule(30.0, weight="time_s_elderly"))
 
 
+def test_coverage_sets_remembered_by_content():
+    """The memo of coverage_sets answers only while everything the sets depend on is unchanged:
+    an edited weight column, another threshold or other candidates are computed anew."""
+    net = _grid_net(n=3, extra_island=False)
+    cells = gpd.GeoDataFrame({"node": [0], "snap_m": [12.0]}, geometry=[Point(0, 0)], crs=CRS)
+    cand = pd.DataFrame({"node": [0, 1], "snap_m": [0.0, 0.0]})
+    A1 = coverage_sets(net, cells, cand, _rule(1000.0))
+    A1[0, 0] = False  # a caller's edit must not reach the memo
+    A2 = coverage_sets(net, cells, cand, _rule(1000.0))
+    assert A2.toarray().tolist() == [[True, True]]
+    net.edges["time_s_adult"] *= 100.0  # same arrays object, new content
+    assert coverage_sets(net, cells, cand, _rule(1000.0)).toarray().tolist() == [[True, False]]
+    net.edges["time_s_adult"] /= 100.0
+    assert coverage_sets(net, cells, cand, _rule(10.0)).toarray().tolist() == [[True, False]]
+    assert coverage_sets(net, cells, cand.iloc[1:], _rule(1000.0)).toarray().tolist() == [[True]]
+
+
 def _units():
     return gpd.GeoDataFrame({"unit_code": ["500105001", "500105002"],
                              "unit_name": ["西", "东"]},
