@@ -33,6 +33,7 @@ from accessibility._io import (
     sha256_file,
     write_text_atomic,
 )
+from accessibility._parallel import _can_fork, side_task
 from accessibility.area import StudyArea
 from accessibility.config import AreaConfig, load_area
 from accessibility.labels import pick, primary, selected_units_label
@@ -448,35 +449,44 @@ def _run_locked(cfg: AreaConfig, study: StudyArea | None, out: Path, params: dic
         for w in caught:  # keep them for the report, and pass them on to the caller
             study.warnings.append(str(w.message))
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        with _stage(timings, "tables"):
-            table_files, supply = _write_tables(tmp, study, results, table)
-            files += table_files
-        if siting:
-            with _stage(timings, "siting"):
-                siting_out = write_siting(tmp, study, results, k_max=k_max, progress=progress)
-                files += sorted(tmp.glob("siting_*"))
-            if cfg.siting.planned_projects is not None:
-                with _stage(timings, "planned projects (before/after)"):
-                    planned = _planned_projects(tmp, study, results)
-                    files.append(tmp / "scenario_planned_projects.csv")
-        node_times: dict[str, np.ndarray] = {}
-        if maps:
-            with _stage(timings, "maps"):
-                node_times = circle_node_times(study)
-                files += _write_maps(tmp, study, (results, table, siting_out, node_times),
-                                     basemap=params["basemap"], embed_assets=params["embed_assets"],
-                                     progress=progress)
-        with _stage(timings, "charts"):
-            charts, chart_files = _write_charts(tmp, study, table, results, siting_out)
-            files += chart_files
-        with _stage(timings, "report and workbook"):
-            files.append(write_report(tmp / "report.html", study, table, results, siting_out, maps=maps,
-                                      planned=planned, charts=charts))
-            files.append(write_workbook(tmp / "coverage.xlsx", study, table, siting_out, planned,
-                                        supply=supply, charts=charts))
-        if atlas:
-            with _stage(timings, "atlas"):
-                files.append(_write_atlas(tmp, study, table, results, siting_out))
+        # side tasks in a second process (accessibility._parallel): the tables while the sites are
+        # chosen, the maps while the charts, report and atlas are drawn
+        tables = side_task(_timed, _write_tables, tmp, study, results, table)
+        try:
+            if siting:
+                with _stage(timings, "siting"):
+                    siting_out = write_siting(tmp, study, results, k_max=k_max, progress=progress)
+                if cfg.siting.planned_projects is not None:
+                    with _stage(timings, "planned projects (before/after)"):
+                        planned = _planned_projects(tmp, study, results)
+            timings["tables"], (table_files, supply) = tables.result()
+        finally:
+            tables.cancel()
+        files += table_files + sorted(tmp.glob("siting_*"))
+        if planned is not None:
+            files.append(tmp / "scenario_planned_projects.csv")
+        check_interrupted()
+        maps_task = (side_task(_timed, _maps_stage, tmp, study, (results, table, siting_out), params,
+                               progress=progress and not _can_fork()) if maps else None)
+        try:
+            with _stage(timings, "charts"):
+                charts, chart_files = _write_charts(tmp, study, table, results, siting_out)
+                files += chart_files
+            with _stage(timings, "report and workbook"):
+                files.append(write_report(tmp / "report.html", study, table, results, siting_out, maps=maps,
+                                          planned=planned, charts=charts))
+                files.append(write_workbook(tmp / "coverage.xlsx", study, table, siting_out, planned,
+                                            supply=supply, charts=charts))
+            if atlas:
+                with _stage(timings, "atlas"):
+                    files.append(_write_atlas(tmp, study, table, results, siting_out))
+            if maps_task is not None:
+                timings["maps"], map_files = maps_task.result()
+                files += map_files
+        finally:
+            if maps_task is not None:
+                maps_task.cancel()
+        check_interrupted()
         fingerprint = inputs_fingerprint(cfg, params)
         # the one place two identical runs differ: the date and the timings
         meta = {
@@ -497,6 +507,21 @@ def _run_locked(cfg: AreaConfig, study: StudyArea | None, out: Path, params: dic
     files = [out / f.relative_to(tmp) for f in files]
     return RunResult(output_dir=out, coverage=table, files=files, study=study, results=results,
                      siting=siting_out, planned=planned, timings=timings)
+
+
+def _timed(func, *args, **kwargs):
+    """``(seconds, func(*args, **kwargs))``: a side task's own duration for the run's timings."""
+    t0 = time.perf_counter()
+    out = func(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def _maps_stage(out: Path, study: StudyArea, computed: tuple, params: dict, *, progress: bool) -> list[Path]:
+    """The maps of a run: per-node times, then the overview, unit and what-if maps."""
+    results, table, siting_out = computed
+    node_times = circle_node_times(study)
+    return _write_maps(out, study, (results, table, siting_out, node_times), basemap=params["basemap"],
+                       embed_assets=params["embed_assets"], progress=progress)
 
 
 def resolved_configuration(cfg: AreaConfig, *, k_max: int | None = None) -> dict:

@@ -1,0 +1,140 @@
+"""One side task of a run in a forked process, beside the main one (two cores: twice the speed).
+
+A run's output stages do not depend on one another: the tables can be written while the sites
+are chosen, the maps while the charts, report and atlas are drawn. :func:`side_task` starts one
+of them in a child process made by ``fork`` (the child shares the parent's loaded study area
+without copying or pickling it) and :meth:`SideTask.result` collects its answer.
+
+What the child returns is pickled back. Its warnings (under the warning filters in force when it
+started: what they ignore is ignored, what they make an error is an error) are recorded and shown
+again in the parent (same message, category and place), so nothing the user should see is lost;
+an exception in the child is raised again in the parent. The child ignores Ctrl-C: the parent owns the run, and on
+any exception (Ctrl-C included) it stops the child (:meth:`SideTask.cancel`) before leaving, so
+a failed or interrupted run leaves no process behind and the previous results intact (the
+outputs are written into the run's temporary folder).
+
+The task runs in the calling process instead (same answer, no speed-up) when forking is not
+safe or not possible: not Linux, one core, inside a daemonic process (a Dask worker), or
+``ACCESSIBILITY_WORKERS=1``. The child must not start HiGHS (a forked copy of its thread pool
+can hang), so siting stays in the parent.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import traceback
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from accessibility._errors import DataError
+
+__all__ = ["SideTask", "side_task", "workers"]
+
+
+def workers() -> int:
+    """Processes a run may use: ``ACCESSIBILITY_WORKERS`` if set (a whole number >= 1), else the
+    cores of the machine, at most 2 (a run has at most one side task at a time)."""
+    raw = os.environ.get("ACCESSIBILITY_WORKERS", "").strip()
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise DataError(f"environment variable ACCESSIBILITY_WORKERS is {raw!r}: use a whole number "
+                            ">= 1 (1: everything in one process)")
+        return n
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
+
+
+def _can_fork() -> bool:
+    return (sys.platform.startswith("linux") and workers() >= 2
+            and not mp.current_process().daemon
+            and threading.current_thread() is threading.main_thread())
+
+
+class SideTask:
+    """A task started by :func:`side_task`: in a child process, or already done inline."""
+
+    def __init__(self, func: Callable[..., Any], args: tuple, kwargs: dict, *, fork: bool):
+        self._proc = self._conn = None
+        self._done: tuple | None = None
+        if not fork:
+            try:
+                self._done = ("ok", func(*args, **kwargs), [])
+            except Exception as exc:  # noqa: BLE001  (raised again by result(), as a forked task's)
+                self._done = ("error", exc, [])
+            return
+        ctx = mp.get_context("fork")
+        parent_end, child_end = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_child, args=(child_end, func, args, kwargs), daemon=True)
+        self._proc.start()
+        child_end.close()
+        self._conn = parent_end
+
+    @property
+    def forked(self) -> bool:
+        """Whether the task runs in a child process."""
+        return self._proc is not None
+
+    def result(self) -> Any:
+        """The task's return value (waits for it); its warnings are shown here, its exception
+        raised here."""
+        if self._done is None:
+            try:
+                self._done = self._conn.recv()
+            except EOFError:
+                self._proc.join()
+                self._done = ("error", RuntimeError(
+                    f"a side task of the run stopped without an answer (exit code {self._proc.exitcode}); "
+                    "run again with ACCESSIBILITY_WORKERS=1 to run it in one process"), [])
+            finally:
+                self._conn.close()
+                self._proc.join()
+        kind, value, caught = self._done
+        for message, category, filename, lineno in caught:
+            warnings.warn_explicit(message, category, filename, lineno)
+        if kind == "error":
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        """Stop the child (if it still runs) and wait for it."""
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join()
+
+
+def side_task(func: Callable[..., Any], *args, **kwargs) -> SideTask:
+    """Start ``func(*args, **kwargs)`` beside the caller (see the module's notes).
+
+    Examples
+    --------
+    >>> t = side_task(sum, [1, 2, 3])
+    >>> t.result()
+    6
+    """
+    return SideTask(func, args, kwargs, fork=_can_fork())
+
+
+def _child(conn, func, args, kwargs) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            value = func(*args, **kwargs)
+            kind = "ok"
+        except BaseException as exc:  # noqa: BLE001  (everything goes back to the parent)
+            kind, value = "error", exc
+    seen = [(w.message, w.category, w.filename, w.lineno) for w in caught]
+    try:
+        conn.send((kind, value, seen))
+    except Exception as exc:  # noqa: BLE001  (an unpicklable answer or exception)
+        text = "".join(traceback.format_exception(value)) if kind == "error" else repr(exc)
+        conn.send(("error", RuntimeError(f"a side task's answer could not be sent back: {text}"), seen))
+    conn.close()

@@ -1,0 +1,90 @@
+"""Side tasks in a forked process: same answer as inline, warnings and errors reach the caller,
+nothing is left running, and the run's tables are the same bytes either way."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import pytest
+
+from accessibility import _parallel
+from accessibility._errors import AccessibilityWarning, DataError
+from accessibility._parallel import side_task, workers
+
+forks = pytest.mark.skipif(not _parallel._can_fork(), reason="forking needs Linux, 2 cores, the main thread")
+
+
+def _answer(x):
+    warnings.warn(f"careful with {x}", AccessibilityWarning, stacklevel=1)
+    return {"pid": os.getpid(), "x": x * 2}
+
+
+def _fails():
+    raise DataError("bad.csv: field 'lon' is empty; fix: fill it")
+
+
+def _sleeps():
+    time.sleep(60)
+
+
+@forks
+def test_side_task_runs_in_a_child_and_gives_back_answer_and_warnings():
+    with warnings.catch_warnings():
+        # the child applies the warning filters in force when it started (pytest's: error)
+        warnings.simplefilter("default", AccessibilityWarning)
+        t = side_task(_answer, 21)
+    assert t.forked
+    with pytest.warns(AccessibilityWarning, match="careful with 21"):
+        got = t.result()
+    assert got["x"] == 42 and got["pid"] != os.getpid()
+
+
+@forks
+def test_side_task_error_is_raised_in_the_caller():
+    """Also a warning the filters make an error (pytest's filterwarnings = error)."""
+    t = side_task(_fails)
+    with pytest.raises(DataError, match="bad.csv: field 'lon'"):
+        t.result()
+    with pytest.raises(AccessibilityWarning, match="careful with 3"):
+        side_task(_answer, 3).result()
+
+
+@forks
+def test_cancel_stops_the_child():
+    t = side_task(_sleeps)
+    t0 = time.perf_counter()
+    t.cancel()
+    assert time.perf_counter() - t0 < 10 and not t._proc.is_alive()
+
+
+def test_one_worker_runs_inline(monkeypatch):
+    monkeypatch.setenv("ACCESSIBILITY_WORKERS", "1")
+    assert workers() == 1
+    with pytest.warns(AccessibilityWarning, match="careful with 1"):
+        t = side_task(_answer, 1)  # inline: warned at once
+    assert not t.forked and t.result()["pid"] == os.getpid()
+    with pytest.raises(DataError):
+        side_task(_fails).result()
+
+
+@pytest.mark.parametrize("raw", ["0", "two", "-1"])
+def test_bad_worker_count_is_a_clear_error(monkeypatch, raw):
+    monkeypatch.setenv("ACCESSIBILITY_WORKERS", raw)
+    with pytest.raises(DataError, match="ACCESSIBILITY_WORKERS.*whole number >= 1"):
+        workers()
+
+
+def test_tables_written_in_the_run_side_task_are_the_inline_bytes(demo_run, tmp_path, monkeypatch):
+    """The session's run wrote its tables in a side task (forked where possible): writing them
+    again in this process gives the same bytes."""
+    from accessibility.pipeline import _write_tables
+
+    monkeypatch.setenv("ACCESSIBILITY_WORKERS", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AccessibilityWarning)
+        files, _ = _write_tables(tmp_path, demo_run.study, demo_run.results, demo_run.coverage)
+    assert len(files) >= 4
+    for p in files:
+        assert p.read_bytes() == (demo_run.output_dir / p.name).read_bytes(), p.name
