@@ -169,11 +169,13 @@ def _polygon_path(geom):
 
 
 def _outlines(ax, run: _Run, codes, *, facecolor="none", edgecolor="#333333", linewidth=0.6, zorder=1):
-    from matplotlib.patches import PathPatch
+    """The units' outlines as one collection (the axes' limits are set by the page, not by them)."""
+    from matplotlib.collections import PathCollection
 
-    for code in codes:
-        ax.add_patch(PathPatch(run.outlines[str(code)], facecolor=facecolor, edgecolor=edgecolor,
-                               linewidth=linewidth, zorder=zorder))
+    paths = [run.outlines[str(code)] for code in codes]
+    if paths:
+        ax.add_collection(PathCollection(paths, facecolors=facecolor, edgecolors=edgecolor, linewidths=linewidth,
+                                         zorder=zorder), autolim=False)
 
 
 def _street_segments(net) -> tuple[np.ndarray, np.ndarray]:
@@ -340,8 +342,12 @@ def _fit_bounds(geom, box_w_in: float, box_h_in: float, pad: float = 0.06) -> tu
 
 
 def _unit_map(ax, run: _Run, unit, circle) -> pd.DataFrame:
-    """Draw one unit's map for one circle; returns the proposed sites drawn (rank, people added)."""
-    from matplotlib.collections import LineCollection
+    """Draw one unit's map for one circle; returns the proposed sites drawn (rank, people added).
+
+    Cells and streets (drawn one after the other) are one raster image in the PDF (150 dpi); the
+    outlines, symbols and text stay vector.
+    """
+    from matplotlib.patches import PathPatch
 
     box_w, box_h = _MAP_BOX[2] * A4_IN[0], _MAP_BOX[3] * A4_IN[1]
     x0, y0, x1, y1 = _fit_bounds(unit.geometry, box_w, box_h)
@@ -358,8 +364,9 @@ def _unit_map(ax, run: _Run, unit, circle) -> pd.DataFrame:
     for segs, colour, lw in ((run.streets[1], "#8c8c8c", 0.25), (run.streets[0], "#555555", 0.8)):
         inside = _in_window(segs, (x0, y0, x1, y1))
         if inside.any():
-            ax.add_collection(LineCollection(segs[inside], colors=colour, linewidths=lw, zorder=3,
-                                             rasterized=True))
+            # add_artist, not add_patch: the limits are the page's, and 100k segments need no data-limit update
+            ax.add_artist(PathPatch(_segments_path(segs[inside]), facecolor="none", edgecolor=colour, linewidth=lw,
+                                    zorder=3, rasterized=True))
     _outlines(ax, run, [code], edgecolor="#000000", linewidth=1.6, zorder=5)
     from accessibility.coverage import circle_facilities
 
@@ -381,6 +388,14 @@ def _unit_map(ax, run: _Run, unit, circle) -> pd.DataFrame:
     _north_arrow(ax)
     _scale_bar(ax)
     return sites
+
+
+def _segments_path(segs: np.ndarray):
+    """Line segments (n x 2 x 2) as one matplotlib Path of n two-point pieces."""
+    from matplotlib.path import Path as MplPath
+
+    codes = np.tile(np.array([MplPath.MOVETO, MplPath.LINETO], dtype=np.uint8), len(segs))
+    return MplPath(segs.reshape(-1, 2), codes)
 
 
 def _in_window(segs: np.ndarray, window) -> np.ndarray:
