@@ -384,7 +384,7 @@ def _unit_map(ax, run: _Run, unit, circle) -> pd.DataFrame:
                         fontsize=8, fontweight="bold", zorder=8,
                         bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": _SITE_COLOUR,
                               "linewidth": 0.6})
-    _legend(ax, run, circle, has_sites=bool(len(sites)))
+    _legend(ax, run, circle, sites=_axes_fraction(sites, (x0, y0, x1, y1)))
     _north_arrow(ax)
     _scale_bar(ax)
     return sites
@@ -436,7 +436,48 @@ def _unit_sites(run: _Run, cid: str, code: str) -> pd.DataFrame:
                          "added_covered_population": s["added_covered_population"].to_numpy()})
 
 
-def _legend(ax, run: _Run, circle, *, has_sites: bool) -> None:
+def _axes_fraction(sites: pd.DataFrame, window) -> np.ndarray:
+    """The sites' positions as fractions of the map window (n x 2)."""
+    x0, y0, x1, y1 = window
+    return np.column_stack([(sites["x"].to_numpy(float) - x0) / (x1 - x0),
+                            (sites["y"].to_numpy(float) - y0) / (y1 - y0)])
+
+
+#: Where a unit map's legend may go, in order of preference: (loc, anchor box); the left corners
+#: leave room for the scale bar (bottom) and the north arrow (top).
+_LEGEND_PLACES = (("lower right", (0, 0, 1, 1)), ("upper right", (0, 0, 1, 1)),
+                  ("lower left", (0, 0.1, 1, 0.9)), ("upper left", (0.1, 0, 0.9, 1)))
+
+
+def _legend_place(labels: list[str], sites: np.ndarray) -> tuple[str, tuple]:
+    """The first place of :data:`_LEGEND_PLACES` whose legend box covers the fewest proposed sites.
+
+    The box is estimated from the labels (6.5 pt text, a Chinese character two columns) so no
+    text has to be measured; sites within a star's size and its rank label of the box count.
+
+    Examples
+    --------
+    >>> _legend_place(["0-5 min"], np.array([[0.95, 0.05]]))[0]
+    'upper right'
+    """
+    box_w_pt, box_h_pt = _MAP_BOX[2] * A4_IN[0] * 72, _MAP_BOX[3] * A4_IN[1] * 72
+    w = (max(map(_display_len, labels)) * 6.5 * 0.55 + 32) / box_w_pt
+    h = (len(labels) * 6.5 * 1.75 + 10) / box_h_pt
+    margin = 0.03
+    best = None
+    for k, (loc, (ax0, ay0, aw, ah)) in enumerate(_LEGEND_PLACES):
+        left = ax0 + 0.01 if "left" in loc else ax0 + aw - 0.01 - w
+        bottom = ay0 + 0.01 if "lower" in loc else ay0 + ah - 0.01 - h
+        inside = ((sites[:, 0] > left - margin) & (sites[:, 0] < left + w + margin)
+                  & (sites[:, 1] > bottom - margin) & (sites[:, 1] < bottom + h + margin)) if len(sites) else []
+        key = (int(np.sum(inside)), k)
+        if best is None or key < best[0]:
+            best = (key, loc, (ax0, ay0, aw, ah))
+    return best[1], best[2]
+
+
+def _legend(ax, run: _Run, circle, *, sites: np.ndarray) -> None:
+    """The map's legend, placed where it covers no proposed site (:func:`_legend_place`)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -450,12 +491,13 @@ def _legend(ax, run: _Run, circle, *, has_sites: bool) -> None:
                                                           f"not covered (> {limit:g} {unit} or not reached)")))
     handles.append(Line2D([], [], marker="^", ls="", color=_FACILITY_COLOUR, markeredgecolor="white", ms=7,
                           label=_t(run, "现有设施", "existing facility")))
-    if has_sites:
+    if len(sites):
         handles.append(Line2D([], [], marker="*", ls="", color=_SITE_COLOUR, markeredgecolor="black", ms=11,
                               label=_t(run, "建议新增（排序）", "proposed site (rank)")))
     handles.append(Line2D([], [], color="#000000", lw=1.6, label=_t(run, "本街镇边界", "unit boundary")))
     handles.append(Line2D([], [], color="#555555", lw=0.8, label=_t(run, "道路", "streets")))
-    ax.legend(handles=handles, loc="lower right", fontsize=6.5, framealpha=0.92).set_zorder(20)
+    loc, anchor = _legend_place([h.get_label() for h in handles], sites)
+    ax.legend(handles=handles, loc=loc, bbox_to_anchor=anchor, fontsize=6.5, framealpha=0.92).set_zorder(20)
 
 
 def _north_arrow(ax) -> None:
