@@ -251,7 +251,7 @@ def _cover(run: _Run, ids: list[str], codes: list[str]):
         fig.text(0.075, 0.735, banner, fontsize=9, color=_BANNER_RED, fontweight="bold", va="top",
                  linespacing=1.4,
                  bbox={"boxstyle": "square,pad=0.7", "facecolor": "#fde8e8", "edgecolor": _BANNER_RED})
-    _units_map(fig.add_axes((0.06, 0.33, 0.88, 0.30)), run)
+    _units_map(fig.add_axes(_COVER_MAP), run, codes)
     names = dict(zip(run.units["unit_code"].astype(str), run.units["unit_name"].astype(str), strict=False))
     en = dict(zip(run.units["unit_code"].astype(str), run.units["unit_name_en"].astype(str), strict=False))
     contents = []
@@ -260,24 +260,41 @@ def _cover(run: _Run, ids: list[str], codes: list[str]):
         contents.append(f"{k + 2:>3}   {pick(c.label_zh, c.label_en, run.language)}: "
                         + _t(run, _dz(run) + "概况", _de(run) + " summary"))
     page = 2 + len(ids)
-    for code in codes:
-        contents.append(f"{page:>3}   {pick(names.get(code, code), en.get(code, ''), run.language)} ({code})")
+    for k, code in enumerate(codes, start=1):
+        contents.append(f"{page:>3}   [{k}] {pick(names.get(code, code), en.get(code, ''), run.language)} ({code})")
         page += len(ids)
     fig.text(0.06, 0.305, _t(run, "目录", "Contents"), fontsize=10, fontweight="bold", va="top")
     fig.text(0.06, 0.285, "\n".join(contents), fontsize=7.5, va="top", linespacing=1.35)
     return fig
 
 
-def _units_map(ax, run: _Run) -> None:
+_COVER_MAP = (0.06, 0.33, 0.88, 0.30)  # the cover's map box (figure fraction)
+
+
+def _units_map(ax, run: _Run, codes: list[str]) -> None:
+    """The cover's map: every unit's outline and name; where two names would overlap (estimated
+    from their lengths: 6.5 pt text, a Chinese character two columns), the units' numbers in the
+    contents instead."""
     units = run.units
     _outlines(ax, run, units["unit_code"])
     x0, y0, x1, y1 = units.total_bounds
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    for _, r in units.iterrows():
-        p = r.geometry.representative_point()
-        ax.text(p.x, p.y, pick(str(r["unit_name"]), str(r.get("unit_name_en", "")), run.language), fontsize=6.5,
-                ha="center", va="center")
+    by_code = {str(c): r for c, (_, r) in zip(units["unit_code"], units.iterrows(), strict=True)}
+    pts = np.array([[p.x, p.y] for p in (by_code[c].geometry.representative_point() for c in codes)])
+    names = [pick(str(by_code[c]["unit_name"]), str(by_code[c].get("unit_name_en", "")), run.language)
+             for c in codes]
+    per_pt = max((x1 - x0) / (_COVER_MAP[2] * A4_IN[0] * 72), (y1 - y0) / (_COVER_MAP[3] * A4_IN[1] * 72))
+    half_w = np.array([(_display_len(n) + 5) * 6.5 * 0.55 / 2 for n in names]) * per_pt
+    half_h = 6.5 * 0.7 * per_pt
+    dx = np.abs(pts[:, None, 0] - pts[None, :, 0])
+    dy = np.abs(pts[:, None, 1] - pts[None, :, 1])
+    overlap = (dx < half_w[:, None] + half_w[None, :]) & (dy < 2 * half_h)
+    np.fill_diagonal(overlap, False)
+    crowded = overlap.any(axis=1)
+    for k, (name, (px, py), tight) in enumerate(zip(names, pts, crowded, strict=True), start=1):
+        ax.text(px, py, str(k) if tight else f"[{k}] {name}", fontsize=7 if tight else 6.5,
+                fontweight="bold" if tight else "normal", ha="center", va="center")
     ax.set_aspect("equal")
     ax.set_axis_off()
     _north_arrow(ax)
