@@ -169,11 +169,13 @@ def _polygon_path(geom):
 
 
 def _outlines(ax, run: _Run, codes, *, facecolor="none", edgecolor="#333333", linewidth=0.6, zorder=1):
-    from matplotlib.patches import PathPatch
+    """The units' outlines as one collection (the axes' limits are set by the page, not by them)."""
+    from matplotlib.collections import PathCollection
 
-    for code in codes:
-        ax.add_patch(PathPatch(run.outlines[str(code)], facecolor=facecolor, edgecolor=edgecolor,
-                               linewidth=linewidth, zorder=zorder))
+    paths = [run.outlines[str(code)] for code in codes]
+    if paths:
+        ax.add_collection(PathCollection(paths, facecolors=facecolor, edgecolors=edgecolor, linewidths=linewidth,
+                                         zorder=zorder), autolim=False)
 
 
 def _street_segments(net) -> tuple[np.ndarray, np.ndarray]:
@@ -249,7 +251,7 @@ def _cover(run: _Run, ids: list[str], codes: list[str]):
         fig.text(0.075, 0.735, banner, fontsize=9, color=_BANNER_RED, fontweight="bold", va="top",
                  linespacing=1.4,
                  bbox={"boxstyle": "square,pad=0.7", "facecolor": "#fde8e8", "edgecolor": _BANNER_RED})
-    _units_map(fig.add_axes((0.06, 0.33, 0.88, 0.30)), run)
+    _units_map(fig.add_axes(_COVER_MAP), run, codes)
     names = dict(zip(run.units["unit_code"].astype(str), run.units["unit_name"].astype(str), strict=False))
     en = dict(zip(run.units["unit_code"].astype(str), run.units["unit_name_en"].astype(str), strict=False))
     contents = []
@@ -258,24 +260,41 @@ def _cover(run: _Run, ids: list[str], codes: list[str]):
         contents.append(f"{k + 2:>3}   {pick(c.label_zh, c.label_en, run.language)}: "
                         + _t(run, _dz(run) + "概况", _de(run) + " summary"))
     page = 2 + len(ids)
-    for code in codes:
-        contents.append(f"{page:>3}   {pick(names.get(code, code), en.get(code, ''), run.language)} ({code})")
+    for k, code in enumerate(codes, start=1):
+        contents.append(f"{page:>3}   [{k}] {pick(names.get(code, code), en.get(code, ''), run.language)} ({code})")
         page += len(ids)
     fig.text(0.06, 0.305, _t(run, "目录", "Contents"), fontsize=10, fontweight="bold", va="top")
     fig.text(0.06, 0.285, "\n".join(contents), fontsize=7.5, va="top", linespacing=1.35)
     return fig
 
 
-def _units_map(ax, run: _Run) -> None:
+_COVER_MAP = (0.06, 0.33, 0.88, 0.30)  # the cover's map box (figure fraction)
+
+
+def _units_map(ax, run: _Run, codes: list[str]) -> None:
+    """The cover's map: every unit's outline and name; where two names would overlap (estimated
+    from their lengths: 6.5 pt text, a Chinese character two columns), the units' numbers in the
+    contents instead."""
     units = run.units
     _outlines(ax, run, units["unit_code"])
     x0, y0, x1, y1 = units.total_bounds
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    for _, r in units.iterrows():
-        p = r.geometry.representative_point()
-        ax.text(p.x, p.y, pick(str(r["unit_name"]), str(r.get("unit_name_en", "")), run.language), fontsize=6.5,
-                ha="center", va="center")
+    by_code = {str(c): r for c, (_, r) in zip(units["unit_code"], units.iterrows(), strict=True)}
+    pts = np.array([[p.x, p.y] for p in (by_code[c].geometry.representative_point() for c in codes)])
+    names = [pick(str(by_code[c]["unit_name"]), str(by_code[c].get("unit_name_en", "")), run.language)
+             for c in codes]
+    per_pt = max((x1 - x0) / (_COVER_MAP[2] * A4_IN[0] * 72), (y1 - y0) / (_COVER_MAP[3] * A4_IN[1] * 72))
+    half_w = np.array([(_display_len(n) + 5) * 6.5 * 0.55 / 2 for n in names]) * per_pt
+    half_h = 6.5 * 0.7 * per_pt
+    dx = np.abs(pts[:, None, 0] - pts[None, :, 0])
+    dy = np.abs(pts[:, None, 1] - pts[None, :, 1])
+    overlap = (dx < half_w[:, None] + half_w[None, :]) & (dy < 2 * half_h)
+    np.fill_diagonal(overlap, False)
+    crowded = overlap.any(axis=1)
+    for k, (name, (px, py), tight) in enumerate(zip(names, pts, crowded, strict=True), start=1):
+        ax.text(px, py, str(k) if tight else f"[{k}] {name}", fontsize=7 if tight else 6.5,
+                fontweight="bold" if tight else "normal", ha="center", va="center")
     ax.set_aspect("equal")
     ax.set_axis_off()
     _north_arrow(ax)
@@ -340,8 +359,12 @@ def _fit_bounds(geom, box_w_in: float, box_h_in: float, pad: float = 0.06) -> tu
 
 
 def _unit_map(ax, run: _Run, unit, circle) -> pd.DataFrame:
-    """Draw one unit's map for one circle; returns the proposed sites drawn (rank, people added)."""
-    from matplotlib.collections import LineCollection
+    """Draw one unit's map for one circle; returns the proposed sites drawn (rank, people added).
+
+    Cells and streets (drawn one after the other) are one raster image in the PDF (150 dpi); the
+    outlines, symbols and text stay vector.
+    """
+    from matplotlib.patches import PathPatch
 
     box_w, box_h = _MAP_BOX[2] * A4_IN[0], _MAP_BOX[3] * A4_IN[1]
     x0, y0, x1, y1 = _fit_bounds(unit.geometry, box_w, box_h)
@@ -358,8 +381,9 @@ def _unit_map(ax, run: _Run, unit, circle) -> pd.DataFrame:
     for segs, colour, lw in ((run.streets[1], "#8c8c8c", 0.25), (run.streets[0], "#555555", 0.8)):
         inside = _in_window(segs, (x0, y0, x1, y1))
         if inside.any():
-            ax.add_collection(LineCollection(segs[inside], colors=colour, linewidths=lw, zorder=3,
-                                             rasterized=True))
+            # add_artist, not add_patch: the limits are the page's, and 100k segments need no data-limit update
+            ax.add_artist(PathPatch(_segments_path(segs[inside]), facecolor="none", edgecolor=colour, linewidth=lw,
+                                    zorder=3, rasterized=True))
     _outlines(ax, run, [code], edgecolor="#000000", linewidth=1.6, zorder=5)
     from accessibility.coverage import circle_facilities
 
@@ -377,10 +401,18 @@ def _unit_map(ax, run: _Run, unit, circle) -> pd.DataFrame:
                         fontsize=8, fontweight="bold", zorder=8,
                         bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": _SITE_COLOUR,
                               "linewidth": 0.6})
-    _legend(ax, run, circle, has_sites=bool(len(sites)))
+    _legend(ax, run, circle, sites=_axes_fraction(sites, (x0, y0, x1, y1)))
     _north_arrow(ax)
     _scale_bar(ax)
     return sites
+
+
+def _segments_path(segs: np.ndarray):
+    """Line segments (n x 2 x 2) as one matplotlib Path of n two-point pieces."""
+    from matplotlib.path import Path as MplPath
+
+    codes = np.tile(np.array([MplPath.MOVETO, MplPath.LINETO], dtype=np.uint8), len(segs))
+    return MplPath(segs.reshape(-1, 2), codes)
 
 
 def _in_window(segs: np.ndarray, window) -> np.ndarray:
@@ -421,7 +453,48 @@ def _unit_sites(run: _Run, cid: str, code: str) -> pd.DataFrame:
                          "added_covered_population": s["added_covered_population"].to_numpy()})
 
 
-def _legend(ax, run: _Run, circle, *, has_sites: bool) -> None:
+def _axes_fraction(sites: pd.DataFrame, window) -> np.ndarray:
+    """The sites' positions as fractions of the map window (n x 2)."""
+    x0, y0, x1, y1 = window
+    return np.column_stack([(sites["x"].to_numpy(float) - x0) / (x1 - x0),
+                            (sites["y"].to_numpy(float) - y0) / (y1 - y0)])
+
+
+#: Where a unit map's legend may go, in order of preference: (loc, anchor box); the left corners
+#: leave room for the scale bar (bottom) and the north arrow (top).
+_LEGEND_PLACES = (("lower right", (0, 0, 1, 1)), ("upper right", (0, 0, 1, 1)),
+                  ("lower left", (0, 0.1, 1, 0.9)), ("upper left", (0.1, 0, 0.9, 1)))
+
+
+def _legend_place(labels: list[str], sites: np.ndarray) -> tuple[str, tuple]:
+    """The first place of :data:`_LEGEND_PLACES` whose legend box covers the fewest proposed sites.
+
+    The box is estimated from the labels (6.5 pt text, a Chinese character two columns) so no
+    text has to be measured; sites within a star's size and its rank label of the box count.
+
+    Examples
+    --------
+    >>> _legend_place(["0-5 min"], np.array([[0.95, 0.05]]))[0]
+    'upper right'
+    """
+    box_w_pt, box_h_pt = _MAP_BOX[2] * A4_IN[0] * 72, _MAP_BOX[3] * A4_IN[1] * 72
+    w = (max(map(_display_len, labels)) * 6.5 * 0.55 + 32) / box_w_pt
+    h = (len(labels) * 6.5 * 1.75 + 10) / box_h_pt
+    margin = 0.03
+    best = None
+    for k, (loc, (ax0, ay0, aw, ah)) in enumerate(_LEGEND_PLACES):
+        left = ax0 + 0.01 if "left" in loc else ax0 + aw - 0.01 - w
+        bottom = ay0 + 0.01 if "lower" in loc else ay0 + ah - 0.01 - h
+        inside = ((sites[:, 0] > left - margin) & (sites[:, 0] < left + w + margin)
+                  & (sites[:, 1] > bottom - margin) & (sites[:, 1] < bottom + h + margin)) if len(sites) else []
+        key = (int(np.sum(inside)), k)
+        if best is None or key < best[0]:
+            best = (key, loc, (ax0, ay0, aw, ah))
+    return best[1], best[2]
+
+
+def _legend(ax, run: _Run, circle, *, sites: np.ndarray) -> None:
+    """The map's legend, placed where it covers no proposed site (:func:`_legend_place`)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -435,12 +508,13 @@ def _legend(ax, run: _Run, circle, *, has_sites: bool) -> None:
                                                           f"not covered (> {limit:g} {unit} or not reached)")))
     handles.append(Line2D([], [], marker="^", ls="", color=_FACILITY_COLOUR, markeredgecolor="white", ms=7,
                           label=_t(run, "现有设施", "existing facility")))
-    if has_sites:
+    if len(sites):
         handles.append(Line2D([], [], marker="*", ls="", color=_SITE_COLOUR, markeredgecolor="black", ms=11,
                               label=_t(run, "建议新增（排序）", "proposed site (rank)")))
     handles.append(Line2D([], [], color="#000000", lw=1.6, label=_t(run, "本街镇边界", "unit boundary")))
     handles.append(Line2D([], [], color="#555555", lw=0.8, label=_t(run, "道路", "streets")))
-    ax.legend(handles=handles, loc="lower right", fontsize=6.5, framealpha=0.92).set_zorder(20)
+    loc, anchor = _legend_place([h.get_label() for h in handles], sites)
+    ax.legend(handles=handles, loc=loc, bbox_to_anchor=anchor, fontsize=6.5, framealpha=0.92).set_zorder(20)
 
 
 def _north_arrow(ax) -> None:

@@ -679,8 +679,9 @@ def chart_set(study: StudyArea, table: pd.DataFrame, results: pd.DataFrame, siti
     out = []
     for key, fig in fig_mod.circle_figures(cfg, table, study.cells, results, siting_out or {}).items():
         cid, kind = key.rsplit("_", 1)
+        svg, png = fig_mod.figure_svg_png(fig)
         out.append({"circle": cid, "kind": kind, "key": key, "caption": fig_mod.chart_caption(cfg, cid, kind),
-                    "svg": fig_mod.figure_svg(fig), "png": fig_mod.figure_png(fig)})
+                    "svg": svg, "png": png})
     return out
 
 
