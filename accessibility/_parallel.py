@@ -15,8 +15,9 @@ outputs are written into the run's temporary folder).
 
 The task runs in the calling process instead (same answer, no speed-up) when forking is not
 safe or not possible: not Linux, one core, inside a daemonic process (a Dask worker), or
-``ACCESSIBILITY_WORKERS=1``. The child must not start HiGHS (a forked copy of its thread pool
-can hang), so siting stays in the parent.
+``ACCESSIBILITY_WORKERS=1``. A child may run HiGHS only if the parent has not yet (a forked copy
+of HiGHS's thread pool can hang): siting forks a lane only while
+:func:`accessibility.siting.solver_started` is false.
 """
 
 from __future__ import annotations
@@ -111,8 +112,9 @@ class SideTask:
             self._proc.join()
 
 
-def side_task(func: Callable[..., Any], *args, **kwargs) -> SideTask:
-    """Start ``func(*args, **kwargs)`` beside the caller (see the module's notes).
+def side_task(func: Callable[..., Any], /, *args, fork: bool = True, **kwargs) -> SideTask:
+    """Start ``func(*args, **kwargs)`` beside the caller (see the module's notes); ``fork=False``
+    runs it here, now.
 
     Examples
     --------
@@ -120,7 +122,7 @@ def side_task(func: Callable[..., Any], *args, **kwargs) -> SideTask:
     >>> t.result()
     6
     """
-    return SideTask(func, args, kwargs, fork=_can_fork())
+    return SideTask(func, args, kwargs, fork=fork and _can_fork())
 
 
 def _child(conn, func, args, kwargs) -> None:

@@ -906,12 +906,18 @@ def write_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max=No
            if cfg.siting.units else {})
     options = siting_mod.SitingOptions.from_config(cfg, k_max=k_max or None, progress=progress, **sel)
     rules = circle_rules(cfg)
+    plan = [c.id for c in cfg.circles.values() if c.plan]
+    res_cells = results.loc[cells.index]
+
+    def solve(circle_ids):
+        return {cid: siting_mod.site_circle(cells, res_cells, study.network, cands, rules[cid], options=options,
+                                            units=units, facilities=study.facilities) for cid in circle_ids}
+
+    solved = _in_two_lanes(solve, plan, rules)
     res_all = {}
-    for c in cfg.circles.values():
-        if not c.plan:
-            continue
-        res = siting_mod.site_circle(cells, results.loc[cells.index], study.network, cands, rules[c.id],
-                                     options=options, units=units, facilities=study.facilities)
+    for cid in plan:
+        c = cfg.circles[cid]
+        res = solved[cid]
         # planners read names, not codes: the unit name right after its code, once, for the CSVs,
         # the workbook and the report alike
         res["curve"] = _with_unit_names(res["curve"], names)
@@ -939,6 +945,35 @@ def write_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max=No
                     tmp, driver="GeoJSON", layer=f"siting_{c.id}")
         res_all[c.id] = res
     return res_all
+
+
+def _in_two_lanes(solve, circle_ids: list[str], rules: dict) -> dict:
+    """``solve(ids)`` for the circles in two lanes: the circles sharing the most common walking rule
+    (their coverage sets are computed once: culture and fitness on the demo) here, the others in
+    a side task (:func:`accessibility._parallel.side_task`), at the same time.
+
+    Every circle's answer is computed exactly as alone (deterministic solver limits, no shared
+    random state), so it does not depend on the lanes. The side lane is a forked process only
+    while no HiGHS solve has run in this process (a forked copy of HiGHS's thread pool can hang);
+    otherwise it runs here, after the first lane.
+    """
+    from accessibility import siting as siting_mod
+
+    lanes: dict = {}
+    for cid in circle_ids:
+        r = rules[cid]
+        lanes.setdefault((r.weight, r.threshold, r.walk_speed_mps, r.max_snap_m), []).append(cid)
+    groups = sorted(lanes.values(), key=len, reverse=True)
+    here, there = groups[0] if groups else [], [cid for g in groups[1:] for cid in g]
+    side = side_task(solve, there, fork=not siting_mod.solver_started()) if there else None
+    try:
+        got = solve(here)
+        if side is not None:
+            got |= side.result()
+    finally:
+        if side is not None:
+            side.cancel()
+    return {cid: got[cid] for cid in circle_ids}
 
 
 def supply_by_unit(study: StudyArea, *, per: float = 1000.0) -> pd.DataFrame | None:

@@ -55,6 +55,7 @@ from accessibility.labels import district_names
 from accessibility.rules import as_rules
 
 __all__ = [
+    "solver_started",
     "DEFAULT_LIMITS",
     "SitingOptions",
     "SitingResult",
@@ -363,12 +364,21 @@ DEFAULT_LIMITS = SolverLimits()
 _COVERAGE_SETS_MEMO = 4
 
 
+_SOLVER = {"started": False}
+
+
+def solver_started() -> bool:
+    """Whether this process has run a HiGHS solve (then a forked child must not run one)."""
+    return _SOLVER["started"]
+
+
 def _run_milp(c, integrality, constraints, limits: SolverLimits, what: str, *, bounds=None):
     """``scipy.optimize.milp`` under ``limits``; returns ``(res, status)``.
 
     ``status`` is ``"optimal"``, ``"node_limit"``, ``"time_limit"`` (logged as an error: the
     answer then depends on the machine) or the solver's message.
     """
+    _SOLVER["started"] = True
     res = milp(c, integrality=integrality, bounds=Bounds(0, 1) if bounds is None else bounds,
                constraints=constraints,
                options={"node_limit": int(limits.node_limit), "time_limit": float(limits.time_limit_s),
@@ -572,6 +582,7 @@ def _mclp_lp(A: sp.csr_matrix, w: np.ndarray, k: int, start, limits: SolverLimit
         mg, ns = As.shape
         M = sp.vstack([sp.hstack([-As.astype(np.float64), sp.identity(mg, format="csr")]),
                        sp.csr_matrix(np.concatenate([np.ones(ns), np.zeros(mg)])[None, :])], format="csr")
+        _SOLVER["started"] = True
         res = linprog(np.concatenate([np.zeros(ns), -ws]), A_ub=M,
                       b_ub=np.concatenate([np.zeros(mg), [float(k)]]), bounds=(0, 1), method="highs-ds",
                       options={"time_limit": float(limits.time_limit_s)})
@@ -1087,6 +1098,7 @@ def _served_existing_only(A_r: sp.csr_matrix, w_r: np.ndarray, ex_r: np.ndarray)
     A_ub = sp.vstack([sp.csr_matrix((np.ones(nnz), (e_row, e)), shape=(m, nnz)),
                       sp.csr_matrix((np.ones(nnz), (sub.indices, e)), shape=(n, nnz))],
                      format="csr")
+    _SOLVER["started"] = True
     res = linprog(-np.ones(nnz), A_ub=A_ub, b_ub=np.concatenate([w_r, ex_r[use]]),
                   bounds=(0, None), method="highs")
     return float(-res.fun) if res.status == 0 else float("nan")
