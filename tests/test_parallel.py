@@ -88,3 +88,40 @@ def test_tables_written_in_the_run_side_task_are_the_inline_bytes(demo_run, tmp_
     assert len(files) >= 4
     for p in files:
         assert p.read_bytes() == (demo_run.output_dir / p.name).read_bytes(), p.name
+
+
+SITING_SCRIPT = """
+import sys, warnings
+from pathlib import Path
+from accessibility import _parallel, pipeline, siting
+from accessibility._errors import AccessibilityWarning
+warnings.simplefilter("ignore", AccessibilityWarning)
+study = pipeline.load_study_area(pipeline.config_for(sys.argv[1]), progress=False)
+results, _ = pipeline.analyse(study, progress=False)
+print("forks", _parallel._can_fork() and not siting.solver_started())
+pipeline.write_siting(Path(sys.argv[2]), study, results, k_max=10)
+"""
+
+
+@forks
+def test_siting_in_a_side_process_gives_the_serial_bytes(demo_area, demo_run, tmp_path):
+    """A fresh process (no HiGHS solve yet) sites the elderly-care circle in a forked lane; the
+    session's run may or may not have (other tests solve first): both give the same bytes, and
+    the same as one process (ACCESSIBILITY_WORKERS=1)."""
+    import subprocess
+    import sys
+
+    outs = {}
+    for n in ("2", "1"):
+        out = tmp_path / f"w{n}"
+        out.mkdir()
+        env = {**os.environ, "ACCESSIBILITY_WORKERS": n}
+        p = subprocess.run([sys.executable, "-c", SITING_SCRIPT, str(demo_area), str(out)], env=env,
+                           capture_output=True, text=True, timeout=600, check=False)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert f"forks {n == '2'}" in p.stdout
+        outs[n] = {f.name: f.read_bytes() for f in sorted(out.glob("siting_*"))}
+    assert outs["2"].keys() == outs["1"].keys() and any(k.startswith("siting_eldercare") for k in outs["2"])
+    for name, data in outs["2"].items():
+        assert data == outs["1"][name], name
+        assert data == (demo_run.output_dir / name).read_bytes(), name
