@@ -194,6 +194,8 @@ def circle_rule(config, circle_id: str, *, threshold_min: float | None = None,
     >>> r = circle_rule(cfg, "culture_15min", threshold_min=10, profile="elderly")
     >>> r.id, r.threshold, r.weight, r.walk_speed_mps
     ('culture_15min', 600.0, 'time_s_elderly', 0.9)
+    >>> r.circle.label_en  # what the overrides changed, in every label
+    'culture_15min (10 min, elderly)'
     """
     if circle_id not in config.circles:
         raise ConfigError(f"circle {circle_id!r} is not in {config.config_path}: use one of "
@@ -229,9 +231,28 @@ def circle_rule(config, circle_id: str, *, threshold_min: float | None = None,
         speed = float(config.profiles[prof_name].flat_speed_mps)
     else:
         weight, flat_weight, speed = "length_m", None, 1.0
-    circle = dataclasses.replace(base, threshold=threshold, profile=prof_name)
+    circle = dataclasses.replace(base, threshold=threshold, profile=prof_name,
+                                 **_override_labels(base, threshold, prof_name, terrain, snap, config))
     return CircleRule(circle=circle, threshold=threshold, weight=weight, flat_weight=flat_weight,
                       walk_speed_mps=speed, max_snap_m=snap, profile=prof_name)
+
+
+def _override_labels(base, threshold: float, profile: str, terrain, snap: float, config) -> dict:
+    """The circle's labels with what the overrides changed, e.g. "15分钟健身圈（10 min, elderly）":
+    a map or table of an overridden rule must not carry the plan circle's name alone."""
+    what = []
+    if threshold != float(base.threshold):
+        what.append(f"{threshold / 60:g} min" if base.mode == "time" else f"{threshold:g} m")
+    if profile != base.profile:
+        what.append(profile)
+    if terrain == "flat":
+        what.append("flat")
+    if snap != float(config.max_snap_m):
+        what.append(f"snap {snap:g} m")
+    if not what:
+        return {}
+    note = ", ".join(what)
+    return {"label_zh": f"{base.label_zh}（{note}）", "label_en": f"{base.label_en} ({note})"}
 
 
 def circle_rules(config, circles: Iterable[str] | None = None, **overrides) -> dict[str, CircleRule]:

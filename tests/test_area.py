@@ -110,6 +110,12 @@ def test_maps(area, tmp_path):
     um = area.unit_map(code, "eldercare_15min", profile="frail")
     html = um.get_root().render()
     assert "SYNTHETIC DEMO" in html and "15 min" in html
+    # a map of an overridden rule says what was overridden, not the plan circle's name alone
+    assert "(frail)" in html or "（frail）" in html
+    ten = area.overview_map("culture_15min", threshold_min=10).get_root().render()
+    assert "10 min)" in ten or "10 min）" in ten
+    plain = area.overview_map("culture_15min").get_root().render()
+    assert "10 min)" not in plain and "10 min）" not in plain
 
 
 def test_report_and_workbook(area, tmp_path):
