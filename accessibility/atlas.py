@@ -11,9 +11,11 @@ Pages, in order:
    note), the unit's key figures and its fewest-sites answer.
 
 Pages are drawn with matplotlib (:class:`matplotlib.figure.Figure`, no pyplot) into
-:class:`~matplotlib.backends.backend_pdf.PdfPages` with fixed metadata (no creation date), so the
-same run gives the same file. Chinese labels use the CJK font found by
-:func:`accessibility.figures.cjk_font_family`; labels follow the area's ``language``.
+:class:`~matplotlib.backends.backend_pdf.PdfPages`, in two halves (the second in a side task of
+:mod:`accessibility._parallel`, beside the first) joined in page order by pypdf with fixed metadata
+(no creation date, no file id), so the same run gives the same file, in one process or two.
+Chinese labels use the CJK font found by :func:`accessibility.figures.cjk_font_family`; labels
+follow the area's ``language``.
 """
 
 from __future__ import annotations
@@ -97,30 +99,65 @@ def write_atlas(path: str | Path, study, results: pd.DataFrame, coverage: pd.Dat
     >>> ATLAS_NAME
     'atlas.pdf'
     """
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    from accessibility._io import atomic_path
+    from accessibility._io import write_bytes_atomic
+    from accessibility._parallel import side_task
 
     cfg = study.config
     ids = circles if circles is not None else [c.id for c in cfg.circles.values() if c.plan]
     run = _gather(study, results, coverage, siting or {}, language=language, date=date)
+    codes = sorted(study.units["unit_code"].astype(str))
+    pages = [("cover", ids, codes)] + [("district", cid) for cid in ids] + \
+        [("unit", code, cid) for code in codes for cid in ids]
+    half = (len(pages) + 1) // 2
+    # the second half is drawn beside the first (accessibility._parallel): two PDF files, joined
+    # in page order; the halves depend only on the page count, so one process gives the same file
+    second = side_task(_draw_pages, run, pages[half:], half + 1) if pages[half:] else None
+    try:
+        parts = [_draw_pages(run, pages[:half], 1)]
+        if second is not None:
+            parts.append(second.result())
+    finally:
+        if second is not None:
+            second.cancel()
     meta = {"Title": f"{cfg.title_zh} · {cfg.title_en} — atlas", "Author": "accessibility",
             "Subject": cfg.data_status, "Creator": f"accessibility {accessibility.__version__}",
-            "Producer": "accessibility", "CreationDate": None}
-    codes = sorted(study.units["unit_code"].astype(str))
-    n = 0
-    with atomic_path(Path(path)) as tmp, fig_mod.figure_style(), PdfPages(tmp, metadata=meta) as pdf:
-        pdf.savefig(_cover(run, ids, codes))
-        n += 1
-        for cid in ids:
-            n += 1
-            pdf.savefig(_district_page(run, cid, n))
-        for code in codes:
-            for cid in ids:
-                n += 1
-                pdf.savefig(_unit_page(run, code, cid, n), dpi=150)
-    log.info("atlas: %d pages -> %s", n, path)
+            "Producer": "accessibility"}
+    write_bytes_atomic(Path(path), _join_pdfs(parts, meta))
+    log.info("atlas: %d pages -> %s", len(pages), path)
     return Path(path)
+
+
+def _draw_pages(run: _Run, pages: list[tuple], first_number: int) -> bytes:
+    """The given pages as one PDF file (bytes); ``first_number`` is the first page's number."""
+    import io
+
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    buf = io.BytesIO()
+    with fig_mod.figure_style(), PdfPages(buf, metadata={"CreationDate": None, "Producer": "accessibility"}) as pdf:
+        for n, (kind, *what) in enumerate(pages, start=first_number):
+            if kind == "cover":
+                pdf.savefig(_cover(run, *what))
+            elif kind == "district":
+                pdf.savefig(_district_page(run, what[0], n))
+            else:
+                pdf.savefig(_unit_page(run, what[0], what[1], n), dpi=150)
+    return buf.getvalue()
+
+
+def _join_pdfs(parts: list[bytes], meta: Mapping[str, str]) -> bytes:
+    """PDF files joined in order (pypdf), with the atlas's metadata (no date, no file id)."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for data in parts:
+        writer.append(PdfReader(io.BytesIO(data)))
+    writer.add_metadata({f"/{k}": v for k, v in meta.items()})
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
 
 
 def _gather(study, results, coverage, siting, *, language, date) -> _Run:
