@@ -310,11 +310,12 @@ _COVER_MAP = (0.06, 0.33, 0.88, 0.30)  # the cover's map box (figure fraction)
 
 def _units_map(ax, run: _Run, codes: list[str]) -> None:
     """The cover's map: every unit's outline and name; where two names would overlap (estimated
-    from their lengths: 6.5 pt text, a Chinese character two columns), the units' numbers in the
-    contents instead."""
+    from their lengths: 6.5 pt text, a Chinese character two columns) or touch the north arrow or
+    the scale bar (drawn in a strip below the units), the units' numbers in the contents instead."""
     units = run.units
     _outlines(ax, run, units["unit_code"])
     x0, y0, x1, y1 = units.total_bounds
+    y0 -= 0.12 * (y1 - y0)  # a strip below the units for the scale bar
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     by_code = {str(c): r for c, (_, r) in zip(units["unit_code"], units.iterrows(), strict=True)}
@@ -328,7 +329,7 @@ def _units_map(ax, run: _Run, codes: list[str]) -> None:
     dy = np.abs(pts[:, None, 1] - pts[None, :, 1])
     overlap = (dx < half_w[:, None] + half_w[None, :]) & (dy < 2 * half_h)
     np.fill_diagonal(overlap, False)
-    crowded = overlap.any(axis=1)
+    crowded = overlap.any(axis=1) | _on_furniture(pts, half_w, half_h, (x0, y0, x1, y1), per_pt)
     for k, (name, (px, py), tight) in enumerate(zip(names, pts, crowded, strict=True), start=1):
         ax.text(px, py, str(k) if tight else f"[{k}] {name}", fontsize=7 if tight else 6.5,
                 fontweight="bold" if tight else "normal", ha="center", va="center")
@@ -336,6 +337,20 @@ def _units_map(ax, run: _Run, codes: list[str]) -> None:
     ax.set_axis_off()
     _north_arrow(ax)
     _scale_bar(ax)
+
+
+def _on_furniture(pts: np.ndarray, half_w: np.ndarray, half_h: float, window, per_pt: float) -> np.ndarray:
+    """Which labels (centres ``pts``, half sizes in map units) would touch the scale bar (bottom
+    left, with its labels) or the north arrow (top left) of :func:`_scale_bar` / :func:`_north_arrow`."""
+    x0, y0, x1, y1 = window
+    w, h = x1 - x0, y1 - y0
+    scale = (x0, y0, x0 + 0.03 * w + _nice_length(w) + 12 * per_pt, y0 + 0.06 * h + 10 * per_pt)
+    north = (x0, y0 + 0.86 * h - 10 * per_pt, x0 + 0.05 * w + 10 * per_pt, y1)
+    hit = np.zeros(len(pts), dtype=bool)
+    for bx0, by0, bx1, by1 in (scale, north):
+        hit |= ((pts[:, 0] - half_w < bx1) & (pts[:, 0] + half_w > bx0)
+                & (pts[:, 1] - half_h < by1) & (pts[:, 1] + half_h > by0))
+    return hit
 
 
 def _district_page(run: _Run, cid: str, number: int):
