@@ -11,9 +11,11 @@ Pages, in order:
    note), the unit's key figures and its fewest-sites answer.
 
 Pages are drawn with matplotlib (:class:`matplotlib.figure.Figure`, no pyplot) into
-:class:`~matplotlib.backends.backend_pdf.PdfPages` with fixed metadata (no creation date), so the
-same run gives the same file. Chinese labels use the CJK font found by
-:func:`accessibility.figures.cjk_font_family`; labels follow the area's ``language``.
+:class:`~matplotlib.backends.backend_pdf.PdfPages`, in two halves (the second in a side task of
+:mod:`accessibility._parallel`, beside the first) joined in page order by pypdf with fixed metadata
+(no creation date, no file id), so the same run gives the same file, in one process or two.
+Chinese labels use the CJK font found by :func:`accessibility.figures.cjk_font_family`; labels
+follow the area's ``language``.
 """
 
 from __future__ import annotations
@@ -97,30 +99,65 @@ def write_atlas(path: str | Path, study, results: pd.DataFrame, coverage: pd.Dat
     >>> ATLAS_NAME
     'atlas.pdf'
     """
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    from accessibility._io import atomic_path
+    from accessibility._io import write_bytes_atomic
+    from accessibility._parallel import side_task
 
     cfg = study.config
     ids = circles if circles is not None else [c.id for c in cfg.circles.values() if c.plan]
     run = _gather(study, results, coverage, siting or {}, language=language, date=date)
+    codes = sorted(study.units["unit_code"].astype(str))
+    pages = [("cover", ids, codes)] + [("district", cid) for cid in ids] + \
+        [("unit", code, cid) for code in codes for cid in ids]
+    half = (len(pages) + 1) // 2
+    # the second half is drawn beside the first (accessibility._parallel): two PDF files, joined
+    # in page order; the halves depend only on the page count, so one process gives the same file
+    second = side_task(_draw_pages, run, pages[half:], half + 1) if pages[half:] else None
+    try:
+        parts = [_draw_pages(run, pages[:half], 1)]
+        if second is not None:
+            parts.append(second.result())
+    finally:
+        if second is not None:
+            second.cancel()
     meta = {"Title": f"{cfg.title_zh} · {cfg.title_en} — atlas", "Author": "accessibility",
             "Subject": cfg.data_status, "Creator": f"accessibility {accessibility.__version__}",
-            "Producer": "accessibility", "CreationDate": None}
-    codes = sorted(study.units["unit_code"].astype(str))
-    n = 0
-    with atomic_path(Path(path)) as tmp, fig_mod.figure_style(), PdfPages(tmp, metadata=meta) as pdf:
-        pdf.savefig(_cover(run, ids, codes))
-        n += 1
-        for cid in ids:
-            n += 1
-            pdf.savefig(_district_page(run, cid, n))
-        for code in codes:
-            for cid in ids:
-                n += 1
-                pdf.savefig(_unit_page(run, code, cid, n), dpi=150)
-    log.info("atlas: %d pages -> %s", n, path)
+            "Producer": "accessibility"}
+    write_bytes_atomic(Path(path), _join_pdfs(parts, meta))
+    log.info("atlas: %d pages -> %s", len(pages), path)
     return Path(path)
+
+
+def _draw_pages(run: _Run, pages: list[tuple], first_number: int) -> bytes:
+    """The given pages as one PDF file (bytes); ``first_number`` is the first page's number."""
+    import io
+
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    buf = io.BytesIO()
+    with fig_mod.figure_style(), PdfPages(buf, metadata={"CreationDate": None, "Producer": "accessibility"}) as pdf:
+        for n, (kind, *what) in enumerate(pages, start=first_number):
+            if kind == "cover":
+                pdf.savefig(_cover(run, *what))
+            elif kind == "district":
+                pdf.savefig(_district_page(run, what[0], n))
+            else:
+                pdf.savefig(_unit_page(run, what[0], what[1], n), dpi=150)
+    return buf.getvalue()
+
+
+def _join_pdfs(parts: list[bytes], meta: Mapping[str, str]) -> bytes:
+    """PDF files joined in order (pypdf), with the atlas's metadata (no date, no file id)."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for data in parts:
+        writer.append(PdfReader(io.BytesIO(data)))
+    writer.add_metadata({f"/{k}": v for k, v in meta.items()})
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
 
 
 def _gather(study, results, coverage, siting, *, language, date) -> _Run:
@@ -273,11 +310,12 @@ _COVER_MAP = (0.06, 0.33, 0.88, 0.30)  # the cover's map box (figure fraction)
 
 def _units_map(ax, run: _Run, codes: list[str]) -> None:
     """The cover's map: every unit's outline and name; where two names would overlap (estimated
-    from their lengths: 6.5 pt text, a Chinese character two columns), the units' numbers in the
-    contents instead."""
+    from their lengths: 6.5 pt text, a Chinese character two columns) or touch the north arrow or
+    the scale bar (drawn in a strip below the units), the units' numbers in the contents instead."""
     units = run.units
     _outlines(ax, run, units["unit_code"])
     x0, y0, x1, y1 = units.total_bounds
+    y0 -= 0.12 * (y1 - y0)  # a strip below the units for the scale bar
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     by_code = {str(c): r for c, (_, r) in zip(units["unit_code"], units.iterrows(), strict=True)}
@@ -291,7 +329,7 @@ def _units_map(ax, run: _Run, codes: list[str]) -> None:
     dy = np.abs(pts[:, None, 1] - pts[None, :, 1])
     overlap = (dx < half_w[:, None] + half_w[None, :]) & (dy < 2 * half_h)
     np.fill_diagonal(overlap, False)
-    crowded = overlap.any(axis=1)
+    crowded = overlap.any(axis=1) | _on_furniture(pts, half_w, half_h, (x0, y0, x1, y1), per_pt)
     for k, (name, (px, py), tight) in enumerate(zip(names, pts, crowded, strict=True), start=1):
         ax.text(px, py, str(k) if tight else f"[{k}] {name}", fontsize=7 if tight else 6.5,
                 fontweight="bold" if tight else "normal", ha="center", va="center")
@@ -299,6 +337,20 @@ def _units_map(ax, run: _Run, codes: list[str]) -> None:
     ax.set_axis_off()
     _north_arrow(ax)
     _scale_bar(ax)
+
+
+def _on_furniture(pts: np.ndarray, half_w: np.ndarray, half_h: float, window, per_pt: float) -> np.ndarray:
+    """Which labels (centres ``pts``, half sizes in map units) would touch the scale bar (bottom
+    left, with its labels) or the north arrow (top left) of :func:`_scale_bar` / :func:`_north_arrow`."""
+    x0, y0, x1, y1 = window
+    w, h = x1 - x0, y1 - y0
+    scale = (x0, y0, x0 + 0.03 * w + _nice_length(w) + 12 * per_pt, y0 + 0.06 * h + 10 * per_pt)
+    north = (x0, y0 + 0.86 * h - 10 * per_pt, x0 + 0.05 * w + 10 * per_pt, y1)
+    hit = np.zeros(len(pts), dtype=bool)
+    for bx0, by0, bx1, by1 in (scale, north):
+        hit |= ((pts[:, 0] - half_w < bx1) & (pts[:, 0] + half_w > bx0)
+                & (pts[:, 1] - half_h < by1) & (pts[:, 1] + half_h > by0))
+    return hit
 
 
 def _district_page(run: _Run, cid: str, number: int):

@@ -676,13 +676,28 @@ def chart_set(study: StudyArea, table: pd.DataFrame, results: pd.DataFrame, siti
     from accessibility import figures as fig_mod
 
     cfg = study.config
+    figs = fig_mod.circle_figures(cfg, table, study.cells, results, siting_out or {})
+    keys = list(figs)
+    half = (len(keys) + 1) // 2
+    # the second half is drawn beside the first (accessibility._parallel; the same bytes inline)
+    second = side_task(_draw_charts, [figs[k] for k in keys[half:]]) if keys[half:] else None
+    try:
+        drawn = _draw_charts([figs[k] for k in keys[:half]]) + (second.result() if second is not None else [])
+    finally:
+        if second is not None:
+            second.cancel()
     out = []
-    for key, fig in fig_mod.circle_figures(cfg, table, study.cells, results, siting_out or {}).items():
+    for key, (svg, png) in zip(keys, drawn, strict=True):
         cid, kind = key.rsplit("_", 1)
-        svg, png = fig_mod.figure_svg_png(fig)
         out.append({"circle": cid, "kind": kind, "key": key, "caption": fig_mod.chart_caption(cfg, cid, kind),
                     "svg": svg, "png": png})
     return out
+
+
+def _draw_charts(figs: list) -> list[tuple[str, bytes]]:
+    from accessibility import figures as fig_mod
+
+    return [fig_mod.figure_svg_png(fig) for fig in figs]
 
 
 def _write_charts(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
