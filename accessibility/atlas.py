@@ -2,7 +2,7 @@
 
 Pages, in order:
 
-1. a cover: the area, the date, the data status (a red SYNTHETIC DEMO banner naming the synthetic
+1. a cover: the area, the run (its date is in run.json), the data status (a red SYNTHETIC DEMO banner naming the synthetic
    layers when any layer is synthetic), a map of the units and the contents;
 2. per plan circle a district summary: key figures, coverage per unit against its target, the
    siting curve and the distribution of walking times (:mod:`accessibility.figures`);
@@ -20,7 +20,6 @@ follow the area's ``language``.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,7 +84,8 @@ def write_atlas(path: str | Path, study, results: pd.DataFrame, coverage: pd.Dat
     language : {"zh", "en", "bilingual"}, optional
         Default: the area's ``language``.
     date : str, optional
-        Date on the cover (default: today, UTC).
+        Date on the cover (default: none; the cover says the run date is in ``run.json``, so the
+        same inputs give the same file on any day).
     circles : list of str, optional
         Default: the plan circles.
 
@@ -183,7 +183,7 @@ def _gather(study, results, coverage, siting, *, language, date) -> _Run:
         outlines={str(c): _polygon_path(g) for c, g in zip(study.units["unit_code"], study.units.geometry,
                                                              strict=True)},
         cell_size=_infer_cell_size(study.cells), language=lang,
-        date=date or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), source_note=note,
+        date=date or "", source_note=note,
     )
 
 
@@ -274,7 +274,9 @@ def _cover(run: _Run, ids: list[str], codes: list[str]):
     fig.text(0.06, 0.93, title, fontsize=17, fontweight="bold", va="top", linespacing=1.4)
     fig.text(0.06, 0.85, _t(run, "公共服务可达性图集", "Public-service accessibility atlas"), fontsize=13, va="top")
     lines = [
-        f"{_t(run, '日期', 'Date')}: {run.date}",
+        # no clock time unless asked for: the same inputs give the same file on any day
+        (f"{_t(run, '日期', 'Date')}: {run.date}" if run.date
+         else _t(run, "运行日期见 run.json", "run date: see run.json")),
         f"{_t(run, '运行', 'Run')}: {cfg.run_id} · accessibility {accessibility.__version__}",
         f"{_t(run, '数据状态', 'Data status')}: " + (_t(run, "含合成示例图层", "synthetic demo layers")
                                                  if cfg.is_synthetic else _t(run, "真实数据", "real data")),
