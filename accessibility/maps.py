@@ -20,6 +20,7 @@ import html
 import json
 import logging
 import re
+import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+import branca.element
 from branca.element import Element, MacroElement
 from folium.plugins import MarkerCluster
 from jinja2 import Template
@@ -481,10 +483,55 @@ def save_map(m: folium.Map, path: str | Path, *, embed_assets: bool = False) -> 
     -------
     pathlib.Path
     """
-    text = stable_element_ids(m.get_root().render())
+    text = stable_element_ids(render_page(m))
     if embed_assets:
         text = embed_map_assets(text)
     return write_text_atomic(path, text)
+
+
+# branca's MacroElement.render wraps each rendered header/html/script text in Element(text), which
+# compiles that text as a Jinja template (the maps' largest cost once the data were spliced in).
+_JINJA_SYNTAX = ("{{", "{%", "{#", "\r")
+_RENDER_LOCK = threading.Lock()
+
+
+def _as_jinja_renders(text: str) -> str | None:
+    """What Jinja renders for ``text`` when it holds no template syntax (None when it does):
+    the text itself minus one trailing newline (Jinja's ``keep_trailing_newline=False``)."""
+    if any(mark in text for mark in _JINJA_SYNTAX):
+        return None
+    return text[:-1] if text.endswith("\n") else text
+
+
+class _PlainElement(Element):
+    """branca's ``Element(template)`` for already rendered text: kept as the text Jinja would
+    render from it, without compiling it (text with template syntax is compiled as before)."""
+
+    def __init__(self, template: str | None = None, template_name: str | None = None):
+        plain = _as_jinja_renders(str(template)) if template is not None and template_name is None else None
+        if plain is None:
+            super().__init__(template, template_name)
+        else:
+            super().__init__()
+        self._plain = plain
+
+    def render(self, **kwargs) -> str:
+        return self._plain if self._plain is not None else super().render(**kwargs)
+
+
+def render_page(m: folium.Map) -> str:
+    """The page of a map, as ``m.get_root().render()`` gives it.
+
+    While rendering, branca's ``Element`` (which MacroElement.render wraps every rendered part in)
+    is :class:`_PlainElement`: the same text without compiling each part as a template once more
+    (tested against folium's own rendering). The swap holds a lock and is undone afterwards.
+    """
+    with _RENDER_LOCK:
+        branca.element.Element = _PlainElement
+        try:
+            return m.get_root().render()
+        finally:
+            branca.element.Element = Element
 
 
 _FOLIUM_ID = re.compile(r"(?<=_)[0-9a-f]{32}(?![0-9a-f])")
