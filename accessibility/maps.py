@@ -493,8 +493,10 @@ def save_map(m: folium.Map, path: str | Path, *, embed_assets: bool = False) -> 
     return write_text_atomic(path, text)
 
 
-# branca's MacroElement.render wraps each rendered header/html/script text in Element(text), which
-# compiles that text as a Jinja template (the maps' largest cost once the data were spliced in).
+# branca's MacroElement.render (and folium's Popup, Layer and GeoJson tooltip/popup renders) wrap
+# each rendered header/html/script text in Element(text), which compiles that text as a Jinja
+# template, and folium's GeoJsonTooltip/GeoJsonPopup compile their style template on every render:
+# the maps' largest cost once the data were spliced in.
 _JINJA_SYNTAX = ("{{", "{%", "{#", "\r")
 _RENDER_LOCK = threading.Lock()
 
@@ -523,19 +525,42 @@ class _PlainElement(Element):
         return self._plain if self._plain is not None else super().render(**kwargs)
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled_template(source: str):
+    """folium's ``Template(source)``, compiled once per source text."""
+    from folium.template import Template as FoliumTemplate
+
+    return FoliumTemplate(source)
+
+
+def _render_swaps() -> list[tuple[Any, str, Any]]:
+    """(module, name, stand-in) for :func:`render_page`: the names the render methods look up."""
+    import folium.features
+    import folium.map
+
+    swaps = [(branca.element, "Element", _PlainElement), (folium.features, "Element", _PlainElement),
+             (folium.map, "Element", _PlainElement), (folium.features, "Template", _compiled_template)]
+    return [(mod, name, new) for mod, name, new in swaps if hasattr(mod, name)]
+
+
 def render_page(m: folium.Map) -> str:
     """The page of a map, as ``m.get_root().render()`` gives it.
 
-    While rendering, branca's ``Element`` (which MacroElement.render wraps every rendered part in)
-    is :class:`_PlainElement`: the same text without compiling each part as a template once more
-    (tested against folium's own rendering). The swap holds a lock and is undone afterwards.
+    While rendering, the ``Element`` that branca's and folium's render methods wrap every rendered
+    part in is :class:`_PlainElement` (the same text, not compiled as a template once more), and
+    folium.features' ``Template`` is compiled once per source (:func:`_compiled_template`); tested
+    against folium's own rendering. The swap holds a lock and is undone afterwards.
     """
     with _RENDER_LOCK:
-        branca.element.Element = _PlainElement
+        swaps = _render_swaps()
+        saved = [(mod, name, getattr(mod, name)) for mod, name, _ in swaps]
         try:
+            for mod, name, new in swaps:
+                setattr(mod, name, new)
             return m.get_root().render()
         finally:
-            branca.element.Element = Element
+            for mod, name, old in saved:
+                setattr(mod, name, old)
 
 
 _FOLIUM_ID = re.compile(r"(?<=_)[0-9a-f]{32}(?![0-9a-f])")
