@@ -150,6 +150,7 @@ def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; S
     cov["circle"] = cov["circle"].astype(str)
 
     fac_ll = _facilities_display(facilities, config, basemap)
+    categories = _facility_categories(facilities)
     of_circle = facility_sets(facilities)
     sites_ll = (_proposed_display(proposed_sites, config, basemap)
                 if proposed_sites is not None and len(proposed_sites) > 0 else None)
@@ -174,7 +175,7 @@ def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; S
             tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
             control=False,
         ).add_to(group)
-        colours = _category_colours(config, fac_ll, cid)
+        colours = _category_colours(config, categories, cid)
         fac_own = fac_ll.take(of_circle(cid))
         _add_facilities(group, fac_own, cid, colours)
         sites_drawn = _add_proposed(group, sites_ll, cid, config) if sites_ll is not None else 0
@@ -331,8 +332,11 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
     outline_ll = _display_layer(outline, crs, config, basemap, simplify_m=simplify_m)
     m = _base_map(outline_ll, basemap)
 
-    fac_ll = _facilities_display(facilities, config, basemap)
     near = _near_facility_mask(facilities, unit_geom, rules)
+    # only the facilities drawn here (near the unit for some circle) get a popup
+    drawn = np.logical_or.reduce(list(near.values())) if near else None
+    fac_ll = _facilities_display(facilities, config, basemap, rows=drawn)
+    categories = _facility_categories(facilities)
     window = _unit_window(unit_geom)
     sites_ll = None
     if proposed_sites is not None and len(proposed_sites):
@@ -363,9 +367,9 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
                 tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
                 control=False,
             ).add_to(group)
-        colours = _category_colours(config, fac_ll, cid)
+        colours = _category_colours(config, categories, cid)
         # near[cid]: the circle's own facilities near the unit
-        fac_sub = fac_ll.take(near[cid]) if cid in near else fac_ll.take(np.zeros(len(fac_ll), bool))
+        fac_sub = fac_ll.take(near[cid][drawn]) if cid in near else fac_ll.take(np.zeros(len(fac_ll), bool))
         _add_facilities(group, fac_sub, cid, colours)
         sites_drawn = _add_proposed(group, sites_ll, cid, config) if sites_ll is not None else 0
         group.add_to(m)
@@ -1093,7 +1097,7 @@ def _class_shapes(x, y, cls, size, *, grid="auto") -> dict[int, Any]:
     transform = Affine(e1[0], e2[0], corner[0], e1[1], e2[1], corner[1])
     parts: dict[int, list] = {}
     for geom, value in shapes(arr, mask=arr >= 0, connectivity=4, transform=transform):
-        rings = geom["coordinates"]  # shapes() yields polygons: shell, then holes
+        rings = [np.asarray(r, dtype=float) for r in geom["coordinates"]]  # shell, then holes
         parts.setdefault(int(value), []).append(shapely.Polygon(rings[0], rings[1:]))
     return {k: shapely.multipolygons(v) if len(v) > 1 else v[0] for k, v in sorted(parts.items())}
 
@@ -1424,9 +1428,11 @@ def _near_facility_mask(facilities, unit_geom, rules) -> dict[str, np.ndarray]:
 # facilities and sites
 
 
-def _facilities_display(facilities, config, basemap) -> _Layer:
-    """Facilities in display coordinates with ``category``, ``circles`` and their popup, in the
-    order of ``facilities``."""
+def _facilities_display(facilities, config, basemap, rows=None) -> _Layer:
+    """Facilities (those of the boolean mask ``rows`` when given) in display coordinates with
+    ``category``, ``circles`` and their popup, in the order of ``facilities``."""
+    if facilities is not None and rows is not None:
+        facilities = facilities.iloc[np.flatnonzero(rows)]
     if facilities is None or not len(facilities):
         return _Layer([], {"category": [], "circles": [], "popup": []})
     fac = facilities
@@ -1463,13 +1469,20 @@ def _facilities_display(facilities, config, basemap) -> _Layer:
     return _display_layer(layer, fac.crs or config.crs, config, basemap, simplify_m=0)
 
 
-def _category_colours(config, fac_ll, cid: str | None = None) -> dict[str, str]:
+def _facility_categories(facilities) -> set[str]:
+    """The facilities' categories as drawn (text; "" for a table without the column)."""
+    if facilities is None or not len(facilities):
+        return set()
+    return set(facilities["category"].astype(str)) if "category" in facilities.columns else {""}
+
+
+def _category_colours(config, categories: set[str], cid: str | None = None) -> dict[str, str]:
     """Marker colour of each facility category; per circle (its own categories first) when ``cid``."""
     cats = list(config.categories)
     if cid is not None and cid in config.circles:
         own = [c for c in getattr(config.circles[cid], "categories", []) or [] if c in config.categories]
         cats = own + [c for c in cats if c not in own]
-    extra = sorted({str(c) for c in fac_ll["category"]} - set(cats)) if len(fac_ll) else []
+    extra = sorted(categories - set(cats))
     return {c: CATEGORY_PALETTE[i % len(CATEGORY_PALETTE)] for i, c in enumerate(cats + extra)}
 
 
