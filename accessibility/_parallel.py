@@ -1,8 +1,9 @@
 """One side task of a run in a forked process, beside the main one (two cores: twice the speed).
 
 A run's output stages do not depend on one another: the tables can be written while the sites
-are chosen, the maps while the charts, report and atlas are drawn. :func:`side_task` starts one
-of them in a child process made by ``fork`` (the child shares the parent's loaded study area
+are chosen, the maps while the charts, report and atlas are drawn; the unit maps of one run, or
+the atlas's two halves, are shared by two processes (:class:`Counter` hands out the next item).
+:func:`side_task` starts one of them in a child process made by ``fork`` (the child shares the parent's loaded study area
 without copying or pickling it) and :meth:`SideTask.result` collects its answer.
 
 What the child returns is pickled back. Its warnings (under the warning filters in force when it
@@ -34,7 +35,7 @@ from typing import Any
 
 from accessibility._errors import DataError
 
-__all__ = ["SideTask", "side_task", "workers"]
+__all__ = ["Counter", "SideTask", "fork_ok", "side_task", "workers"]
 
 
 def workers() -> int:
@@ -54,10 +55,18 @@ def workers() -> int:
                       else (os.cpu_count() or 1)))
 
 
-def _can_fork() -> bool:
-    return (sys.platform.startswith("linux") and workers() >= 2
+def fork_ok(requested: int | None = None) -> bool:
+    """Whether work may go to a forked process: Linux, the main thread of a process that may have
+    children (not a daemonic one such as a Dask worker or a side task itself), and ``requested``
+    (default :func:`workers`) at least 2."""
+    n = workers() if requested is None else int(requested)
+    return (n >= 2 and sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
             and not mp.current_process().daemon
             and threading.current_thread() is threading.main_thread())
+
+
+def _can_fork() -> bool:
+    return fork_ok()
 
 
 class SideTask:
@@ -132,6 +141,7 @@ def _child(conn, func, args, kwargs) -> None:
             value = func(*args, **kwargs)
             kind = "ok"
         except BaseException as exc:  # noqa: BLE001  (everything goes back to the parent)
+            exc.add_note("in a forked side task:\n" + traceback.format_exc())
             kind, value = "error", exc
     seen = [(w.message, w.category, w.filename, w.lineno) for w in caught]
     try:
@@ -140,3 +150,36 @@ def _child(conn, func, args, kwargs) -> None:
         text = "".join(traceback.format_exception(value)) if kind == "error" else repr(exc)
         conn.send(("error", RuntimeError(f"a side task's answer could not be sent back: {text}"), seen))
     conn.close()
+
+
+class Counter:
+    """A position shared by forked processes: each :meth:`run` takes the next item until none is
+    left, so two processes share a list of tasks of unequal size (create it before forking)."""
+
+    def __init__(self):
+        self._next = mp.get_context("fork").Value("q", 0)
+
+    def take(self) -> int:
+        with self._next.get_lock():
+            i = self._next.value
+            self._next.value = i + 1
+        return i
+
+    def run(self, func, items, *, progress: bool = False, desc: str = "") -> dict:
+        """``{item: func(item)}`` for the items this process took."""
+        items = list(items)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(items), desc=desc, leave=False)
+        out = {}
+        try:
+            while (i := self.take()) < len(items):
+                out[items[i]] = func(items[i])
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        return out

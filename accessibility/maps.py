@@ -20,11 +20,13 @@ import html
 import json
 import logging
 import re
+import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import branca.element
 import folium
 import geopandas as gpd
 import numpy as np
@@ -38,6 +40,7 @@ from pyproj import CRS, Transformer
 from accessibility._errors import AccessibilityWarning, DataError
 from accessibility._io import write_text_atomic
 from accessibility.labels import district_names, pick
+from accessibility.rules import facility_sets
 
 __all__ = ["circle_node_times", "overview_map", "reachable_facilities", "save_map", "service_areas",
            "street_lines", "unit_map"]
@@ -147,7 +150,10 @@ def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; S
     cov["circle"] = cov["circle"].astype(str)
 
     fac_ll = _facilities_display(facilities, config, basemap)
-    has_sites = proposed_sites is not None and len(proposed_sites) > 0
+    categories = _facility_categories(facilities)
+    of_circle = facility_sets(facilities)
+    sites_ll = (_proposed_display(proposed_sites, config, basemap)
+                if proposed_sites is not None and len(proposed_sites) > 0 else None)
     legends, groups = [], []
     for i, cid in enumerate(circle_ids):
         circle = rules[cid].circle
@@ -169,13 +175,14 @@ def overview_map(  # noqa: PLR0913  (the layers of the overview, keyword-only; S
             tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
             control=False,
         ).add_to(group)
-        colours = _category_colours(config, fac_ll, cid)
-        _add_facilities(group, fac_ll, cid, colours)
-        sites_drawn = _add_proposed(group, proposed_sites, cid, config, basemap) if has_sites else 0
+        colours = _category_colours(config, categories, cid)
+        fac_own = fac_ll.take(of_circle(cid))
+        _add_facilities(group, fac_own, cid, colours)
+        sites_drawn = _add_proposed(group, sites_ll, cid, config) if sites_ll is not None else 0
         group.add_to(m)
         rows_html = (_district_line(cov, circle, config) + _target_legend_rows(circle, config)
                      + _sites_legend_row(config, sites_drawn)
-                     + _category_legend_rows(config, colours, fac_ll, cid))
+                     + _category_legend_rows(config, colours, fac_own))
         legends.append((cid, _circle_label(circle), rows_html))
 
     street_kinds = _add_streets(m, streets, config, basemap, simplify_m=simplify_m)
@@ -321,17 +328,21 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
     else:
         size = (cell_size_m, cell_size_m) if cell_size_m else _infer_cell_size(cells)
 
-    outline = gpd.GeoDataFrame({"tip": [_unit_title_html(unit_row)]}, geometry=[unit_geom], crs=crs)
-    outline_ll = _display_frame(outline, config, basemap, simplify_m=simplify_m)
+    outline = _Layer([unit_geom], {"tip": [_unit_title_html(unit_row)]})
+    outline_ll = _display_layer(outline, crs, config, basemap, simplify_m=simplify_m)
     m = _base_map(outline_ll, basemap)
 
-    fac_ll = _facilities_display(facilities, config, basemap)
     near = _near_facility_mask(facilities, unit_geom, rules)
+    # only the facilities drawn here (near the unit for some circle) get a popup
+    drawn = np.logical_or.reduce(list(near.values())) if near else None
+    fac_ll = _facilities_display(facilities, config, basemap, rows=drawn)
+    categories = _facility_categories(facilities)
     window = _unit_window(unit_geom)
-    sites_near = None
+    sites_ll = None
     if proposed_sites is not None and len(proposed_sites):
         same_crs = proposed_sites.crs is None or proposed_sites.crs == crs
-        sites_near = unit_geom.buffer(500) if same_crs else None
+        sites_ll = _proposed_display(proposed_sites, config, basemap,
+                                     near=unit_geom.buffer(500) if same_crs else None)
 
     legends, groups = [], []
     for i, cid in enumerate(circle_ids):
@@ -345,27 +356,26 @@ def unit_map(  # noqa: PLR0913  (the layers and display settings of a unit map, 
         elif net is not None and node_times is not None and cid in node_times:
             area = _service_area(net, node_times[cid], rules[cid], window)
         drawn_area = _add_service_area(group, area, circle, config, basemap, crs, simplify_m)
-        classes = _cell_classes(ucells, ures, circle, size, crs, clip=unit_geom, grid=grid, config=config)
+        classes = _cell_classes(ucells, ures, circle, size, clip=unit_geom, grid=grid, config=config)
         if len(classes):
             _GeoJson(
                 _feature_collection(
-                    _display_frame(classes.assign(circle=cid), config, basemap, simplify_m=simplify_m)
+                    _display_layer(classes.assign(circle=cid), crs, config, basemap, simplify_m=simplify_m)
                 ),
                 style_function=_class_style,
                 highlight_function=_highlight_style,
                 tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
                 control=False,
             ).add_to(group)
-        colours = _category_colours(config, fac_ll, cid)
-        fac_sub = fac_ll.loc[near[cid]] if cid in near else fac_ll.iloc[:0]
+        colours = _category_colours(config, categories, cid)
+        # near[cid]: the circle's own facilities near the unit
+        fac_sub = fac_ll.take(near[cid][drawn]) if cid in near else fac_ll.take(np.zeros(len(fac_ll), bool))
         _add_facilities(group, fac_sub, cid, colours)
-        sites_drawn = 0
-        if proposed_sites is not None and len(proposed_sites):
-            sites_drawn = _add_proposed(group, proposed_sites, cid, config, basemap, near=sites_near)
+        sites_drawn = _add_proposed(group, sites_ll, cid, config) if sites_ll is not None else 0
         group.add_to(m)
         rows_html = (_time_legend_rows(circle, config, service_area=drawn_area)
                      + _sites_legend_row(config, sites_drawn)
-                     + _category_legend_rows(config, colours, fac_sub, cid))
+                     + _category_legend_rows(config, colours, fac_sub))
         legends.append((cid, _circle_label(circle), rows_html))
 
     street_kinds = _add_streets(m, streets, config, basemap, window=window, simplify_m=simplify_m)
@@ -401,9 +411,9 @@ def _add_service_area(group, area, circle, config, basemap: str, crs, simplify_m
     """Draw a circle's reached streets under its cells; False when there is nothing to draw."""
     if area is None or area.is_empty:
         return False
-    sa = gpd.GeoDataFrame({"tip": [_service_area_tip(circle, config)]}, geometry=[area], crs=crs)
+    sa = _Layer([area], {"tip": [_service_area_tip(circle, config)]})
     _GeoJson(
-        _feature_collection(_display_frame(sa, config, basemap, simplify_m=simplify_m)),
+        _feature_collection(_display_layer(sa, crs, config, basemap, simplify_m=simplify_m)),
         style_function=_service_area_style,
         tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
         control=False,
@@ -481,10 +491,80 @@ def save_map(m: folium.Map, path: str | Path, *, embed_assets: bool = False) -> 
     -------
     pathlib.Path
     """
-    text = stable_element_ids(m.get_root().render())
+    text = stable_element_ids(render_page(m))
     if embed_assets:
         text = embed_map_assets(text)
     return write_text_atomic(path, text)
+
+
+# branca's MacroElement.render (and folium's Popup, Layer and GeoJson tooltip/popup renders) wrap
+# each rendered header/html/script text in Element(text), which compiles that text as a Jinja
+# template, and folium's GeoJsonTooltip/GeoJsonPopup compile their style template on every render:
+# the maps' largest cost once the data were spliced in.
+_JINJA_SYNTAX = ("{{", "{%", "{#", "\r")
+_RENDER_LOCK = threading.Lock()
+
+
+def _as_jinja_renders(text: str) -> str | None:
+    """What Jinja renders for ``text`` when it holds no template syntax (None when it does):
+    the text itself minus one trailing newline (Jinja's ``keep_trailing_newline=False``)."""
+    if any(mark in text for mark in _JINJA_SYNTAX):
+        return None
+    return text[:-1] if text.endswith("\n") else text
+
+
+class _PlainElement(Element):
+    """branca's ``Element(template)`` for already rendered text: kept as the text Jinja would
+    render from it, without compiling it (text with template syntax is compiled as before)."""
+
+    def __init__(self, template: str | None = None, template_name: str | None = None):
+        plain = _as_jinja_renders(str(template)) if template is not None and template_name is None else None
+        if plain is None:
+            super().__init__(template, template_name)
+        else:
+            super().__init__()
+        self._plain = plain
+
+    def render(self, **kwargs) -> str:
+        return self._plain if self._plain is not None else super().render(**kwargs)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_template(source: str):
+    """folium's ``Template(source)``, compiled once per source text."""
+    from folium.template import Template as FoliumTemplate
+
+    return FoliumTemplate(source)
+
+
+def _render_swaps() -> list[tuple[Any, str, Any]]:
+    """(module, name, stand-in) for :func:`render_page`: the names the render methods look up."""
+    import folium.features
+    import folium.map
+
+    swaps = [(branca.element, "Element", _PlainElement), (folium.features, "Element", _PlainElement),
+             (folium.map, "Element", _PlainElement), (folium.features, "Template", _compiled_template)]
+    return [(mod, name, new) for mod, name, new in swaps if hasattr(mod, name)]
+
+
+def render_page(m: folium.Map) -> str:
+    """The page of a map, as ``m.get_root().render()`` gives it.
+
+    While rendering, the ``Element`` that branca's and folium's render methods wrap every rendered
+    part in is :class:`_PlainElement` (the same text, not compiled as a template once more), and
+    folium.features' ``Template`` is compiled once per source (:func:`_compiled_template`); tested
+    against folium's own rendering. The swap holds a lock and is undone afterwards.
+    """
+    with _RENDER_LOCK:
+        swaps = _render_swaps()
+        saved = [(mod, name, getattr(mod, name)) for mod, name, _ in swaps]
+        try:
+            for mod, name, new in swaps:
+                setattr(mod, name, new)
+            return m.get_root().render()
+        finally:
+            for mod, name, old in saved:
+                setattr(mod, name, old)
 
 
 _FOLIUM_ID = re.compile(r"(?<=_)[0-9a-f]{32}(?![0-9a-f])")
@@ -645,8 +725,14 @@ def _to_gcj02(geoms: np.ndarray) -> np.ndarray:
 def _parts_and_holes(geoms) -> tuple[np.ndarray, np.ndarray]:
     """Number of parts and of interior rings (holes) of each geometry."""
     g = np.atleast_1d(np.asarray(geoms, dtype=object))
-    parts, idx = shapely.get_parts(g, return_index=True)
-    holes = np.bincount(idx, weights=shapely.get_num_interior_rings(parts), minlength=g.size)
+    holes = np.zeros(g.size)
+    # lines have no holes: only polygons and collections are split into parts (a service area's
+    # thousands of lines are not)
+    polygonal = np.isin(shapely.get_type_id(g), (3, 6, 7))
+    if polygonal.any():
+        parts, idx = shapely.get_parts(g[polygonal], return_index=True)
+        holes[polygonal] = np.bincount(idx, weights=shapely.get_num_interior_rings(parts),
+                                       minlength=int(polygonal.sum()))
     return shapely.get_num_geometries(g), holes
 
 
@@ -665,18 +751,81 @@ def _simplify(geoms, tolerance: float):
     return fast
 
 
-def _display_frame(
-    gdf: gpd.GeoDataFrame, config, basemap: str, *, simplify_m: float
-) -> gpd.GeoDataFrame:
+class _Layer:
+    """Features to draw: geometries and their properties as equal-length object arrays (in
+    column order, as a GeoDataFrame's columns).
+
+    What a GeoDataFrame carries for a map layer without its cost per operation (1-2 ms for a
+    constructor, a selection or a column drop under pandas 3: a unit map made hundreds).
+    """
+
+    __slots__ = ("geoms", "props")
+
+    def __init__(self, geoms, props: Mapping[str, Any] | None = None):
+        self.geoms = _objects(geoms)
+        n = self.geoms.size
+        self.props = {k: _objects(v) if _is_column(v) else _objects([v] * n) for k, v in (props or {}).items()}
+
+    @classmethod
+    def from_frame(cls, gdf: gpd.GeoDataFrame) -> _Layer:
+        geom = gdf.geometry.name
+        return cls(gdf.geometry.values, {c: gdf[c].to_numpy() for c in gdf.columns if c != geom})
+
+    def __len__(self) -> int:
+        return self.geoms.size
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        return self.props[column]
+
+    def take(self, sel) -> _Layer:
+        """The features at ``sel`` (a boolean mask or positions)."""
+        return _Layer(self.geoms[sel], {k: v[sel] for k, v in self.props.items()})
+
+    def assign(self, **columns) -> _Layer:
+        return _Layer(self.geoms, {**self.props, **columns})
+
+    def with_geoms(self, geoms) -> _Layer:
+        return _Layer(geoms, self.props)
+
+    @property
+    def total_bounds(self) -> np.ndarray:
+        return shapely.total_bounds(self.geoms)
+
+
+def _is_column(v) -> bool:
+    return isinstance(v, list | tuple | np.ndarray | pd.Series | pd.Index)
+
+
+def _objects(values) -> np.ndarray:
+    """A 1-d object array of ``values`` (geometries or property values kept as they are)."""
+    values = values.to_numpy() if isinstance(values, pd.Series | pd.Index) else values
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _display_geoms(geoms, crs, config, basemap: str, *, simplify_m: float) -> np.ndarray:
     """Simplify in metres, reproject to WGS-84, shift for Amap, round coordinates."""
-    crs = gdf.crs if gdf.crs is not None else CRS.from_user_input(config.crs)
-    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    crs = CRS.from_user_input(crs if crs is not None else config.crs)
+    geoms = _objects(geoms)
     if simplify_m and simplify_m > 0 and crs.is_projected:
         geoms = _simplify(geoms, simplify_m)
     geoms = _to_wgs84(geoms, crs)
     if basemap == "amap":
         geoms = _to_gcj02(geoms)
-    geoms = _round_coords(geoms)
+    return _round_coords(geoms)
+
+
+def _display_layer(layer: _Layer, crs, config, basemap: str, *, simplify_m: float) -> _Layer:
+    """:func:`_display_geoms` of a layer in ``crs`` (None: the area's CRS)."""
+    return layer.with_geoms(_display_geoms(layer.geoms, crs, config, basemap, simplify_m=simplify_m))
+
+
+def _display_frame(
+    gdf: gpd.GeoDataFrame, config, basemap: str, *, simplify_m: float
+) -> gpd.GeoDataFrame:
+    """:func:`_display_geoms` of a GeoDataFrame's geometries, as a GeoDataFrame in WGS-84."""
+    geoms = _display_geoms(gdf.geometry.values, gdf.crs, config, basemap, simplify_m=simplify_m)
     attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
     return gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(list(geoms), index=attrs.index),
                             crs="EPSG:4326")
@@ -701,7 +850,7 @@ def _to_wgs84(geoms: np.ndarray, crs) -> np.ndarray:
     return shapely.transform(geoms, project)
 
 
-def _feature_collection(gdf: gpd.GeoDataFrame) -> dict:
+def _feature_collection(gdf: gpd.GeoDataFrame | _Layer) -> dict:
     """GeoJSON dict with ids "0".."n-1" (folium keys its per-feature styles on them).
 
     The geometries are kept as GeoJSON text from ``shapely.to_geojson`` (vectorised) under
@@ -710,10 +859,13 @@ def _feature_collection(gdf: gpd.GeoDataFrame) -> dict:
     dumped again (about ten times faster than ``GeoDataFrame.to_json`` on large polygons).
     :func:`_plain_geojson` gives the ordinary dict.
     """
-    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    layer = gdf if isinstance(gdf, _Layer) else _Layer.from_frame(gdf)
+    geoms = layer.geoms
     keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    props = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).loc[keep]
-    records = [{k: _json_value(v) for k, v in r.items()} for r in props.to_dict("records")]
+    keys = list(layer.props)
+    columns = [[_json_value(v) for v in layer.props[k][keep]] for k in keys]
+    records = [dict(zip(keys, r, strict=True)) for r in zip(*columns, strict=True)] if keys else (
+        [{} for _ in range(int(keep.sum()))])
     features = [
         {"id": str(i), "type": "Feature", "properties": r, "geometry": f"{_GEOM_TOKEN}{i}@"}
         for i, r in enumerate(records)
@@ -884,7 +1036,7 @@ def _infer_cell_size(cells: gpd.GeoDataFrame) -> tuple[float, float]:
     return round(w * 1.02, 1), round(h * 1.02, 1)
 
 
-def _cell_classes(ucells, ures, circle, size, crs, *, clip=None, grid=None, config=None) -> gpd.GeoDataFrame:
+def _cell_classes(ucells, ures, circle, size, *, clip=None, grid=None, config=None) -> _Layer:
     """Dissolve the unit's cells into one polygon per time/distance class.
 
     ``grid`` is the cells' :func:`_lattice` (computed once per unit map for all its circles);
@@ -904,21 +1056,18 @@ def _cell_classes(ucells, ures, circle, size, crs, *, clip=None, grid=None, conf
     cells_word = _t(config, "格", "cells")
     shapes = _class_shapes(ucells.geometry.x.to_numpy(), ucells.geometry.y.to_numpy(), cls, size,
                            grid=grid)
-    rows = []
-    for k, geom in shapes.items():
+    keys = list(shapes)
+    geoms = _objects([shapes[k] for k in keys])
+    if clip is not None:
+        geoms = shapely.intersection(geoms, clip)
+    head = f"<b>{_esc(_t(config, circle.label_zh, circle.label_en, sep=' / '))}</b><br>"
+    tips = []
+    for k in keys:
         sel = cls == k
-        if clip is not None:
-            geom = geom.intersection(clip)
         pop = float(weight[sel].sum())
-        tip = (
-            f"<b>{_esc(_t(config, circle.label_zh, circle.label_en, sep=' / '))}</b><br>{_esc(labels[k])}<br>"
-            f"{pop:,.0f} {_esc(who)} · {int(sel.sum())} {_esc(cells_word)}"
-        )
-        colour = UNCOVERED_COLOUR if k == 3 else TIME_CLASS_COLOURS[k]
-        rows.append({"cls": k, "fill": colour, "tip": tip, "geometry": geom})
-    if not rows:
-        return gpd.GeoDataFrame({"cls": [], "fill": [], "tip": []}, geometry=[], crs=crs)
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+        tips.append(f"{head}{_esc(labels[k])}<br>{pop:,.0f} {_esc(who)} · {int(sel.sum())} {_esc(cells_word)}")
+    fills = [UNCOVERED_COLOUR if k == 3 else TIME_CLASS_COLOURS[k] for k in keys]
+    return _Layer(geoms, {"cls": keys, "fill": fills, "tip": tips})
 
 
 def _class_shapes(x, y, cls, size, *, grid="auto") -> dict[int, Any]:
@@ -948,7 +1097,8 @@ def _class_shapes(x, y, cls, size, *, grid="auto") -> dict[int, Any]:
     transform = Affine(e1[0], e2[0], corner[0], e1[1], e2[1], corner[1])
     parts: dict[int, list] = {}
     for geom, value in shapes(arr, mask=arr >= 0, connectivity=4, transform=transform):
-        parts.setdefault(int(value), []).append(shapely.geometry.shape(geom))
+        rings = [np.asarray(r, dtype=float) for r in geom["coordinates"]]  # shell, then holes
+        parts.setdefault(int(value), []).append(shapely.Polygon(rings[0], rings[1:]))
     return {k: shapely.multipolygons(v) if len(v) > 1 else v[0] for k, v in sorted(parts.items())}
 
 
@@ -1063,7 +1213,12 @@ def street_lines(net, *, kinds: Iterable[str] = ("major", "minor", "steps")) -> 
 
 def _segments(x, y, u, v) -> np.ndarray:
     """One straight LineString per street segment (directed edges u->v and v->u drawn once)."""
-    pairs = np.unique(np.sort(np.column_stack([u, v]), axis=1), axis=0)
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    # the node pairs in lexicographic order, as np.unique(..., axis=0) sorts them (one int64 key
+    # per pair is ten times faster than sorting rows)
+    n = int(hi.max()) + 1 if hi.size else 1
+    key = np.unique(lo * n + hi)
+    pairs = np.column_stack([key // n, key % n])
     return shapely.linestrings(np.stack([np.column_stack([x[pairs[:, 0]], y[pairs[:, 0]]]),
                                          np.column_stack([x[pairs[:, 1]], y[pairs[:, 1]]])], axis=1))
 
@@ -1081,10 +1236,10 @@ def _add_streets(m, streets, config, basemap: str, *, window=None, simplify_m: f
     if streets is None or not len(streets):
         return []
     streets = _in_crs(streets, config)
+    lines = _Layer(streets.geometry.values, {"kind": streets["kind"].to_numpy()})
     if window is not None:
-        streets = streets.assign(geometry=_clip(np.asarray(streets.geometry.values), window))
-    ll = _display_frame(streets[["kind", "geometry"]], config, basemap, simplify_m=simplify_m)
-    fc = _feature_collection(ll)
+        lines = lines.with_geoms(_clip(lines.geoms, window))
+    fc = _feature_collection(_display_layer(lines, streets.crs, config, basemap, simplify_m=simplify_m))
     if not len(fc["features"]):
         return []
     folium.map.CustomPane("acc-streets", z_index=450, pointer_events=False).add_to(m)
@@ -1268,9 +1423,10 @@ def _near_facility_mask(facilities, unit_geom, rules) -> dict[str, np.ndarray]:
     if facilities is None or not len(facilities):
         return out
     dist = np.asarray(shapely.distance(np.asarray(facilities.geometry.values), unit_geom))
+    of_circle = facility_sets(facilities)  # the rules' facility_mask, parsed once for all circles
     for cid, rule in rules.items():
         reach = rule.threshold * rule.walk_speed_mps  # seconds x m/s, or metres x 1
-        out[cid] = rule.facility_mask(facilities) & (dist <= reach + 200.0)
+        out[cid] = of_circle(rule.id) & (dist <= reach + 200.0)
     return out
 
 
@@ -1278,11 +1434,13 @@ def _near_facility_mask(facilities, unit_geom, rules) -> dict[str, np.ndarray]:
 # facilities and sites
 
 
-def _facilities_display(facilities, config, basemap) -> gpd.GeoDataFrame:
+def _facilities_display(facilities, config, basemap, rows=None) -> _Layer:
+    """Facilities (those of the boolean mask ``rows`` when given) in display coordinates with
+    ``category``, ``circles`` and their popup, in the order of ``facilities``."""
+    if facilities is not None and rows is not None:
+        facilities = facilities.iloc[np.flatnonzero(rows)]
     if facilities is None or not len(facilities):
-        return gpd.GeoDataFrame(
-            {"category": [], "circles": [], "popup": []}, geometry=[], crs="EPSG:4326"
-        )
+        return _Layer([], {"category": [], "circles": [], "popup": []})
     fac = facilities
     n = len(fac)
     cat_labels = {k: f"{c.label_zh} / {c.label_en}" for k, c in config.categories.items()}
@@ -1304,7 +1462,8 @@ def _facilities_display(facilities, config, basemap) -> gpd.GeoDataFrame:
             f"<br>容量 capacity: {_esc(cap_txt)}<br>来源 source: {_esc('' if blank(source) else source)}"
             + (f"<br>编号 id: {_esc(fid)}" if "fac_id" in fac.columns else "")
         )
-    frame = gpd.GeoDataFrame(
+    layer = _Layer(
+        fac.geometry.values,
         {
             "category": fac["category"].astype(str).to_numpy() if "category" in fac.columns else "",
             "circles": fac["circles"].fillna("").astype(str).to_numpy()
@@ -1312,38 +1471,33 @@ def _facilities_display(facilities, config, basemap) -> gpd.GeoDataFrame:
             else "",
             "popup": popups,
         },
-        geometry=list(fac.geometry.values),
-        crs=fac.crs or config.crs,
     )
-    return _display_frame(frame, config, basemap, simplify_m=0)
+    return _display_layer(layer, fac.crs or config.crs, config, basemap, simplify_m=0)
 
 
-def _category_colours(config, fac_ll, cid: str | None = None) -> dict[str, str]:
+def _facility_categories(facilities) -> set[str]:
+    """The facilities' categories as drawn (text; "" for a table without the column)."""
+    if facilities is None or not len(facilities):
+        return set()
+    return set(facilities["category"].astype(str)) if "category" in facilities.columns else {""}
+
+
+def _category_colours(config, categories: set[str], cid: str | None = None) -> dict[str, str]:
     """Marker colour of each facility category; per circle (its own categories first) when ``cid``."""
     cats = list(config.categories)
     if cid is not None and cid in config.circles:
         own = [c for c in getattr(config.circles[cid], "categories", []) or [] if c in config.categories]
         cats = own + [c for c in cats if c not in own]
-    extra = sorted(set(fac_ll["category"].astype(str)) - set(cats)) if len(fac_ll) else []
+    extra = sorted(categories - set(cats))
     return {c: CATEGORY_PALETTE[i % len(CATEGORY_PALETTE)] for i, c in enumerate(cats + extra)}
 
 
-def _add_facilities(group, fac_ll, cid: str, colours: dict[str, str]) -> None:
-    if not len(fac_ll):
-        return
-    from accessibility.rules import facility_sets
-
-    sub = fac_ll.loc[facility_sets(fac_ll)(cid)]
+def _add_facilities(group, sub: _Layer, cid: str, colours: dict[str, str]) -> None:
+    """The circle's facilities ``sub`` (already selected) as clustered markers."""
     if not len(sub):
         return
-    sub = gpd.GeoDataFrame(
-        {
-            "colour": [colours.get(c, "#333333") for c in sub["category"]],
-            "popup": sub["popup"].to_numpy(),
-        },
-        geometry=list(sub.geometry.values),
-        crs="EPSG:4326",
-    )
+    sub = _Layer(sub.geoms, {"colour": [colours.get(c, "#333333") for c in sub["category"]],
+                             "popup": sub["popup"]})
     # grey bubbles (see _BOX_CSS), never in the fills' colours; labels sit above them (own pane)
     cluster = MarkerCluster(
         name=f"{cid} facilities",
@@ -1362,33 +1516,42 @@ def _add_facilities(group, fac_ll, cid: str, colours: dict[str, str]) -> None:
     cluster.add_to(group)
 
 
-def _add_proposed(group, sites, cid: str, config, basemap: str, near=None) -> int:
-    """Numbered badges for the circle's proposed sites (in ``near`` when given); returns how many."""
-    if "circle" in sites.columns:
-        sites = sites.loc[sites["circle"].astype(str) == cid]
+def _proposed_display(sites, config, basemap: str, near=None) -> _Layer:
+    """Proposed sites (those in ``near`` when given) in display coordinates, with ``circle``
+    (None: every circle), ``rank``, ``site_id``, ``added`` and ``lon``/``lat`` in WGS-84."""
     if near is not None and len(sites):
         sites = sites.loc[sites.geometry.intersects(near)]
-    if not len(sites):
-        return 0
-    sites = sites.copy()
     if sites.crs is None:
         sites = sites.set_crs(config.crs)
-    ll = sites.to_crs("EPSG:4326")
-    geoms = np.asarray(ll.geometry.values)
-    if basemap == "amap":
-        geoms = _to_gcj02(geoms)
-    geoms = _round_coords(geoms)
+    geoms = np.asarray(sites.geometry.values, dtype=object)
+    wgs = _to_wgs84(geoms, sites.crs)
+    shown = _to_gcj02(wgs) if basemap == "amap" else wgs
+
+    def col(name, default):
+        return sites[name].to_numpy() if name in sites.columns else [default] * len(sites)
+
+    return _Layer(_round_coords(shown), {
+        "circle": sites["circle"].astype(str).to_numpy() if "circle" in sites.columns else None,
+        "rank": col("rank", ""), "site_id": col("site_id", ""),
+        "added": col("added_covered_population", np.nan),
+        "lon": shapely.get_x(wgs), "lat": shapely.get_y(wgs)})
+
+
+def _add_proposed(group, sites: _Layer, cid: str, config) -> int:
+    """Numbered badges for the circle's proposed sites (:func:`_proposed_display`); returns how many."""
+    sites = sites.take(np.array([c is None or c == cid for c in sites["circle"]], dtype=bool))
+    if not len(sites):
+        return 0
     circle_name = _esc(_t(config, config.circles[cid].label_zh, config.circles[cid].label_en))
     # lon/lat in WGS-84 whatever the basemap: what a planner types into a GPS or a site survey
-    wgs = zip(ll.geometry.x.to_numpy(), ll.geometry.y.to_numpy(), strict=True)
-    for (_, r), g, (lon, lat) in zip(sites.iterrows(), geoms, wgs, strict=True):
-        rank = r.get("rank", "")
+    p = sites.props
+    for g, rank, site_id, added, lon, lat in zip(sites.geoms, p["rank"], p["site_id"], p["added"], p["lon"],
+                                                 p["lat"], strict=True):
         rank_txt = "" if rank is None or pd.isna(rank) else f"{int(rank)}"
-        added = r.get("added_covered_population", np.nan)
         added_txt = "—" if added is None or pd.isna(added) else f"{float(added):,.0f}"
         popup = (
             f"<b>{_esc(_t(config, '建议新址', 'proposed site'))} #{_esc(rank_txt)}</b>"
-            f"<br>{_esc(_t(config, '编号', 'id'))}: {_esc(r.get('site_id', ''))}"
+            f"<br>{_esc(_t(config, '编号', 'id'))}: {_esc(site_id)}"
             f"<br>{_esc(_t(config, '新增覆盖人口', 'added covered population'))}: {_esc(added_txt)}"
             f"<br>{_esc(_t(config, '服务圈', 'circle'))}: {circle_name}"
             f"<br>{_esc(_t(config, '经纬度', 'lon, lat'))} (WGS-84): {float(lon):.5f}, {float(lat):.5f}"
@@ -1669,16 +1832,11 @@ def _sites_legend_row(config, n_sites: int) -> str:
     return f'<div><span class="acc-site">★1</span>{_esc(text)}</div>'
 
 
-def _category_legend_rows(config, colours, fac_ll, cid: str | None = None) -> str:
-    """Facility categories drawn in the circle ``cid`` (all drawn categories when None)."""
+def _category_legend_rows(config, colours, fac_ll: _Layer) -> str:
+    """Facility categories of the facilities drawn (``fac_ll``, one circle's)."""
     if not len(fac_ll):
         return ""
-    fac = fac_ll
-    if cid is not None:
-        from accessibility.rules import facility_sets
-
-        fac = fac_ll.loc[facility_sets(fac_ll)(cid)]
-    present = list(dict.fromkeys(fac["category"].astype(str)))
+    present = list(dict.fromkeys(str(c) for c in fac_ll["category"]))
     rows = []
     for c in [c for c in colours if c in present]:
         cat = config.categories.get(c)

@@ -33,7 +33,7 @@ from accessibility._io import (
     sha256_file,
     write_text_atomic,
 )
-from accessibility._parallel import _can_fork, side_task
+from accessibility._parallel import fork_ok, side_task
 from accessibility.area import StudyArea
 from accessibility.config import AreaConfig, load_area
 from accessibility.labels import pick, primary, selected_units_label
@@ -467,7 +467,7 @@ def _run_locked(cfg: AreaConfig, study: StudyArea | None, out: Path, params: dic
             files.append(tmp / "scenario_planned_projects.csv")
         check_interrupted()
         maps_task = (side_task(_timed, _maps_stage, tmp, study, (results, table, siting_out), params,
-                               progress=progress and not _can_fork()) if maps else None)
+                               progress=progress and not fork_ok()) if maps else None)
         try:
             with _stage(timings, "charts"):
                 charts, chart_files = _write_charts(tmp, study, table, results, siting_out)
@@ -808,51 +808,83 @@ def circle_node_times(study: StudyArea, circles: list[str] | None = None) -> dic
                                       circle_rules(study.config, circles or None))
 
 
-def _write_maps(out, study, computed, *, basemap, embed_assets, progress):
-    """maps/overview.html and maps/unit_<code>.html; ``computed`` = (per-cell results, coverage
-    table, siting outputs, per-node times)."""
+def _write_maps(out, study, computed, *, basemap, embed_assets, progress, workers=None):
+    """maps/overview.html, maps/unit_<code>.html and maps/whatif_<circle>.html; ``computed`` =
+    (per-cell results, coverage table, siting outputs, per-node times).
+
+    With ``workers`` > 1 (default: :func:`accessibility._parallel.workers` where forking is allowed,
+    :func:`accessibility._parallel.fork_ok`)
+    a forked process writes the what-if maps while this one draws the overview and the shared
+    layers, then a second one shares the unit maps with this one: the same files, byte for byte,
+    as ``workers=1``.
+    """
+    from accessibility import _parallel
     from accessibility import maps as maps_mod
     from accessibility.rules import circle_rules
 
     results, table, siting_out, node_times = computed
     cfg = study.config
     rules = circle_rules(cfg)
-    files = []
     mdir = out / "maps"
-    # facilities farther than max_snap_m from any street are left out of coverage (and warned
-    # about): do not draw them as if they served anyone
-    facilities = maps_mod.reachable_facilities(study.network, study.facilities, rules)
-    # streets and stairs drawn from the network itself: the maps stay readable offline (no tiles)
-    streets = maps_mod.street_lines(study.network)
-    proposed = None
-    if siting_out:
-        parts = []
-        for cid, res in siting_out.items():
-            sites = res.get("sites")
-            if sites is not None and len(sites):
-                parts.append(sites.assign(circle=cid))
-        if parts:
-            proposed = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
-    m = maps_mod.overview_map(study.units, table, facilities, cfg, basemap=basemap,
-                              streets=streets[streets["kind"] == "major"], proposed_sites=proposed)
-    files.append(maps_mod.save_map(m, mdir / "overview.html", embed_assets=embed_assets))
-    codes = list(study.units["unit_code"])
-    # the service areas (buffered reached streets) once for the whole area, clipped per unit
-    areas = maps_mod.service_areas(study.network, node_times, rules) if node_times else None
-    it = codes
-    if progress:
-        from tqdm.auto import tqdm
+    mdir.mkdir(parents=True, exist_ok=True)
+    parallel = _parallel.fork_ok(workers)
+    helpers = []
+    try:
+        if parallel:  # the what-if pages need none of the layers below
+            helpers.append(_parallel.side_task(_write_whatif_maps, mdir, study, results, siting_out,
+                                               basemap=basemap, embed_assets=embed_assets))
+        # facilities farther than max_snap_m from any street are left out of coverage (and warned
+        # about): do not draw them as if they served anyone
+        facilities = maps_mod.reachable_facilities(study.network, study.facilities, rules)
+        # streets and stairs drawn from the network itself: the maps stay readable offline (no tiles)
+        streets = maps_mod.street_lines(study.network)
+        proposed = _proposed_sites(siting_out)
+        m = maps_mod.overview_map(study.units, table, facilities, cfg, basemap=basemap,
+                                  streets=streets[streets["kind"] == "major"], proposed_sites=proposed)
+        files = [maps_mod.save_map(m, mdir / "overview.html", embed_assets=embed_assets)]
+        codes = list(study.units["unit_code"])
+        # the service areas (reached streets) once for the whole area, clipped per unit
+        areas = maps_mod.service_areas(study.network, node_times, rules) if node_times else None
 
-        it = tqdm(codes, desc="unit maps", leave=False)
-    for code in it:
-        m = maps_mod.unit_map(
-            code, study.units, study.cells, results, facilities, cfg,
-            net=study.network, node_times=node_times, proposed_sites=proposed, basemap=basemap,
-            service_areas=areas, streets=streets,
-        )
-        files.append(maps_mod.save_map(m, mdir / f"unit_{code}.html", embed_assets=embed_assets))
-    files += _write_whatif_maps(mdir, study, results, siting_out, basemap=basemap, embed_assets=embed_assets)
+        def unit_page(code):
+            m = maps_mod.unit_map(
+                code, study.units, study.cells, results, facilities, cfg,
+                net=study.network, node_times=node_times, proposed_sites=proposed, basemap=basemap,
+                service_areas=areas, streets=streets,
+            )
+            return maps_mod.save_map(m, mdir / f"unit_{code}.html", embed_assets=embed_assets)
+
+        if parallel:  # two processes take the next unit map in turn until none is left
+            take = _parallel.Counter()
+            helpers.append(_parallel.side_task(take.run, unit_page, codes))
+            mine = take.run(unit_page, codes, progress=progress, desc="unit maps")
+            theirs = helpers[-1].result()
+            by_code = {**mine, **theirs}
+            files += [by_code[c] for c in codes]
+            files += helpers[0].result()
+        else:
+            it = codes
+            if progress:
+                from tqdm.auto import tqdm
+
+                it = tqdm(codes, desc="unit maps", leave=False)
+            files += [unit_page(code) for code in it]
+            files += _write_whatif_maps(mdir, study, results, siting_out, basemap=basemap,
+                                        embed_assets=embed_assets)
+    finally:
+        for h in helpers:
+            h.cancel()  # only those still running: after an error here
     return files
+
+
+def _proposed_sites(siting_out: dict | None) -> gpd.GeoDataFrame | None:
+    """Every circle's ranked new sites with their ``circle`` (None when there are none)."""
+    parts = []
+    for cid, res in (siting_out or {}).items():
+        sites = res.get("sites")
+        if sites is not None and len(sites):
+            parts.append(sites.assign(circle=cid))
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs) if parts else None
 
 
 def _write_whatif_maps(mdir: Path, study: StudyArea, results: pd.DataFrame, siting_out: dict, *,

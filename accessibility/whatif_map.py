@@ -17,6 +17,7 @@ HTML-escaped tooltips; Leaflet is inlined from ``accessibility/_assets``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -266,6 +267,16 @@ def whatif_map_data(wi, circle_id: str, *, candidates, ranked_site_ids=(), basem
     }
 
 
+@functools.lru_cache(maxsize=1)
+def _page_template():
+    """The page's Jinja template, compiled once per process (autoescaped)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATE.parent)),
+                      autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True))
+    return env.get_template(TEMPLATE.name)
+
+
 def whatif_map_html(data: dict, *, embed_assets: bool = True) -> str:
     """The page for :func:`whatif_map_data`'s ``data`` (Leaflet inlined when ``embed_assets``).
 
@@ -280,15 +291,11 @@ def whatif_map_html(data: dict, *, embed_assets: bool = True) -> str:
     >>> whatif_map_html(data, embed_assets=False).startswith("<!DOCTYPE html>")
     True
     """
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-    env = Environment(loader=FileSystemLoader(str(TEMPLATE.parent)),
-                      autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True))
     meta = data["meta"]
     title = f"{data['labels']['title']} — {meta['circle_label']}"
     if meta["synthetic"]:
         title = "SYNTHETIC DEMO — " + title
-    text = env.get_template(TEMPLATE.name).render(
+    text = _page_template().render(
         page_title=title, meta=meta, labels=data["labels"], data_json=_json_for_script(data),
         leaflet_js=_LEAFLET_JS, leaflet_css=_LEAFLET_CSS)
     if embed_assets:

@@ -717,6 +717,72 @@ def test_names_are_never_run_as_template_code(config, tmp_path):
         assert shown in text or shown.replace("&", "\\u0026") in text
 
 
+@pytest.mark.parametrize("text", ["", "a", "a\n", "a\n\n", "\nx {y} }} {", "L.map({\"a\": {\"b\": 1}});\n  ",
+                                  "{{ 1 }}", "{% raw %}", "{# c #}", "a\r\nb\rc\n"])
+def test_plain_text_renders_as_jinja_would(text):
+    """render_page keeps rendered parts as text: exactly what Jinja renders of them (or None)."""
+    from jinja2 import Template
+
+    got = maps._as_jinja_renders(text)
+    assert got is None or got == Template(text).render()
+    assert (got is None) == any(mark in text for mark in ("{{", "{%", "{#", "\r"))
+
+
+def test_render_page_equals_folium_rendering(config):
+    """Pages rendered without compiling every part (render_page) equal folium's own rendering."""
+    units, cells, fac, results, coverage = make_inputs()
+    units = units.assign(unit_name=["{{ 7*7 }}jd", HOSTILE, "北{碚}"])
+    net, times = make_net(cells)
+    sites = gpd.GeoDataFrame(
+        {"rank": [1], "site_id": ["c1"], "added_covered_population": [500.0], "circle": ["culture_15min"]},
+        geometry=gpd.points_from_xy([X0 + 900], [Y0 + 900]), crs=CRS)
+
+    def pages():
+        return [maps.overview_map(units, coverage, fac, config, circles=CIRCLES, basemap="none",
+                                  proposed_sites=sites),
+                maps.unit_map("500105001", units, cells, results, fac, config, net=net, node_times=times,
+                              circles=CIRCLES, proposed_sites=sites, basemap="osm")]
+
+    for fast, plain in zip(pages(), pages(), strict=True):
+        assert maps.stable_element_ids(maps.render_page(fast)) == maps.stable_element_ids(plain.get_root().render())
+    import branca.element
+    import folium.features
+
+    assert branca.element.Element is maps.Element and folium.features.Template is not maps._compiled_template
+
+
+def test_forked_maps_equal_serial_maps(demo_area, tmp_path):
+    """The run's maps written by two processes (the default where fork exists) are the serial
+    path's bytes: overview, every unit map and every what-if map."""
+    import warnings
+
+    from accessibility import _parallel
+    from accessibility._errors import AccessibilityWarning
+    from accessibility.pipeline import (
+        _write_maps,
+        analyse,
+        circle_node_times,
+        config_for,
+        load_study_area,
+    )
+
+    if not _parallel.fork_ok(2):
+        pytest.skip("no fork on this platform: the maps are written serially")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AccessibilityWarning)
+        study = load_study_area(config_for(demo_area), progress=False)
+        results, table = analyse(study, progress=False)
+        computed = (results, table, {}, circle_node_times(study))
+        written = {}
+        for workers in (1, 2):
+            files = _write_maps(tmp_path / str(workers), study, computed, basemap="none", embed_assets=False,
+                                progress=False, workers=workers)
+            written[workers] = [(f.relative_to(tmp_path / str(workers)), f.read_bytes()) for f in files]
+    assert [n for n, _ in written[1]] == [n for n, _ in written[2]]
+    assert len(written[1]) == 1 + len(study.units) + sum(c.plan for c in study.config.circles.values())
+    assert [n for n, b in written[1] if b != dict(written[2])[n]] == []
+
+
 def _browser(tmp_path):
     """Headless Chromium driven by selenium (chromium-driver), or a skip outside CI."""
     _chromium()

@@ -13,7 +13,7 @@ from accessibility import _parallel
 from accessibility._errors import AccessibilityWarning, DataError
 from accessibility._parallel import side_task, workers
 
-forks = pytest.mark.skipif(not _parallel._can_fork(), reason="forking needs Linux, 2 cores, the main thread")
+forks = pytest.mark.skipif(not _parallel.fork_ok(), reason="forking needs Linux, 2 cores, the main thread")
 
 
 def _answer(x):
@@ -23,10 +23,6 @@ def _answer(x):
 
 def _fails():
     raise DataError("bad.csv: field 'lon' is empty; fix: fill it")
-
-
-def _sleeps():
-    time.sleep(60)
 
 
 @forks
@@ -43,20 +39,46 @@ def test_side_task_runs_in_a_child_and_gives_back_answer_and_warnings():
 
 @forks
 def test_side_task_error_is_raised_in_the_caller():
-    """Also a warning the filters make an error (pytest's filterwarnings = error)."""
+    """With the child's traceback as a note; also a warning the filters make an error (pytest's
+    filterwarnings = error)."""
     t = side_task(_fails)
-    with pytest.raises(DataError, match="bad.csv: field 'lon'"):
+    with pytest.raises(DataError, match="bad.csv: field 'lon'") as info:
         t.result()
+    assert any("in a forked side task" in n and "_fails" in n for n in info.value.__notes__)
     with pytest.raises(AccessibilityWarning, match="careful with 3"):
         side_task(_answer, 3).result()
 
 
 @forks
-def test_cancel_stops_the_child():
-    t = side_task(_sleeps)
+def test_cancel_stops_the_child(tmp_path):
+    marker = tmp_path / "written"
+
+    def slow():
+        time.sleep(30)
+        marker.write_text("late")
+
+    t = side_task(slow)
     t0 = time.perf_counter()
     t.cancel()
-    assert time.perf_counter() - t0 < 10 and not t._proc.is_alive()
+    assert time.perf_counter() - t0 < 10 and not t._proc.is_alive() and not marker.exists()
+
+
+@forks
+def test_counter_shares_items_between_processes():
+    take = _parallel.Counter()
+    items = list(range(20))
+    other = side_task(take.run, lambda i: i * i, items)
+    mine = take.run(lambda i: i * i, items)
+    theirs = other.result()
+    assert not set(mine) & set(theirs)
+    assert {**mine, **theirs} == {i: i * i for i in items}
+
+
+@forks
+def test_a_side_task_does_not_fork_again():
+    """A side task is a daemonic process: work it hands on runs in it (no third process)."""
+    t = side_task(lambda: (_parallel.fork_ok(), side_task(os.getpid).forked))
+    assert t.result() == (False, False)
 
 
 def test_one_worker_runs_inline(monkeypatch):
