@@ -960,7 +960,7 @@ def write_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max=No
         return {cid: siting_mod.site_circle(cells, res_cells, study.network, cands, rules[cid], options=options,
                                             units=units, facilities=study.facilities) for cid in circle_ids}
 
-    solved = _in_two_lanes(solve, plan, rules)
+    solved = _in_two_lanes(solve, plan, rules, study.network)
     res_all = {}
     for cid in plan:
         c = cfg.circles[cid]
@@ -994,7 +994,7 @@ def write_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max=No
     return res_all
 
 
-def _in_two_lanes(solve, circle_ids: list[str], rules: dict) -> dict:
+def _in_two_lanes(solve, circle_ids: list[str], rules: dict, net) -> dict:
     """``solve(ids)`` for the circles in two lanes: the circles sharing the most common walking rule
     (their coverage sets are computed once: culture and fitness on the demo) here, the others in
     a side task (:func:`accessibility._parallel.side_task`), at the same time.
@@ -1002,9 +1002,13 @@ def _in_two_lanes(solve, circle_ids: list[str], rules: dict) -> dict:
     Every circle's answer is computed exactly as alone (deterministic solver limits, no shared
     random state), so it does not depend on the lanes. The side lane is a forked process only
     while no HiGHS solve has run in this process (a forked copy of HiGHS's thread pool can hang);
-    otherwise it runs here, after the first lane.
+    otherwise it runs here, after the first lane. The side lane's coverage sets come back with its
+    answers, so the what-if maps do not search them again.
     """
     from accessibility import siting as siting_mod
+
+    def side_lane(ids):
+        return solve(ids), siting_mod.remembered_coverage_sets(net)
 
     lanes: dict = {}
     for cid in circle_ids:
@@ -1012,11 +1016,13 @@ def _in_two_lanes(solve, circle_ids: list[str], rules: dict) -> dict:
         lanes.setdefault((r.weight, r.threshold, r.walk_speed_mps, r.max_snap_m), []).append(cid)
     groups = sorted(lanes.values(), key=len, reverse=True)
     here, there = groups[0] if groups else [], [cid for g in groups[1:] for cid in g]
-    side = side_task(solve, there, fork=not siting_mod.solver_started()) if there else None
+    side = side_task(side_lane, there, fork=not siting_mod.solver_started()) if there else None
     try:
         got = solve(here)
         if side is not None:
-            got |= side.result()
+            theirs, sets = side.result()
+            got |= theirs
+            siting_mod.remember_coverage_sets(net, sets)
     finally:
         if side is not None:
             side.cancel()

@@ -1778,6 +1778,22 @@ def coverage_sets(net, cells, candidates, rule, *, progress: bool = False,
     return A.copy()
 
 
+def remembered_coverage_sets(net) -> dict:
+    """The coverage-set matrices remembered on ``net`` (content digest -> matrix), e.g. to hand
+    them from a side process back to the run (:func:`remember_coverage_sets`)."""
+    return dict(net._cache.get("coverage_sets", {}))
+
+
+def remember_coverage_sets(net, entries: dict) -> None:
+    """Add coverage-set matrices computed elsewhere for the same network (keyed by the digest of
+    everything they depend on, so an entry can only answer the question it was computed for)."""
+    memo = net._cache.setdefault("coverage_sets", {})
+    for token, A in entries.items():
+        memo.setdefault(token, A)
+    while len(memo) > _COVERAGE_SETS_MEMO:
+        memo.pop(next(iter(memo)))
+
+
 # ---------------------------------------------------------------------------------------------
 # high level
 
