@@ -470,7 +470,8 @@ def _run_locked(cfg: AreaConfig, study: StudyArea | None, out: Path, params: dic
                                progress=progress and not fork_ok()) if maps else None)
         try:
             with _stage(timings, "charts"):
-                charts, chart_files = _write_charts(tmp, study, table, results, siting_out)
+                charts, chart_files = _write_charts(tmp, study, table, results, siting_out,
+                                                    split=maps_task is None or not maps_task.forked)
                 files += chart_files
             with _stage(timings, "report and workbook"):
                 files.append(write_report(tmp / "report.html", study, table, results, siting_out, maps=maps,
@@ -669,10 +670,12 @@ def _workbook_tables(study: StudyArea, table: pd.DataFrame, supply: pd.DataFrame
     }
 
 
-def chart_set(study: StudyArea, table: pd.DataFrame, results: pd.DataFrame, siting_out: dict | None) -> list[dict]:
+def chart_set(study: StudyArea, table: pd.DataFrame, results: pd.DataFrame, siting_out: dict | None, *,
+              split: bool = True) -> list[dict]:
     """The charts of every plan circle, each drawn once as SVG and PNG, for the report and the
     workbook: dicts with ``circle``, ``kind``, ``key`` (``<circle>_<kind>``), ``caption``, ``svg``
-    (text) and ``png`` (bytes)."""
+    (text) and ``png`` (bytes). ``split``: the second half in a side task (no gain when another
+    side task, e.g. the run's maps, already uses the second core)."""
     from accessibility import figures as fig_mod
 
     cfg = study.config
@@ -680,7 +683,7 @@ def chart_set(study: StudyArea, table: pd.DataFrame, results: pd.DataFrame, siti
     keys = list(figs)
     half = (len(keys) + 1) // 2
     # the second half is drawn beside the first (accessibility._parallel; the same bytes inline)
-    second = side_task(_draw_charts, [figs[k] for k in keys[half:]]) if keys[half:] else None
+    second = side_task(_draw_charts, [figs[k] for k in keys[half:]], fork=split) if keys[half:] else None
     try:
         drawn = _draw_charts([figs[k] for k in keys[:half]]) + (second.result() if second is not None else [])
     finally:
@@ -701,12 +704,12 @@ def _draw_charts(figs: list) -> list[tuple[str, bytes]]:
 
 
 def _write_charts(out: Path, study: StudyArea, table: pd.DataFrame, results: pd.DataFrame,
-                  siting_out: dict) -> tuple[list[dict], list[Path]]:
+                  siting_out: dict, *, split: bool = True) -> tuple[list[dict], list[Path]]:
     """:func:`chart_set` written as ``figures/<circle>_<kind>.svg`` and ``.png``; returns the
     charts (for the report and the workbook) and the files."""
     from accessibility._io import write_bytes_atomic, write_text_atomic
 
-    charts = chart_set(study, table, results, siting_out)
+    charts = chart_set(study, table, results, siting_out, split=split)
     files = []
     for c in charts:
         files.append(write_text_atomic(out / "figures" / f"{c['key']}.svg", c["svg"]))
