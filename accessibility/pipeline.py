@@ -453,6 +453,10 @@ def _run_locked(cfg: AreaConfig, study: StudyArea | None, out: Path, params: dic
         # chosen, the maps while the charts, report and atlas are drawn
         tables = side_task(_timed, _write_tables, tmp, study, results, table)
         try:
+            if maps or atlas:
+                # folium and the map module (~1 s to import) once here, while the side tasks work:
+                # the maps' side task and the atlas then find them loaded
+                import accessibility.maps  # noqa: F401
             if siting:
                 with _stage(timings, "siting"):
                     siting_out = write_siting(tmp, study, results, k_max=k_max, progress=progress)
