@@ -35,7 +35,7 @@ from typing import Any
 
 from accessibility._errors import DataError
 
-__all__ = ["Counter", "SideTask", "fork_ok", "side_task", "workers"]
+__all__ = ["Counter", "SideTask", "fork_ok", "side_task", "two_halves", "workers"]
 
 
 def workers() -> int:
@@ -132,6 +132,28 @@ def side_task(func: Callable[..., Any], /, *args, fork: bool = True, **kwargs) -
     6
     """
     return SideTask(func, args, kwargs, fork=fork and _can_fork())
+
+
+def two_halves(func: Callable[[list, int], Any], items, *, fork: bool = True) -> tuple[Any, Any]:
+    """``(func(first half, 0), func(second half, k))`` with the second half in a side task, drawn
+    while the first is (``k`` = the second half's first position; ``None`` for an empty half).
+
+    The halves depend only on the number of items, so one process gives the same answer.
+
+    Examples
+    --------
+    >>> two_halves(lambda part, k: [k + i for i, _ in enumerate(part)], "abcde", fork=False)
+    ([0, 1, 2], [3, 4])
+    """
+    items = list(items)
+    half = (len(items) + 1) // 2
+    second = side_task(func, items[half:], half, fork=fork) if items[half:] else None
+    try:
+        first = func(items[:half], 0)
+        return first, (second.result() if second is not None else None)
+    finally:
+        if second is not None:
+            second.cancel()
 
 
 def _child(conn, func, args, kwargs) -> None:

@@ -100,7 +100,7 @@ def write_atlas(path: str | Path, study, results: pd.DataFrame, coverage: pd.Dat
     'atlas.pdf'
     """
     from accessibility._io import write_bytes_atomic
-    from accessibility._parallel import side_task
+    from accessibility._parallel import two_halves
 
     cfg = study.config
     ids = circles if circles is not None else [c.id for c in cfg.circles.values() if c.plan]
@@ -108,17 +108,9 @@ def write_atlas(path: str | Path, study, results: pd.DataFrame, coverage: pd.Dat
     codes = sorted(study.units["unit_code"].astype(str))
     pages = [("cover", ids, codes)] + [("district", cid) for cid in ids] + \
         [("unit", code, cid) for code in codes for cid in ids]
-    half = (len(pages) + 1) // 2
     # the second half is drawn beside the first (accessibility._parallel): two PDF files, joined
     # in page order; the halves depend only on the page count, so one process gives the same file
-    second = side_task(_draw_pages, run, pages[half:], half + 1) if pages[half:] else None
-    try:
-        parts = [_draw_pages(run, pages[:half], 1)]
-        if second is not None:
-            parts.append(second.result())
-    finally:
-        if second is not None:
-            second.cancel()
+    parts = [p for p in two_halves(lambda part, k: _draw_pages(run, part, k + 1), pages) if p is not None]
     meta = {"Title": f"{cfg.title_zh} · {cfg.title_en} — atlas", "Author": "accessibility",
             "Subject": cfg.data_status, "Creator": f"accessibility {accessibility.__version__}",
             "Producer": "accessibility"}

@@ -268,15 +268,19 @@ def coverage_bars(coverage: pd.DataFrame, circle_id: str, *, config=None, langua
     >>> len(fig.axes)
     1
     """
+    return _per_unit_figure(plot_coverage_bars, coverage, circle_id, config, language, district_code,
+                            ("各街镇覆盖率与目标", "coverage per unit against its target"))
+
+
+def _per_unit_figure(plot, coverage, circle_id: str, config, language, district_code, what: tuple[str, str]):
+    """A page-wide figure with one row per unit, drawn by ``plot`` (coverage bars, slope effect)."""
     language = _lang(language, config)
     dcode = district_code if district_code is not None else getattr(config, "district_code", None)
     with figure_style():
         rows = _circle_rows(coverage, circle_id, dcode)
         fig = _figure(_A4_WIDTH_IN, 1.4 + 0.3 * max(len(rows), 3))
-        plot_coverage_bars(fig.add_subplot(), coverage, circle_id, district_code=dcode, language=language,
-                           title=_circle_title(config, circle_id, pick("各街镇覆盖率与目标",
-                                                                        "coverage per unit against its target",
-                                                                        language), language))
+        plot(fig.add_subplot(), coverage, circle_id, district_code=dcode, language=language,
+             title=_circle_title(config, circle_id, pick(*what, language), language))
     return fig
 
 
@@ -564,17 +568,8 @@ def slope_effect(coverage: pd.DataFrame, circle_id: str, *, config=None, languag
     ...                   "coverage_share": [0.8], "coverage_share_flat": [0.9]})
     >>> fig = slope_effect(t, "c", language="en")
     """
-    language = _lang(language, config)
-    dcode = district_code if district_code is not None else getattr(config, "district_code", None)
-    with figure_style():
-        rows = _circle_rows(coverage, circle_id, dcode)
-        fig = _figure(_A4_WIDTH_IN, 1.4 + 0.3 * max(len(rows), 3))
-        plot_slope_effect(fig.add_subplot(), coverage, circle_id, district_code=dcode, language=language,
-                          title=_circle_title(config, circle_id, pick("坡度的影响：计入坡度与平地相比",
-                                                                       "what slopes cost, against flat ground",
-                                                                       language),
-                                              language))
-    return fig
+    return _per_unit_figure(plot_slope_effect, coverage, circle_id, config, language, district_code,
+                            ("坡度的影响：计入坡度与平地相比", "what slopes cost, against flat ground"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from accessibility._io import (
     sha256_file,
     write_text_atomic,
 )
-from accessibility._parallel import fork_ok, side_task
+from accessibility._parallel import fork_ok, side_task, two_halves
 from accessibility.area import StudyArea
 from accessibility.config import AreaConfig, load_area
 from accessibility.labels import pick, primary, selected_units_label
@@ -685,14 +685,9 @@ def chart_set(study: StudyArea, table: pd.DataFrame, results: pd.DataFrame, siti
     cfg = study.config
     figs = fig_mod.circle_figures(cfg, table, study.cells, results, siting_out or {})
     keys = list(figs)
-    half = (len(keys) + 1) // 2
     # the second half is drawn beside the first (accessibility._parallel; the same bytes inline)
-    second = side_task(_draw_charts, [figs[k] for k in keys[half:]], fork=split) if keys[half:] else None
-    try:
-        drawn = _draw_charts([figs[k] for k in keys[:half]]) + (second.result() if second is not None else [])
-    finally:
-        if second is not None:
-            second.cancel()
+    first, second = two_halves(_draw_charts, [figs[k] for k in keys], fork=split)
+    drawn = first + (second or [])
     out = []
     for key, (svg, png) in zip(keys, drawn, strict=True):
         cid, kind = key.rsplit("_", 1)
@@ -701,7 +696,7 @@ def chart_set(study: StudyArea, table: pd.DataFrame, results: pd.DataFrame, siti
     return out
 
 
-def _draw_charts(figs: list) -> list[tuple[str, bytes]]:
+def _draw_charts(figs: list, _start: int = 0) -> list[tuple[str, bytes]]:
     from accessibility import figures as fig_mod
 
     return [fig_mod.figure_svg_png(fig) for fig in figs]
