@@ -7,6 +7,7 @@ them atomically into ``data/processed/<run_id>/`` (a failed run leaves the previ
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -958,8 +959,9 @@ def write_siting(out: Path, study: StudyArea, results: pd.DataFrame, *, k_max=No
     plan = [c.id for c in cfg.circles.values() if c.plan]
     res_cells = results.loc[cells.index]
 
-    def solve(circle_ids):
-        return {cid: siting_mod.site_circle(cells, res_cells, study.network, cands, rules[cid], options=options,
+    def solve(circle_ids, *, quiet: bool = False):
+        opts = dataclasses.replace(options, progress=False) if quiet else options
+        return {cid: siting_mod.site_circle(cells, res_cells, study.network, cands, rules[cid], options=opts,
                                             units=units, facilities=study.facilities) for cid in circle_ids}
 
     solved = _in_two_lanes(solve, plan, rules, study.network)
@@ -1009,8 +1011,11 @@ def _in_two_lanes(solve, circle_ids: list[str], rules: dict, net) -> dict:
     """
     from accessibility import siting as siting_mod
 
+    fork = not siting_mod.solver_started()
+    quiet = fork and fork_ok()  # a forked lane draws no progress bar: two on one line garble both
+
     def side_lane(ids):
-        return solve(ids), siting_mod.remembered_coverage_sets(net)
+        return solve(ids, quiet=quiet), siting_mod.remembered_coverage_sets(net)
 
     lanes: dict = {}
     for cid in circle_ids:
@@ -1018,7 +1023,7 @@ def _in_two_lanes(solve, circle_ids: list[str], rules: dict, net) -> dict:
         lanes.setdefault((r.weight, r.threshold, r.walk_speed_mps, r.max_snap_m), []).append(cid)
     groups = sorted(lanes.values(), key=len, reverse=True)
     here, there = groups[0] if groups else [], [cid for g in groups[1:] for cid in g]
-    side = side_task(side_lane, there, fork=not siting_mod.solver_started()) if there else None
+    side = side_task(side_lane, there, fork=fork) if there else None
     try:
         got = solve(here)
         if side is not None:
